@@ -1,0 +1,1 @@
+"""The Discord bot: prompt parsing, commands, buttons, progress and delivery."""

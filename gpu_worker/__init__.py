@@ -1,0 +1,1 @@
+"""The GPU worker: the diffusers SDXL engine and the job run loop."""

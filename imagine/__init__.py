@@ -1,0 +1,1 @@
+"""imagine: the composition root (command line and settings) of the Discord SDXL service."""

@@ -1,0 +1,1 @@
+"""One module per ``imagine`` subcommand, each with ``run(args, settings) -> int``."""

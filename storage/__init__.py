@@ -1,0 +1,1 @@
+"""Durable state: the job contract, tables, queue, quotas ledger and image store."""

@@ -1,0 +1,148 @@
+"""The job contract: plain data shared by the bot and the workers.
+
+No SQLAlchemy, discord or torch here. The bot produces ``GenerationRequest``s (from the prompt
+parser) and enqueues them; workers claim ``Job``s and store ``ImageRecord``s. The ORM tables live
+in ``storage.tables`` and convert with ``Job.from_row``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+MAX_SEED = 4_294_967_295
+GRID_SIZE = 4
+
+
+class JobKind(StrEnum):
+    """What a job asks the worker to do."""
+
+    IMAGINE = "imagine"
+    VARIATION = "variation"
+    UPSCALE = "upscale"
+    REROLL = "reroll"
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class SpeedMode(StrEnum):
+    """Speed modes; relax costs no quota and runs at the lowest priority."""
+
+    TURBO = "turbo"
+    FAST = "fast"
+    RELAX = "relax"
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One normalized request, as the prompt parser produces it (DESIGN section 4).
+
+    ``to_dict`` gives exactly the JSON object that ``imagine parse`` prints for it.
+    """
+
+    prompt: str
+    segments: tuple[tuple[str, float], ...] = ()
+    negative_prompt: str | None = None
+    image_urls: tuple[str, ...] = ()
+    image_weight: float = 1.0
+    aspect: str = "1:1"
+    width: int = 1024
+    height: int = 1024
+    seed: int | None = None
+    chaos: int = 0
+    stylize: int = 100
+    quality: float = 1.0
+    steps: int = 30
+    stop: int = 100
+    tile: bool = False
+    raw: bool = False
+    weird: int = 0
+    model: str | None = None
+    mode: SpeedMode = SpeedMode.FAST
+
+    def with_seed(self, seed: int) -> GenerationRequest:
+        """The same request with a fixed seed."""
+        return dataclasses.replace(self, seed=seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with the contract's keys."""
+        data = dataclasses.asdict(self)
+        data["segments"] = [[text, weight] for text, weight in self.segments]
+        data["image_urls"] = list(self.image_urls)
+        data["mode"] = str(self.mode)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GenerationRequest:
+        """Inverse of ``to_dict``; unknown keys are ignored so old rows stay readable."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["segments"] = tuple((str(t), float(w)) for t, w in values.get("segments", ()))
+        values["image_urls"] = tuple(values.get("image_urls", ()))
+        values["mode"] = SpeedMode(values.get("mode", SpeedMode.FAST))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One stored image of a job (index 0-3 in a grid; -1 for the grid itself)."""
+
+    job_id: int
+    index: int
+    sha256: str
+    width: int
+    height: int
+    seed: int
+    size_bytes: int
+    path: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """A unit of GPU work and everything needed to deliver its result."""
+
+    id: int
+    kind: JobKind
+    status: JobStatus
+    user_id: int
+    request: GenerationRequest
+    seed: int
+    cost: int
+    guild_id: int | None = None
+    channel_id: int | None = None
+    message_id: int | None = None
+    interaction_id: int | None = None
+    parent_job_id: int | None = None
+    parent_index: int | None = None
+    strength: float | None = None
+    input_images: tuple[str, ...] = ()
+    priority: int = 0
+    attempts: int = 0
+    max_attempts: int = 3
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    progress: int = 0
+    preview: bytes | None = field(default=None, repr=False)
+    error: str | None = None
+    cancel_requested: bool = False
+    gpu_seconds: float | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    delivered_at: datetime | None = None

@@ -1,0 +1,1 @@
+"""Pytest fixtures: fake_discord."""
