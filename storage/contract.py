@@ -146,3 +146,58 @@ class Job:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     delivered_at: datetime | None = None
+
+
+class VariationStrength(StrEnum):
+    """How far V buttons move from the source image."""
+
+    STRONG = "strong"
+    SUBTLE = "subtle"
+
+    @property
+    def denoise(self) -> float:
+        return 0.85 if self is VariationStrength.STRONG else 0.5
+
+
+@dataclass(frozen=True)
+class UserSettings:
+    """A user's /settings: defaults applied where a prompt is silent."""
+
+    aspect: str | None = None
+    variation: VariationStrength = VariationStrength.STRONG
+    stylize: int | None = None
+    raw: bool = False
+    mode: SpeedMode = SpeedMode.FAST
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "aspect": self.aspect,
+            "variation": str(self.variation),
+            "stylize": self.stylize,
+            "raw": self.raw,
+            "mode": str(self.mode),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> UserSettings:
+        data = data or {}
+        return cls(
+            aspect=data.get("aspect"),
+            variation=VariationStrength(data.get("variation", VariationStrength.STRONG)),
+            stylize=data.get("stylize"),
+            raw=bool(data.get("raw", False)),
+            mode=SpeedMode(data.get("mode", SpeedMode.FAST)),
+        )
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the bot asks to enqueue: one job, before it has an id."""
+
+    kind: JobKind
+    request: GenerationRequest
+    cost: int
+    parent_job_id: int | None = None
+    parent_index: int | None = None
+    strength: float | None = None
+    input_images: tuple[str, ...] = ()
