@@ -1,0 +1,66 @@
+"""Settings: environment, TOML file and precedence, without touching os.environ."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from imagine.cli import main
+from imagine.settings import DEFAULT_MODEL, Settings
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "deploy" / "imagine.example.toml"
+
+
+def test_defaults_use_sqlite_under_the_data_dir(tmp_path: Path) -> None:
+    settings = Settings.load({"IMAGINE_DATA_DIR": str(tmp_path)})
+    assert settings.model == DEFAULT_MODEL
+    assert settings.database == f"sqlite+aiosqlite:///{tmp_path.resolve() / 'imagine.db'}"
+    assert settings.is_sqlite
+    assert settings.discord_token is None
+
+
+def test_plain_discord_token_is_accepted_and_kept_secret() -> None:
+    settings = Settings.load({"DISCORD_TOKEN": "abc.def"})
+    assert settings.discord_token is not None
+    assert settings.discord_token.get_secret_value() == "abc.def"
+    assert "abc.def" not in repr(settings)
+
+
+def test_prefixed_token_wins_over_plain() -> None:
+    settings = Settings.load({"DISCORD_TOKEN": "plain", "IMAGINE_DISCORD_TOKEN": "prefixed"})
+    assert settings.discord_token is not None
+    assert settings.discord_token.get_secret_value() == "prefixed"
+
+
+def test_example_config_file_loads_and_environment_wins() -> None:
+    settings = Settings.load({"IMAGINE_MAX_REPEAT": "2"}, config_file=EXAMPLE)
+    assert settings.database.startswith("postgresql+asyncpg://")
+    assert settings.quota_period == "day"
+    assert settings.max_repeat == 2
+
+
+def test_complex_values_from_environment() -> None:
+    settings = Settings.load(
+        {"IMAGINE_MODEL_ALIASES": '{"niji": "/models/niji"}', "IMAGINE_GUILD_IDS": "[1, 2]"}
+    )
+    assert settings.model_aliases == {"niji": "/models/niji"}
+    assert settings.guild_ids == [1, 2]
+
+
+def test_invalid_value_names_the_setting() -> None:
+    with pytest.raises(ValidationError, match="max_repeat"):
+        Settings.load({"IMAGINE_MAX_REPEAT": "40"})
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        Settings.load({}, config_file=tmp_path / "nope.toml")
+
+
+def test_cli_reports_bad_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("quota_period = 'fortnight'\n")
+    assert main(["--config", str(bad), "parse", "a cat"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid configuration" in err
+    assert "quota_period" in err
