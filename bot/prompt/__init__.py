@@ -1,0 +1,25 @@
+"""The prompt language: Midjourney-style ``/imagine`` text to ``GenerationRequest``s.
+
+Pure: no discord, torch or storage I/O. ``parse`` raises ``PromptError`` whose text is the one
+line shown to the user; ``render`` turns a request back into prompt text.
+"""
+
+from __future__ import annotations
+
+from bot.prompt._aspect import parse_aspect, sdxl_size
+from bot.prompt._errors import PromptError
+from bot.prompt._options import DEFAULT_STEPS_PER_QUALITY, ParserOptions
+from bot.prompt._parser import MAX_PROMPT_CHARS, MAX_REQUESTS, parse
+from bot.prompt._render import render
+
+__all__ = [
+    "DEFAULT_STEPS_PER_QUALITY",
+    "MAX_PROMPT_CHARS",
+    "MAX_REQUESTS",
+    "ParserOptions",
+    "PromptError",
+    "parse",
+    "parse_aspect",
+    "render",
+    "sdxl_size",
+]

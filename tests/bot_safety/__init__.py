@@ -1,0 +1,1 @@
+"""Tests of the image fetch guard and the banned-words matcher."""

@@ -1,0 +1,1 @@
+"""Tests of the prompt language, ``imagine parse`` and the sampling mapping."""
