@@ -147,6 +147,18 @@ class Job:
     finished_at: datetime | None = None
     delivered_at: datetime | None = None
 
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> Job:
+        """Build a job from a ``jobs`` table row (a mapping of column name to value)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in row.items() if k in names}
+        values["kind"] = JobKind(row["kind"])
+        values["status"] = JobStatus(row["status"])
+        values["request"] = GenerationRequest.from_dict(row["request"])
+        values["input_images"] = tuple(row.get("input_images") or ())
+        values["cancel_requested"] = bool(row.get("cancel_requested", False))
+        return cls(**values)
+
 
 class VariationStrength(StrEnum):
     """How far V buttons move from the source image."""

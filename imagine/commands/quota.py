@@ -1,0 +1,44 @@
+"""``imagine quota set|show|reset USER_ID``: the same quota logic as ``/admin quota``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from imagine.settings import Settings
+from storage.bundle import open_storage
+from storage.errors import StorageError
+from storage.migrate import current_revision, head_revision
+from storage.quotas import QuotaStatus
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one quota action and print the user's quota afterwards."""
+    try:
+        if current_revision(settings.database) != head_revision():
+            print(
+                "imagine quota: the database schema is not up to date; run `imagine migrate`",
+                file=sys.stderr,
+            )
+            return 1
+        status = asyncio.run(_act(args, settings))
+    except StorageError as exc:
+        print(f"imagine quota: {exc}", file=sys.stderr)
+        return 2
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"imagine quota: cannot reach the database: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(status.lines()))
+    return 0
+
+
+async def _act(args: argparse.Namespace, settings: Settings) -> QuotaStatus:
+    async with await open_storage(settings) as storage:
+        if args.quota_command == "set":
+            return await storage.quotas.set_limit(args.user_id, args.images, args.period)
+        if args.quota_command == "reset":
+            return await storage.quotas.reset(args.user_id)
+        return await storage.quotas.status(args.user_id)

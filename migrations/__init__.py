@@ -1,0 +1,1 @@
+"""Alembic migrations of the imagine database (one head); applied by ``storage.migrate``."""

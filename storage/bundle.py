@@ -1,0 +1,77 @@
+"""One handle on everything stored: database, queue, quotas, users and images."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+from storage.db import Database
+from storage.images import FileImageStore, ImageStore
+from storage.limits import Limits, LimitSettings
+from storage.queue import JobQueue
+from storage.quotas import Quotas
+from storage.users import Users
+
+
+class StorageSettings(LimitSettings, Protocol):
+    """The settings ``open_storage`` reads (``imagine.settings.Settings`` has them all)."""
+
+    @property
+    def database(self) -> str: ...
+    @property
+    def data_dir(self) -> Path: ...
+    @property
+    def lease_seconds(self) -> float: ...
+    @property
+    def max_attempts(self) -> int: ...
+
+
+@dataclass
+class Storage:
+    """The storage services of one process; close it (or use ``async with``) when done."""
+
+    db: Database
+    queue: JobQueue
+    quotas: Quotas
+    users: Users
+    images: ImageStore
+
+    async def close(self) -> None:
+        """Close the database."""
+        await self.db.close()
+
+    async def __aenter__(self) -> Storage:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def open_storage(
+    settings: StorageSettings, *, clock: Callable[[], datetime] | None = None
+) -> Storage:
+    """Open the configured database and build the services over it (no migrations here)."""
+    db = await Database.open(settings.database)
+    limits = Limits.from_settings(settings)
+    return Storage(
+        db=db,
+        queue=JobQueue(
+            db,
+            lease_seconds=settings.lease_seconds,
+            max_attempts=settings.max_attempts,
+            limits=limits,
+            clock=clock,
+        ),
+        quotas=Quotas(db, limits, clock=clock),
+        users=Users(db, clock=clock),
+        images=FileImageStore(Path(settings.data_dir) / "images"),
+    )

@@ -1,0 +1,47 @@
+"""Typed storage errors; ``str()`` of each is a clear sentence fit to show a user or admin."""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base of every error the storage layer raises on purpose."""
+
+
+class QuotaExceeded(StorageError):
+    """The user's image quota for the period would be exceeded."""
+
+
+class LimitExceeded(StorageError):
+    """A concurrency or queue cap would be exceeded."""
+
+
+class UserBanned(StorageError):
+    """The user is banned and may not queue jobs."""
+
+
+class UserNotFound(StorageError):
+    """No such user has ever been recorded."""
+
+
+class JobNotFound(StorageError):
+    """No job with that id exists."""
+
+
+class NotJobOwner(StorageError):
+    """The job belongs to another user."""
+
+
+class NotCancellable(StorageError):
+    """The job already finished, so there is nothing to cancel."""
+
+
+class LeaseLost(StorageError):
+    """The worker no longer holds the job (its lease expired and was taken, or it finished)."""
+
+
+class InvalidValue(StorageError):
+    """An argument is out of range or malformed (negative limit, unknown period, bad hash...)."""
+
+
+class BlobNotFound(StorageError):
+    """The image store has no blob with that hash."""

@@ -1,0 +1,108 @@
+"""Quota limits and periods: plain values, no SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from storage.errors import InvalidValue
+from storage.tables import PERIODS
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class LimitSettings(Protocol):
+    """The part of the process settings that holds the server's default limits."""
+
+    @property
+    def quota_images(self) -> int: ...
+    @property
+    def quota_period(self) -> str: ...
+    @property
+    def max_concurrent_jobs(self) -> int: ...
+    @property
+    def max_queued_jobs(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    """One set of limits: images per period, running and queued job caps."""
+
+    images: int = 200
+    period: str = "day"
+    max_concurrent: int = 3
+    max_queued: int = 10
+
+    def __post_init__(self) -> None:
+        check_images(self.images)
+        check_period(self.period)
+        check_cap("max_concurrent", self.max_concurrent)
+        check_cap("max_queued", self.max_queued)
+
+    @classmethod
+    def from_settings(cls, settings: LimitSettings) -> Limits:
+        """The server defaults configured in the settings."""
+        return cls(
+            images=settings.quota_images,
+            period=settings.quota_period,
+            max_concurrent=settings.max_concurrent_jobs,
+            max_queued=settings.max_queued_jobs,
+        )
+
+
+def check_images(images: int) -> int:
+    """``images`` if it is a valid image limit, else InvalidValue."""
+    if isinstance(images, bool) or not isinstance(images, int) or images < 0:
+        raise InvalidValue(f"image limit must be a whole number 0 or more, got {images!r}")
+    return images
+
+
+def check_period(period: str) -> str:
+    """``period`` if it is a known period, else InvalidValue."""
+    if period not in PERIODS:
+        raise InvalidValue(f"quota period must be one of {', '.join(PERIODS)}; got {period!r}")
+    return period
+
+
+def check_cap(name: str, value: int) -> int:
+    """``value`` if it is a valid job cap (1 or more), else InvalidValue."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidValue(f"{name} must be a whole number 1 or more, got {value!r}")
+    return value
+
+
+def period_start(period: str, now: datetime) -> datetime:
+    """When the period containing ``now`` began (UTC calendar: day, ISO week, month)."""
+    now = now.astimezone(UTC)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        return day
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    if period == "total":
+        return EPOCH
+    raise InvalidValue(f"quota period must be one of {', '.join(PERIODS)}; got {period!r}")
+
+
+def period_end(period: str, now: datetime) -> datetime | None:
+    """When the period containing ``now`` ends (the quota resets), None for ``total``."""
+    start = period_start(period, now)
+    if period == "day":
+        return start + timedelta(days=1)
+    if period == "week":
+        return start + timedelta(days=7)
+    if period == "month":
+        return (
+            start.replace(year=start.year + 1, month=1)
+            if start.month == 12
+            else (start.replace(month=start.month + 1))
+        )
+    return None
+
+
+def describe_period(period: str) -> str:
+    """``this day``/``this week``/``this month``/``in total``, for messages."""
+    return "in total" if period == "total" else f"this {period}"

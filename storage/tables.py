@@ -1,0 +1,217 @@
+"""SQLAlchemy Core tables. The schema itself is created and changed only by ``migrations/``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases (SQLite stores naive text, compared as strings)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: storage needs timezone-aware times")
+        value = value.astimezone(UTC)
+        # SQLite compares the stored text, so every value must be written in the same zone.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
+JOB_KINDS = ("imagine", "variation", "upscale", "reroll")
+LEDGER_KINDS = ("reserve", "refund", "grant", "reset")
+PERIODS = ("day", "week", "month", "total")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("banned", Boolean, nullable=False, server_default=text("false")),
+    Column("settings", JSON, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+user_limits = Table(
+    "user_limits",
+    metadata,
+    Column("user_id", BigInteger, ForeignKey("users.id"), primary_key=True),
+    Column("images", Integer, nullable=True),
+    Column("period", String(8), nullable=True),
+    Column("max_concurrent", Integer, nullable=True),
+    Column("max_queued", Integer, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("images IS NULL OR images >= 0", name="images"),
+    CheckConstraint("period IS NULL OR " + _in("period", PERIODS), name="period"),
+    CheckConstraint("max_concurrent IS NULL OR max_concurrent >= 1", name="max_concurrent"),
+    CheckConstraint("max_queued IS NULL OR max_queued >= 1", name="max_queued"),
+)
+
+# One row (id 1) of admin overrides; NULL columns fall back to the process settings.
+server_limits = Table(
+    "server_limits",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("images", Integer, nullable=True),
+    Column("period", String(8), nullable=True),
+    Column("max_concurrent", Integer, nullable=True),
+    Column("max_queued", Integer, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("seed", BigInteger, nullable=False),
+    Column("cost", Integer, nullable=False),
+    Column("guild_id", BigInteger, nullable=True),
+    Column("channel_id", BigInteger, nullable=True),
+    Column("message_id", BigInteger, nullable=True),
+    Column("interaction_id", BigInteger, nullable=True),
+    Column("position", Integer, nullable=False, server_default=text("0")),
+    Column("parent_job_id", Id, ForeignKey("jobs.id"), nullable=True),
+    Column("parent_index", Integer, nullable=True),
+    Column("strength", Float, nullable=True),
+    Column("input_images", JSON, nullable=True),
+    Column("priority", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("max_attempts", Integer, nullable=False),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("progress", Integer, nullable=False, server_default=text("0")),
+    Column("preview", LargeBinary, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, server_default=text("false")),
+    Column("gpu_seconds", Float, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    # NULL interaction ids are distinct, so jobs made without an interaction never collide.
+    UniqueConstraint("interaction_id", "position"),
+    CheckConstraint(_in("status", JOB_STATUSES), name="status"),
+    CheckConstraint(_in("kind", JOB_KINDS), name="kind"),
+    CheckConstraint("cost >= 0", name="cost"),
+    Index("ix_jobs_claim", "status", "priority", "id"),
+    Index("ix_jobs_user_status", "user_id", "status"),
+    Index("ix_jobs_lease", "status", "lease_expires_at"),
+    # The delivery outbox: only active and undelivered jobs are in this index, so it stays small.
+    Index(
+        "ix_jobs_outbox",
+        "finished_at",
+        "id",
+        sqlite_where=text("delivered_at IS NULL"),
+        postgresql_where=text("delivered_at IS NULL"),
+    ),
+)
+
+images = Table(
+    "images",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_id", Id, ForeignKey("jobs.id"), nullable=False),
+    Column("index", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("seed", BigInteger, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("job_id", "index"),
+    Index("ix_images_sha256", "sha256"),
+)
+
+# Append-only. ``period_at`` is when the images count against a period: for a refund, the time
+# of the reservation it returns, so a refund never leaks into a later period or past a reset.
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("job_id", Id, ForeignKey("jobs.id"), nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("amount", Integer, nullable=False),
+    Column("period_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("note", Text, nullable=True),
+    # A refund points at the reservation it returns; unique, so nothing is refunded twice.
+    Column("refund_of", Id, ForeignKey("ledger.id"), nullable=True, unique=True),
+    CheckConstraint(_in("kind", LEDGER_KINDS), name="kind"),
+    Index("ix_ledger_user_period", "user_id", "period_at"),
+    Index("ix_ledger_job", "job_id"),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("model", Text, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+)
+
+banned_words = Table(
+    "banned_words",
+    metadata,
+    Column("word", String(200), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)

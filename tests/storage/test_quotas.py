@@ -1,0 +1,141 @@
+"""Quotas: limits over server defaults, periods, refunds, resets, grants, relax mode, bans."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from storage.contract import SpeedMode
+from storage.errors import InvalidValue, QuotaExceeded, UserBanned, UserNotFound
+from storage.limits import Limits, period_end, period_start
+from storage.queue import JobQueue
+from storage.quotas import Quotas
+from storage.users import Users
+from tests.plugins.database import FakeClock
+from tests.storage.helpers import spec
+
+ALICE, BOB = 1001, 1002
+
+
+async def test_new_user_gets_server_defaults(quotas: Quotas) -> None:
+    status = await quotas.status(ALICE)
+    assert (status.limit, status.period, status.used, status.left) == (200, "day", 0, 200)
+    assert (status.max_concurrent, status.max_queued, status.custom) == (3, 10, False)
+
+
+async def test_own_limit_overrides_and_admin_server_limits_apply_to_others(
+    quotas: Quotas, queue: JobQueue
+) -> None:
+    await quotas.set_limit(ALICE, 8, "week")
+    server = await quotas.set_server_limits(images=4, max_queued=2)
+    assert server == Limits(images=4, period="day", max_concurrent=3, max_queued=2)
+    alice, bob = await quotas.status(ALICE), await quotas.status(BOB)
+    assert (alice.limit, alice.period, alice.max_queued, alice.custom) == (8, "week", 2, True)
+    assert (bob.limit, bob.period, bob.custom) == (4, "day", False)
+    with pytest.raises(QuotaExceeded, match="used 0 of 4 images this day and this needs 8"):
+        await queue.enqueue(BOB, [spec(4), spec(4)], interaction_id=None)
+    cleared = await quotas.clear_limits(ALICE)
+    assert (cleared.limit, cleared.period, cleared.custom) == (4, "day", False)
+
+
+async def test_usage_counts_only_the_current_period(
+    quotas: Quotas, queue: JobQueue, clock: FakeClock
+) -> None:
+    clock.current = datetime(2030, 3, 14, 23, 0, tzinfo=UTC)
+    await quotas.set_limit(ALICE, 10, "day")
+    await queue.enqueue(ALICE, [spec(4), spec(4)], interaction_id=None)
+    status = await quotas.status(ALICE)
+    assert (status.used, status.left) == (8, 2)
+    assert status.resets_at == datetime(2030, 3, 15, tzinfo=UTC)
+    with pytest.raises(QuotaExceeded, match=r"resets at 2030-03-15 00:00 UTC"):
+        await queue.enqueue(ALICE, [spec(4)], interaction_id=None)
+    clock.advance(3600)
+    assert (await quotas.status(ALICE)).used == 0
+    await queue.enqueue(ALICE, [spec(4)], interaction_id=None)
+
+
+async def test_refund_of_yesterdays_job_does_not_credit_today(
+    quotas: Quotas, queue: JobQueue, clock: FakeClock
+) -> None:
+    clock.current = datetime(2030, 3, 14, 23, 30, tzinfo=UTC)
+    [job] = await queue.enqueue(ALICE, [spec(4)], interaction_id=None)
+    clock.advance(3600)
+    await queue.enqueue(ALICE, [spec(4)], interaction_id=None)
+    await queue.request_cancel(job.id)
+    assert (await quotas.status(ALICE)).used == 4
+
+
+async def test_reset_then_refund_of_earlier_job_never_goes_negative(
+    quotas: Quotas, queue: JobQueue
+) -> None:
+    [job] = await queue.enqueue(ALICE, [spec(4)], interaction_id=None)
+    status = await quotas.reset(ALICE)
+    assert (status.used, status.left) == (0, 200)
+    await queue.request_cancel(job.id)
+    assert (await quotas.status(ALICE)).used == 0
+    await queue.enqueue(ALICE, [spec(4)], interaction_id=None)
+    assert (await quotas.status(ALICE)).used == 4
+
+
+async def test_grant_adds_images_for_the_period(quotas: Quotas, queue: JobQueue) -> None:
+    await quotas.set_limit(ALICE, 4, "total")
+    await queue.enqueue(ALICE, [spec(4)], interaction_id=None)
+    with pytest.raises(QuotaExceeded, match="never resets"):
+        await queue.enqueue(ALICE, [spec(4)], interaction_id=None)
+    status = await quotas.grant(ALICE, 4)
+    assert (status.used, status.granted, status.left, status.resets_at) == (4, 4, 4, None)
+    await queue.enqueue(ALICE, [spec(4)], interaction_id=None)
+    assert (await quotas.status(ALICE)).left == 0
+
+
+async def test_relax_mode_costs_nothing_even_without_quota(quotas: Quotas, queue: JobQueue) -> None:
+    await quotas.set_limit(ALICE, 0, "day")
+    [job] = await queue.enqueue(ALICE, [spec(4, mode=SpeedMode.RELAX)], interaction_id=None)
+    assert job.cost == 0 and job.priority == 0
+    with pytest.raises(QuotaExceeded):
+        await queue.enqueue(ALICE, [spec(4)], interaction_id=None)
+
+
+async def test_banned_user_is_refused_and_nothing_is_queued(
+    users: Users, queue: JobQueue, quotas: Quotas
+) -> None:
+    await users.ban(ALICE)
+    assert await users.is_banned(ALICE)
+    with pytest.raises(UserBanned, match="banned"):
+        await queue.enqueue(ALICE, [spec(4)], interaction_id=1)
+    status = await quotas.status(ALICE)
+    assert (status.used, status.queued) == (0, 0)
+    await users.unban(ALICE)
+    await queue.enqueue(ALICE, [spec(4)], interaction_id=1)
+
+
+async def test_bad_quota_input_raises_clear_errors_and_changes_nothing(quotas: Quotas) -> None:
+    await quotas.set_limit(ALICE, 5, "day")
+    for call, error, message in (
+        (quotas.set_limit(ALICE, -1, "day"), InvalidValue, "0 or more, got -1"),
+        (quotas.set_limit(ALICE, 5, "year"), InvalidValue, "day, week, month, total; got 'year'"),
+        (quotas.set_limit(0, 5, "day"), InvalidValue, "positive Discord id"),
+        (quotas.set_caps(ALICE, max_concurrent=0, max_queued=None), InvalidValue, "1 or more"),
+        (quotas.set_caps(ALICE, max_concurrent=None, max_queued=None), InvalidValue, "give"),
+        (quotas.grant(ALICE, 0), InvalidValue, "1 or more"),
+        (quotas.set_server_limits(period="fortnight"), InvalidValue, "fortnight"),
+        (quotas.reset(BOB), UserNotFound, "User 1002 has never used the bot"),
+        (quotas.clear_limits(BOB), UserNotFound, "never used"),
+    ):
+        with pytest.raises(error, match=message):
+            await call
+    status = await quotas.status(ALICE)
+    assert (status.limit, status.period, status.max_concurrent, status.used) == (5, "day", 3, 0)
+    assert (await quotas.status(BOB)).custom is False
+
+
+def test_period_boundaries() -> None:
+    now = datetime(2030, 12, 18, 15, 30, tzinfo=UTC)  # a Wednesday
+    assert period_start("day", now) == datetime(2030, 12, 18, tzinfo=UTC)
+    assert period_start("week", now) == datetime(2030, 12, 16, tzinfo=UTC)
+    assert period_end("week", now) == datetime(2030, 12, 23, tzinfo=UTC)
+    assert period_end("month", now) == datetime(2031, 1, 1, tzinfo=UTC)
+    assert period_end("total", now) is None
+    with pytest.raises(InvalidValue, match="got 'hour'"):
+        period_start("hour", now)
