@@ -1,0 +1,122 @@
+"""The discord.py client: extensions, persistent buttons, loops and command sync."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+import aiohttp
+import discord
+import yarl
+from discord.ext import commands
+
+from bot.buttons import JobButton
+from bot.delivery import Courier
+from bot.errors import ErrorTree
+from bot.services import Services
+from bot.settings_menu import SettingsSelect
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("bot.exts.imagine", "bot.exts.user", "bot.exts.admin")
+BANNED_WORDS_REFRESH = 60.0
+
+
+def configure_endpoints(api_base: str, gateway_url: str) -> None:
+    """Point discord.py at a Discord-compatible server (REST base and gateway URL).
+
+    discord.py reads both from class attributes, so this is process-wide; call it before login.
+    """
+    discord.http.Route.BASE = api_base.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+class ImagineBot(commands.Bot):
+    """The imagine bot; everything it needs comes in through ``services``."""
+
+    def __init__(self, services: Services) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            help_command=None,
+            intents=intents,
+            tree_cls=ErrorTree,
+            # Prompts are user text: only the job owner's mention may ping anyone.
+            allowed_mentions=discord.AllowedMentions(
+                everyone=False, roles=False, users=True, replied_user=False
+            ),
+        )
+        self.services = services
+        self.courier = Courier(self, services)
+        self._session: aiohttp.ClientSession | None = None
+        self._loops: list[asyncio.Task[None]] = []
+        self.synced = asyncio.Event()
+        self.ready_event = asyncio.Event()
+
+    @property
+    def http_session(self) -> aiohttp.ClientSession:
+        """The session used to fetch image prompts (created in ``setup_hook``)."""
+        if self._session is None:
+            raise RuntimeError("the bot has not been set up yet")
+        return self._session
+
+    async def setup_hook(self) -> None:
+        """Load extensions, register persistent items, start the loops, sync commands."""
+        self._session = aiohttp.ClientSession()
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        self.add_dynamic_items(JobButton, SettingsSelect)
+        await self.services.banned.refresh()
+        self._start(self.courier.delivery_loop(), "delivery")
+        self._start(self.courier.progress_loop(), "progress")
+        self._start(self._refresh_banned_words(), "banned-words")
+        await self.sync_commands()
+
+    def _start(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=f"imagine-{name}")
+        task.add_done_callback(self._loop_ended)
+        self._loops.append(task)
+
+    @staticmethod
+    def _loop_ended(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the %s loop stopped", task.get_name(), exc_info=task.exception())
+
+    async def _refresh_banned_words(self) -> None:
+        while True:
+            await asyncio.sleep(BANNED_WORDS_REFRESH)
+            try:
+                await self.services.banned.refresh()
+            except Exception:
+                log.exception("could not refresh the banned words")
+
+    async def sync_commands(self) -> None:
+        """Sync slash commands: to the configured guilds at once, else globally."""
+        guild_ids = self.services.settings.guild_ids
+        if guild_ids:
+            for guild_id in guild_ids:
+                guild = discord.Object(id=guild_id)
+                self.tree.copy_global_to(guild=guild)
+                await self.tree.sync(guild=guild)
+        else:
+            await self.tree.sync()
+        self.synced.set()
+
+    async def on_ready(self) -> None:
+        """Connected to the gateway with the guilds loaded."""
+        log.info("connected as %s", self.user)
+        self.ready_event.set()
+
+    async def close(self) -> None:
+        """Stop the loops and the fetch session, then disconnect."""
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        await super().close()

@@ -1,0 +1,102 @@
+"""The bot's one error boundary: any exception becomes one clear ephemeral message.
+
+Expected refusals (bad prompts, quota, bans, unsafe image URLs) carry a user-facing sentence in
+``str(exc)`` and are shown as they are. Anything else is logged with a short reference and the
+user sees a plain apology with that reference, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import discord
+from discord import app_commands
+
+from bot.prompt import PromptError
+from bot.safety import FetchRefused
+from storage.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+THINKING = "imagine.thinking"
+
+
+class UserFacingError(Exception):
+    """A refusal whose message is meant for the user as it is."""
+
+
+_EXPECTED: tuple[type[BaseException], ...] = (
+    UserFacingError,
+    PromptError,
+    FetchRefused,
+    StorageError,
+)
+
+
+def message_for(exc: BaseException) -> str:
+    """The sentence shown to the user for ``exc`` (unexpected ones are logged here)."""
+    if isinstance(exc, app_commands.CommandInvokeError):
+        exc = exc.original
+    if isinstance(exc, _EXPECTED):
+        text = str(exc).strip()
+        return text or type(exc).__name__
+    if isinstance(exc, app_commands.CheckFailure):
+        return str(exc) or "You are not allowed to use this command."
+    if isinstance(exc, app_commands.TransformerError):
+        return f"The value {exc.value!r} is not valid for this option."
+    reference = secrets.token_hex(4)
+    log.error("unexpected error (reference %s)", reference, exc_info=exc)
+    if isinstance(exc, discord.HTTPException):
+        return f"Discord refused a request ({exc.status}); please try again. Reference {reference}."
+    return f"Something went wrong on our side; please try again. Reference {reference}."
+
+
+async def send_error(interaction: discord.Interaction, exc: BaseException) -> None:
+    """Tell the user what went wrong, ephemerally, whatever state the interaction is in."""
+    text = message_for(exc)
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(text, ephemeral=True)
+            return
+        if interaction.extras.get(THINKING):
+            # The private "thinking..." placeholder becomes the answer.
+            interaction.extras[THINKING] = False
+            await interaction.edit_original_response(content=text)
+            return
+        await interaction.followup.send(text, ephemeral=True)
+    except Exception as report_exc:
+        # The token may have expired or the bot may be shutting down: nobody is left to tell.
+        log.warning("could not report an error to the user: %s", report_exc)
+
+
+async def defer_private(interaction: discord.Interaction) -> None:
+    """Acknowledge at once with a "thinking..." only the user sees; it becomes the answer."""
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    interaction.extras[THINKING] = True
+
+
+async def reply_private(
+    interaction: discord.Interaction, text: str, *, view: discord.ui.View | None = None
+) -> None:
+    """Answer an acknowledged interaction privately (fills the placeholder if there is one)."""
+    if interaction.extras.get(THINKING):
+        interaction.extras[THINKING] = False
+        if view is None:
+            await interaction.edit_original_response(content=text)
+        else:
+            await interaction.edit_original_response(content=text, view=view)
+    elif view is None:
+        await interaction.followup.send(text, ephemeral=True)
+    else:
+        await interaction.followup.send(text, view=view, ephemeral=True)
+
+
+class ErrorTree(app_commands.CommandTree[discord.Client]):
+    """A command tree whose errors all go through ``send_error``."""
+
+    async def on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """Report every command error to its user."""
+        await send_error(interaction, error)

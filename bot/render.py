@@ -1,0 +1,197 @@
+"""Message text for jobs, results, /info and admin replies: plain functions of plain data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from discord.utils import escape_markdown
+
+from bot.prompt import ParserOptions
+from bot.prompt import render as render_prompt
+from storage.contract import Job, JobKind, JobStatus, UserSettings
+
+MAX_CONTENT = 2000
+_SUMMARY_CHARS = 180
+
+
+def failure_summary(error: str | None) -> str:
+    """One short line from a stored error (``Type: message`` plus maybe a traceback tail)."""
+    if not error or not error.strip():
+        return "the worker gave no reason"
+    line = next((ln.strip() for ln in error.strip().splitlines() if ln.strip()), "")
+    if len(line) > _SUMMARY_CHARS:
+        line = line[: _SUMMARY_CHARS - 1].rstrip() + "…"
+    return line
+
+
+def job_status(job: Job) -> str:
+    """The parenthesised status at the end of a job message."""
+    if job.status is JobStatus.QUEUED:
+        return "Waiting to start"
+    if job.status is JobStatus.RUNNING:
+        return f"{max(0, min(100, job.progress))}%"
+    if job.status is JobStatus.SUCCEEDED:
+        return str(job.request.mode)
+    if job.status is JobStatus.CANCELLED:
+        return "Cancelled" + (", refunded" if job.cost else "")
+    refund = f"; {job.cost} image{'s' if job.cost != 1 else ''} refunded" if job.cost else ""
+    return f"Failed: {failure_summary(job.error)}{refund}"
+
+
+def _strength_label(job: Job) -> str:
+    strength = job.strength or 0.0
+    if job.kind is JobKind.UPSCALE:
+        return "Subtle" if strength < 0.3 else "Creative"
+    return "Strong" if strength >= 0.7 else "Subtle"
+
+
+def _title(job: Job, options: ParserOptions | None) -> str:
+    return escape_markdown(render_prompt(job.request, options=options))
+
+
+def job_content(job: Job, options: ParserOptions | None = None) -> str:
+    """``**<prompt> <params>** - <@user> (<status>)``, labelled by kind."""
+    user = f"<@{job.user_id}>"
+    if job.kind is JobKind.VARIATION:
+        who = f"Variations ({_strength_label(job)}) by {user}"
+    elif job.kind is JobKind.UPSCALE:
+        index = (job.parent_index or 0) + 1
+        who = f"Upscaled ({_strength_label(job)}) image #{index} by {user}"
+    else:
+        who = user
+    return _fit(_title(job, options), f" - {who} ({job_status(job)})")
+
+
+def single_image_content(
+    job: Job, index: int, clicker_id: int, options: ParserOptions | None = None
+) -> str:
+    """The message that shows one image of a grid (the U buttons)."""
+    return _fit(_title(job, options), f" - Image #{index + 1} <@{clicker_id}>")
+
+
+def _fit(title: str, tail: str) -> str:
+    """Bold title plus tail, the title shortened so the message stays within Discord's limit."""
+    full = f"**{title}**{tail}"
+    if len(full) <= MAX_CONTENT:
+        return full
+    room = MAX_CONTENT - len(tail) - len("**…**")
+    # A cut right after an escaping backslash would escape the closing asterisks.
+    return f"**{title[:room].rstrip(chr(92))}…**{tail}"
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "never"
+    return f"<t:{int(moment.timestamp())}:R>"
+
+
+class QuotaView(Protocol):
+    """The fields of a quota status that the bot shows."""
+
+    @property
+    def limit(self) -> int: ...
+    @property
+    def period(self) -> str: ...
+    @property
+    def used(self) -> int: ...
+    @property
+    def left(self) -> int: ...
+    @property
+    def running(self) -> int: ...
+    @property
+    def queued(self) -> int: ...
+    @property
+    def lifetime_images(self) -> int: ...
+    @property
+    def resets_at(self) -> datetime | None: ...
+
+
+def quota_lines(status: QuotaView) -> list[str]:
+    """Human lines for a quota status (limit, period, used, left, running, queued, lifetime)."""
+    period_text = "in total" if str(status.period) == "total" else f"per {status.period}"
+    lines = [
+        f"Quota: {status.used} of {status.limit} images used {period_text}, {status.left} left"
+    ]
+    if status.resets_at is not None:
+        lines.append(f"Resets {_when(status.resets_at)}")
+    lines.append(f"Jobs: {status.running} running, {status.queued} queued")
+    lines.append(f"Lifetime images: {status.lifetime_images}")
+    return lines
+
+
+def info_content(status: QuotaView, jobs: Sequence[Job], positions: dict[int, int | None]) -> str:
+    """The /info reply: quota, then each running or queued job with its place in the queue."""
+    lines = quota_lines(status)
+    active = [j for j in jobs if j.status in (JobStatus.RUNNING, JobStatus.QUEUED)]
+    if active:
+        lines.append("")
+        for job in active:
+            prompt = escape_markdown(job.request.prompt)
+            if len(prompt) > 60:
+                prompt = prompt[:59] + "…"
+            if job.status is JobStatus.RUNNING:
+                where = f"running, {job.progress}%"
+            else:
+                position = positions.get(job.id)
+                where = f"queued, position {position}" if position else "queued"
+            lines.append(f"#{job.id} {prompt} ({where})")
+    return "\n".join(lines)
+
+
+def settings_content(settings: UserSettings) -> str:
+    """The /settings reply: the user's current defaults."""
+    return "\n".join(
+        [
+            "Your defaults (used where a prompt does not say otherwise):",
+            f"Aspect ratio: {settings.aspect or '1:1'}",
+            f"Variation strength: {settings.variation}",
+            f"Stylize: {settings.stylize if settings.stylize is not None else 100}",
+            f"Raw style: {'on' if settings.raw else 'off'}",
+            f"Speed mode: {settings.mode}",
+        ]
+    )
+
+
+class WorkerView(Protocol):
+    """The fields of a worker row that /admin queue shows."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def last_seen(self) -> datetime: ...
+
+
+class QueueStatsView(Protocol):
+    """The fields of queue statistics that /admin queue shows."""
+
+    @property
+    def queued(self) -> int: ...
+    @property
+    def running(self) -> int: ...
+    @property
+    def workers(self) -> Sequence[WorkerView]: ...
+
+
+def queue_content(stats: QueueStatsView, running: Sequence[Job]) -> str:
+    """The /admin queue reply: depth, workers with last seen, running jobs."""
+    lines = [f"Queue: {stats.queued} waiting, {stats.running} running"]
+    if stats.workers:
+        lines.append("Workers:")
+        lines += [
+            f"- {w.id} on {w.host} ({w.model}), last seen {_when(w.last_seen)}"
+            for w in stats.workers
+        ]
+    else:
+        lines.append("Workers: none has checked in")
+    if running:
+        lines.append("Running:")
+        for job in running:
+            owner = job.lease_owner or "?"
+            lines.append(f"- #{job.id} <@{job.user_id}> {job.progress}% on {owner}")
+    return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""What the bot's cogs and loops are given: settings, storage handles and small caches."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from bot.messages import MessageSlots
+from bot.moderation import find_banned
+from bot.prompt import ParserOptions
+
+if TYPE_CHECKING:
+    from imagine.settings import Settings
+    from storage.db import Database
+    from storage.images import ImageStore
+    from storage.metrics import Metrics
+    from storage.queue import JobQueue
+    from storage.quotas import Quotas
+    from storage.users import Users
+
+
+class BannedWords:
+    """The banned-word list, held in memory so /imagine can check it before acknowledging.
+
+    Admin commands update it at once; ``refresh`` reloads it from the database (at start-up and
+    periodically, so a change made by another bot process arrives too).
+    """
+
+    def __init__(self, users: Users) -> None:
+        self._users = users
+        self._words: tuple[str, ...] = ()
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """The current list."""
+        return self._words
+
+    async def refresh(self) -> None:
+        """Reload from the database."""
+        self._words = tuple(await self._users.banned_words())
+
+    def find(self, text: str) -> str | None:
+        """The first banned word in ``text``, or ``None``."""
+        return find_banned(text, self._words) if self._words else None
+
+
+@dataclass
+class Services:
+    """Dependencies shared by the bot's extensions and loops."""
+
+    settings: Settings
+    db: Database
+    queue: JobQueue
+    quotas: Quotas
+    users: Users
+    images: ImageStore
+    metrics: Metrics | None = None
+    banned: BannedWords = field(init=False)
+    parser: ParserOptions = field(init=False)
+    messages: MessageSlots = field(default_factory=MessageSlots)
+    # Wakes the delivery loop early (this process posted a message a finished job waits for).
+    delivery_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.banned = BannedWords(self.users)
+        self.parser = ParserOptions.from_settings(self.settings)
+
+
+def services_of(client: object) -> Services:
+    """The ``Services`` of the bot that received an interaction."""
+    services = getattr(client, "services", None)
+    if not isinstance(services, Services):
+        raise RuntimeError("this client was not built with imagine services")
+    return services

@@ -1,0 +1,337 @@
+"""The SDXL engine: turns one job's request into images.
+
+- txt2img grid: all images in one batched pipeline call with one ``torch.Generator`` per image,
+  seeded ``seed + i``. Image i depends only on the seed and its index, never on the batch: a
+  render of ``indices=(i,)`` alone gives exactly grid image i (``--chaos`` mixes image 0's noise
+  into the others, see ``storage.sampling``). Images are requested at SDXL sizes and rendered at
+  the model's native resolution (``imaging.scale_size``).
+- Image prompts (``input_images``) and variations run img2img over the same components. Image
+  prompts are averaged into one init image; their strength is ``1 - 0.25 * iw`` (``--iw 0``
+  ignores them almost entirely, the default 1 keeps the composition, 3 stays very close).
+  Variations use the job's strength (0.5 subtle, 0.85 strong).
+- ``--stylize``, ``--raw``, ``--chaos``, ``--weird`` and ``--stop`` act through the shared
+  sampling plan (``storage.sampling``), so the bot's description and the engine agree.
+  ``--chaos`` shapes txt2img starting noise; img2img starts from its image instead.
+- ``--stop`` interrupts the pipeline after that share of the steps and decodes what is there.
+- ``--tile`` switches UNet and VAE convolutions to circular padding for this render only.
+- Progress: ``on_step`` gets every step with its latents (for previews); ``cancelled`` is polled
+  in the same callback and aborts the render at once with ``JobCancelled``.
+- Out of memory: the batch is split (4 -> 2 -> 1 images per call) before giving up; per-image
+  generators keep the images identical whatever the split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
+
+from gpu_worker.conditioning import Conditioning, encode
+from gpu_worker.errors import InvalidTask, JobCancelled, OutOfMemory
+from gpu_worker.imaging import blend_images, fit_cover, scale_size
+from gpu_worker.models import LoadedModel, ModelRegistry
+from gpu_worker.tiling import circular_padding
+from storage.contract import GRID_SIZE, MAX_SEED, GenerationRequest, JobKind
+from storage.sampling import SamplingPlan, sampling_plan
+
+
+@dataclass(frozen=True)
+class RenderTask:
+    """What to render: a request plus the job facts the engine needs."""
+
+    request: GenerationRequest
+    seed: int
+    kind: JobKind = JobKind.IMAGINE
+    # Image prompts for imagine/reroll jobs; the source image for variations and upscales.
+    init_images: tuple[Image.Image, ...] = ()
+    strength: float | None = None
+    # Which grid images to render; image i uses the generator seeded ``seed + i``.
+    indices: tuple[int, ...] = tuple(range(GRID_SIZE))
+    # Render at exactly this size instead of the request's size scaled to the model.
+    size: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """One finished denoising step."""
+
+    step: int
+    total: int
+    latents: torch.Tensor = field(repr=False)
+
+    @property
+    def percent(self) -> int:
+        """Whole percent done, 0-100."""
+        return min(100, math.floor(100 * self.step / max(1, self.total)))
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """The rendered images and what it took."""
+
+    images: list[Image.Image]
+    seeds: list[int]
+    width: int
+    height: int
+    steps_run: int
+    seconds: float
+    model: str
+
+
+StepCallback = Callable[[StepEvent], None]
+CancelCheck = Callable[[], bool]
+
+
+def img2img_steps(steps: int, strength: float) -> tuple[int, int]:
+    """(schedule length to ask img2img for, denoising steps it will run) at ``strength``.
+
+    img2img runs ``int(schedule * strength)`` steps; the schedule is lengthened when that would
+    be zero, so a short schedule at low strength still denoises once.
+    """
+    schedule = steps
+    while int(schedule * strength) < 1:
+        schedule += 1
+    return schedule, min(schedule, int(schedule * strength))
+
+
+def image_prompt_strength(image_weight: float) -> float:
+    """img2img strength for image prompts of weight ``--iw`` (0..3)."""
+    if not 0 <= image_weight <= 3:
+        raise InvalidTask(f"image weight must be between 0 and 3, got {image_weight:g}")
+    return max(0.25, 1.0 - 0.25 * image_weight)
+
+
+class Engine:
+    """Renders tasks with models from a registry; one render at a time per engine."""
+
+    def __init__(self, registry: ModelRegistry, *, cpu_threads: int | None = None) -> None:
+        self.registry = registry
+        self.cpu_threads = cpu_threads
+
+    def _threads(self) -> None:
+        # torch's CPU thread count is per calling thread under OpenMP, and renders run in a
+        # worker thread, so it is applied where the work happens.
+        if self.cpu_threads is not None and torch.get_num_threads() != self.cpu_threads:
+            torch.set_num_threads(self.cpu_threads)
+
+    def prepare(self) -> str:
+        """Load the default model now; returns its source (hub id or directory)."""
+        self._threads()
+        return self.registry.get(None).source
+
+    def render(
+        self,
+        task: RenderTask,
+        *,
+        on_step: StepCallback | None = None,
+        cancelled: CancelCheck | None = None,
+    ) -> RenderResult:
+        """Render ``task``; raises ``JobCancelled`` when ``cancelled()`` turns true."""
+        started = time.perf_counter()
+        self._threads()
+        model = self.registry.get(task.request.model)
+        if task.kind is JobKind.UPSCALE:
+            from gpu_worker.upscale import upscale
+
+            return upscale(self, model, task, on_step=on_step, cancelled=cancelled)
+        if not task.indices or any(not 0 <= i < 16 for i in task.indices):
+            raise InvalidTask(f"image indices must be 0..15, got {list(task.indices)}")
+        if not 0 <= task.seed <= MAX_SEED:
+            raise InvalidTask(f"seed must be between 0 and {MAX_SEED}, got {task.seed}")
+        plan = sampling_plan(task.request)
+        width, height = task.size or self.render_size(model, task.request)
+        conditioning = self.conditioning(model, plan)
+        init, strength = self._init_image(task, (width, height))
+        runner = _Run(model, plan, conditioning, width, height, on_step, cancelled, init, strength)
+        tiling = circular_padding(model.txt2img.unet, model.txt2img.vae) if plan.tile else None
+        with tiling or contextlib.nullcontext():
+            images = runner.run_batched(task.seed, list(task.indices))
+        return RenderResult(
+            images=images,
+            seeds=[task.seed + i for i in task.indices],
+            width=width,
+            height=height,
+            steps_run=runner.steps_done,
+            seconds=time.perf_counter() - started,
+            model=model.name,
+        )
+
+    @staticmethod
+    def render_size(model: LoadedModel, request: GenerationRequest) -> tuple[int, int]:
+        """The request's size at the model's native resolution."""
+        return scale_size(
+            request.width, request.height, model.native_resolution, model.vae_scale_factor
+        )
+
+    @staticmethod
+    def conditioning(model: LoadedModel, plan: SamplingPlan) -> Conditioning:
+        """Prompt embeddings for a plan's segments and negative prompt."""
+        return encode(model, plan.segments, plan.negative_prompt)
+
+    @staticmethod
+    def _init_image(
+        task: RenderTask, size: tuple[int, int]
+    ) -> tuple[Image.Image | None, float | None]:
+        if task.kind is JobKind.VARIATION:
+            if not task.init_images:
+                raise InvalidTask("a variation needs its source image, and none was given")
+            if task.strength is None or not 0 < task.strength <= 1:
+                raise InvalidTask(f"variation strength must be in (0, 1], got {task.strength}")
+            return fit_cover(task.init_images[0], size), task.strength
+        if task.init_images:
+            strength = task.strength or image_prompt_strength(task.request.image_weight)
+            return blend_images(task.init_images, size), strength
+        return None, None
+
+
+class _Run:
+    """One render's pipeline calls, sharing step accounting across batches."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        plan: SamplingPlan,
+        conditioning: Conditioning,
+        width: int,
+        height: int,
+        on_step: StepCallback | None,
+        cancelled: CancelCheck | None,
+        init: Image.Image | None,
+        strength: float | None,
+    ) -> None:
+        self.model = model
+        self.plan = plan
+        self.conditioning = conditioning
+        self.width, self.height = width, height
+        self.on_step, self.cancelled = on_step, cancelled
+        self.init, self.strength = init, strength
+        self.steps_done = 0
+        self.total_steps = 0
+        self._call_steps = 0
+        self._stop_after = 0
+
+    def schedule_steps(self) -> tuple[int, int]:
+        """(schedule length for the pipeline, steps after which ``--stop`` interrupts)."""
+        if self.init is not None and self.strength is not None:
+            # img2img skips the first (1 - strength) of the schedule; --stop cuts the rest
+            # in the same proportion as it would a full schedule.
+            schedule, steps = img2img_steps(self.plan.steps, self.strength)
+            stop_after = max(1, round(steps * self.plan.steps_run / self.plan.steps))
+            return schedule, min(steps, stop_after)
+        return self.plan.steps, self.plan.steps_run
+
+    def run_batched(self, seed: int, indices: Sequence[int]) -> list[Image.Image]:
+        """Render grid images ``indices``, splitting the batch when memory runs out."""
+        batch = len(indices)
+        while True:
+            chunks = [list(indices[i : i + batch]) for i in range(0, len(indices), batch)]
+            _, stop_after = self.schedule_steps()
+            self.total_steps = stop_after * len(chunks)
+            self.steps_done = 0
+            try:
+                images: list[Image.Image] = []
+                for chunk in chunks:
+                    images += self.call(seed, chunk)
+                return images
+            except torch.OutOfMemoryError as exc:
+                if self.model.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if batch == 1:
+                    raise OutOfMemory(
+                        f"out of memory on {self.model.device} rendering one "
+                        f"{self.width}x{self.height} image; lower the size or enable cpu_offload"
+                    ) from exc
+                batch = max(1, batch // 2)
+
+    def call(self, seed: int, indices: Sequence[int]) -> list[Image.Image]:
+        """One pipeline call for grid images ``indices``."""
+        model, plan = self.model, self.plan
+        schedule, self._stop_after = self.schedule_steps()
+        self._call_steps = 0
+        generators = [torch.Generator(device="cpu").manual_seed(seed + i) for i in indices]
+        kwargs: dict[str, Any] = {
+            "num_inference_steps": schedule,
+            "guidance_scale": plan.guidance_scale,
+            "generator": generators,
+            "callback_on_step_end": self._callback,
+            "output_type": "pil",
+        }
+        if self.init is None:
+            # The weird noise is drawn after the latents, from the same generators.
+            kwargs["latents"] = self.initial_latents(seed, indices, generators)
+            kwargs.update(self.perturbed(generators).pipeline_kwargs())
+            result = model.txt2img(width=self.width, height=self.height, **kwargs)
+        else:
+            kwargs.update(self.perturbed(generators).pipeline_kwargs())
+            kwargs["image"] = [self.init] * len(indices)
+            kwargs["strength"] = self.strength
+            result = model.img2img(**kwargs)
+        images: list[Image.Image] = list(result.images)
+        return images
+
+    def initial_latents(
+        self, seed: int, indices: Sequence[int], generators: Sequence[torch.Generator]
+    ) -> torch.Tensor:
+        """Starting noise: image i mixes image 0's noise with its own (``plan.latent_mix``)."""
+        model = self.model
+        factor = model.vae_scale_factor
+        shape = (
+            model.txt2img.unet.config.in_channels,
+            self.height // factor,
+            self.width // factor,
+        )
+        cpu = torch.device("cpu")
+        own = [
+            randn_tensor((1, *shape), generator=g, device=cpu, dtype=model.dtype)
+            for g in generators
+        ]
+        first: torch.Tensor | None = None
+        latents = []
+        for index, noise in zip(indices, own, strict=True):
+            a, b = self.plan.latent_mix(index)
+            if b == 0.0 or index == 0:
+                latents.append(noise)
+                continue
+            if first is None:
+                zero = torch.Generator(device="cpu").manual_seed(seed)
+                first = randn_tensor((1, *shape), generator=zero, device=cpu, dtype=model.dtype)
+            latents.append(a * first + b * noise)
+        return torch.cat(latents).to(model.device)
+
+    def perturbed(self, generators: Sequence[torch.Generator]) -> Conditioning:
+        """The conditioning for each image, nudged per image by ``--weird``."""
+        scale = float(self.plan.weird_scale)
+        batch = self.conditioning.repeat(len(generators))
+        if scale <= 0:
+            return batch
+        embeds = batch.prompt_embeds.clone()
+        pooled = batch.pooled_prompt_embeds.clone()
+        for i, gen in enumerate(generators):
+            for tensor in (embeds, pooled):
+                noise = torch.randn(tensor.shape[1:], generator=gen, dtype=torch.float32)
+                spread = tensor[i].float().std().item()
+                tensor[i] = tensor[i] + (noise * scale * spread).to(tensor.device, tensor.dtype)
+        return Conditioning(
+            embeds, pooled, batch.negative_prompt_embeds, batch.negative_pooled_prompt_embeds
+        )
+
+    def _callback(
+        self, pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]
+    ) -> dict[str, Any]:
+        if self.cancelled is not None and self.cancelled():
+            raise JobCancelled("cancelled by request")
+        self._call_steps += 1
+        self.steps_done += 1
+        if self.on_step is not None:
+            self.on_step(StepEvent(self.steps_done, self.total_steps, tensors["latents"]))
+        if self._call_steps >= self._stop_after:
+            # Stops the loop; the pipeline still decodes the latents it has.
+            pipe._interrupt = True
+        return {}

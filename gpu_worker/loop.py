@@ -1,0 +1,485 @@
+"""The worker's run loop: claim jobs, render them on the device, store results, finish.
+
+The work flows through two stages so the device never waits for the CPU:
+
+1. the device thread (one thread, one render at a time) runs the pipeline;
+2. post-processing (PNG encoding, the grid, the image store, the finishing transaction) runs in
+   a thread pool and on the event loop while the device thread already renders the next job.
+
+The next job is claimed during the current render's last step, so the device does not wait for
+that database round trip either.
+
+While a job is held, a keep-alive task renews its lease every ``PROGRESS_INTERVAL`` seconds (or
+``lease_seconds / 3`` if shorter); during a render it reports progress (percent and a small
+preview) instead, at most that often, which renews the lease too. A requested cancel, seen in either
+answer, aborts the render at the next step and the job is marked cancelled (refunded). A lost
+lease (the job was reaped and given to another worker) aborts the render and leaves the job
+alone. Errors are recorded per job (type and message) and the loop keeps serving: engine errors
+about the job itself fail it for good, anything else goes back to the queue while attempts
+remain. On ``stop`` (SIGTERM) the loop stops claiming, gives a job that is still rendering back
+to the queue (no attempt spent), completes jobs already rendered, and returns. Expired leases
+are reaped periodically, by every worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from PIL import Image
+
+from gpu_worker.engine import RenderResult, RenderTask, StepEvent
+from gpu_worker.errors import EngineError, InvalidTask, JobCancelled, ModelLoadError
+from gpu_worker.imaging import decode_image, encode_png, make_grid
+from imagine.settings import Settings
+from storage.contract import GRID_SIZE, Job, JobKind
+from storage.errors import LeaseLost, StorageError
+from storage.images import ImageStore
+from storage.metrics import Metrics
+from storage.queue import JobQueue, StoredImage
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL = 2.0
+PREVIEW_MAX_SIDE = 128
+MAX_FINISHING = 2
+
+
+class RenderEngine(Protocol):
+    """What the loop needs from an engine (``gpu_worker.engine.Engine`` or a stand-in)."""
+
+    def prepare(self) -> str:
+        """Load the default model; return a short description of it."""
+        ...
+
+    def render(
+        self,
+        task: RenderTask,
+        *,
+        on_step: Callable[[StepEvent], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> RenderResult:
+        """Render a task (blocking; called in the device thread)."""
+        ...
+
+
+def default_worker_id() -> str:
+    """``host:pid:random``, unique per process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class _Held:
+    """A claimed job's shared state between the loop, the keep-alive and the device thread."""
+
+    job: Job
+    abort: threading.Event = field(default_factory=threading.Event)
+    reason: str = ""
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    report: tuple[int, bytes | None] | None = None
+    last_report: float = -math.inf
+    claimed_at: float = field(default_factory=time.monotonic)
+
+    def stop(self, reason: str) -> None:
+        if not self.abort.is_set():
+            self.reason = reason
+            self.abort.set()
+
+
+class Worker:
+    """One worker: a device thread, a post-processing pool and the claim loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        queue: JobQueue,
+        images: ImageStore,
+        engine: RenderEngine,
+        worker_id: str | None = None,
+        metrics: Metrics | None = None,
+        post_threads: int | None = None,
+        progress_interval: float = PROGRESS_INTERVAL,
+    ) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.images = images
+        self.engine = engine
+        self.worker_id = worker_id or settings.worker_id or default_worker_id()
+        self.metrics = metrics
+        self.lease_seconds = settings.lease_seconds
+        self.progress_interval = progress_interval
+        self._device = ThreadPoolExecutor(1, thread_name_prefix="imagine-device")
+        threads = post_threads or min(4, os.cpu_count() or 2)
+        self._post = ThreadPoolExecutor(threads, thread_name_prefix="imagine-post")
+        self._finishing: set[asyncio.Task[None]] = set()
+        # The next job, claimed while the current render's last step runs (see _prefetch).
+        self._next: asyncio.Task[Job | None] | None = None
+        self._stop = asyncio.Event()
+        self.device_busy_seconds = 0.0
+        self.jobs_done = 0
+
+    async def run(self, stop: asyncio.Event, *, once: bool = False) -> None:
+        """Serve until ``stop`` is set (or, with ``once``, until the queue is empty)."""
+        self._stop = stop
+        loop = asyncio.get_running_loop()
+        description = await loop.run_in_executor(self._device, self.engine.prepare)
+        await self.queue.register_worker(self.worker_id, socket.gethostname(), description)
+        log.info("worker %s ready with %s", self.worker_id, description)
+        housekeeping = asyncio.create_task(self._housekeeping(stop, description))
+        try:
+            while not stop.is_set():
+                claimed = await self._take_next()
+                if claimed is None:
+                    if once and not self._finishing:
+                        break
+                    # A job finishing here may free its user's running cap, so the end of any
+                    # of ours is a reason to try again, besides a new job or the poll timeout.
+                    await _first(self._claimable(), stop)
+                    continue
+                await self._run_job(claimed, stop)
+                # Back-pressure: never let finished-but-unstored results pile up in memory.
+                while len(self._finishing) >= MAX_FINISHING:
+                    await asyncio.wait(set(self._finishing), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            housekeeping.cancel()
+            await self._give_back_next()
+            if self._finishing:
+                await asyncio.gather(*self._finishing, return_exceptions=True)
+            await asyncio.gather(housekeeping, return_exceptions=True)
+            self._device.shutdown(wait=True)
+            self._post.shutdown(wait=True)
+
+    async def _claimable(self) -> None:
+        waits: set[asyncio.Future[Any]] = {
+            asyncio.ensure_future(self.queue.db.wait_for_job(self.settings.poll_interval)),
+            *(asyncio.ensure_future(asyncio.shield(task)) for task in self._finishing),
+        }
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    def _prefetch(self) -> None:
+        """Claim the next job now, while the device finishes the current one.
+
+        Called at a render's last step, so the next render starts the moment the device is free
+        (the claim's database round trip overlaps the last step and the VAE decode). Only when
+        no other result waits for storing, so a prefetched job never waits on back-pressure.
+        """
+        if self._next is None and not self._stop.is_set() and not self._finishing:
+            self._next = asyncio.create_task(self._claim())
+
+    async def _take_next(self) -> Job | None:
+        if self._next is None:
+            return await self._claim()
+        task, self._next = self._next, None
+        return await task
+
+    async def _give_back_next(self) -> None:
+        if self._next is None:
+            return
+        job = await self._take_next()
+        if job is not None:
+            try:
+                await self.queue.release(job.id, self.worker_id)
+            except StorageError as exc:
+                log.error("job %s: could not give it back: %s", job.id, exc)
+
+    async def _claim(self) -> Job | None:
+        try:
+            jobs = await self.queue.claim(self.worker_id, 1)
+        except StorageError as exc:
+            log.error("claim failed: %s", exc)
+            return None
+        return jobs[0] if jobs else None
+
+    async def _housekeeping(self, stop: asyncio.Event, description: str) -> None:
+        """Reap expired leases and refresh this worker's last-seen time."""
+        interval = max(0.5, min(self.lease_seconds / 2, 30.0))
+        while not stop.is_set():
+            await _first(asyncio.sleep(interval), stop)
+            try:
+                reaped = await self.queue.reap_expired()
+                if reaped:
+                    log.warning("took back %d job(s) whose worker stopped responding", reaped)
+                await self.queue.register_worker(self.worker_id, socket.gethostname(), description)
+            except StorageError as exc:
+                log.error("housekeeping failed: %s", exc)
+
+    # -- one job -------------------------------------------------------------------------------
+
+    async def _run_job(self, job: Job, stop: asyncio.Event) -> None:
+        held = _Held(job)
+        if self.metrics is not None and job.created_at is not None and job.created_at.tzinfo:
+            waited = (datetime.now(UTC) - job.created_at).total_seconds()
+            self.metrics.wait_seconds.observe(max(0.0, waited))
+        keepalive = asyncio.create_task(self._keepalive(held))
+        watcher = asyncio.create_task(_on_set(stop, lambda: held.stop("shutdown")))
+        loop = asyncio.get_running_loop()
+        try:
+            task = await self._task_for(job)
+            started = time.perf_counter()
+            try:
+                result = await loop.run_in_executor(self._device, self._render, task, held, loop)
+            finally:
+                self.device_busy_seconds += time.perf_counter() - started
+        except JobCancelled:
+            watcher.cancel()
+            await self._aborted(held, keepalive)
+            return
+        except Exception as exc:  # the per-job error boundary: record it, keep serving
+            watcher.cancel()
+            await self._failed(held, keepalive, exc)
+            return
+        watcher.cancel()
+        finishing = asyncio.create_task(self._finish(held, keepalive, result))
+        self._finishing.add(finishing)
+        finishing.add_done_callback(self._finishing.discard)
+
+    def _render(
+        self, task: RenderTask, held: _Held, loop: asyncio.AbstractEventLoop
+    ) -> RenderResult:
+        """Device thread: run the engine, posting progress to the loop."""
+
+        def on_step(event: StepEvent) -> None:
+            if event.step == event.total:
+                loop.call_soon_threadsafe(self._prefetch)
+            now = time.monotonic()
+            if now - held.last_report < self.progress_interval and event.step < event.total:
+                return
+            held.last_report = now
+            from gpu_worker.preview import preview_jpeg
+
+            preview = preview_jpeg(event.latents, PREVIEW_MAX_SIDE)
+            loop.call_soon_threadsafe(self._post_report, held, event.percent, preview)
+
+        return self.engine.render(task, on_step=on_step, cancelled=held.abort.is_set)
+
+    @staticmethod
+    def _post_report(held: _Held, percent: int, preview: bytes | None) -> None:
+        held.report = (percent, preview)
+        held.wake.set()
+
+    async def _keepalive(self, held: _Held) -> None:
+        """Renew the lease (with progress when there is some); notice cancels and lost leases.
+
+        It runs at least every progress interval, so a cancel is seen within about two seconds
+        even while a step is slow.
+        """
+        interval = min(self.lease_seconds / 3, self.progress_interval)
+        job_id = held.job.id
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(held.wake.wait(), interval)
+            held.wake.clear()
+            report, held.report = held.report, None
+            try:
+                if report is not None:
+                    # A step past 99% is reported as 99 until the images are stored.
+                    job = await self.queue.report_progress(
+                        job_id, self.worker_id, min(report[0], 99), report[1]
+                    )
+                else:
+                    job = await self.queue.heartbeat(job_id, self.worker_id)
+            except LeaseLost as exc:
+                log.warning("job %s: lease lost (%s); abandoning it", job_id, exc)
+                held.stop("lost")
+                return
+            except StorageError as exc:
+                log.error("job %s: lease renewal failed: %s", job_id, exc)
+                continue
+            if job.cancel_requested:
+                held.stop("cancel")
+
+    async def _task_for(self, job: Job) -> RenderTask:
+        """The render task for a job, with its input images loaded from the store."""
+        request = job.request
+        if job.kind in (JobKind.VARIATION, JobKind.UPSCALE):
+            if job.parent_job_id is not None:
+                keys = [await self._parent_image(job)]
+            elif job.input_images:
+                keys = [job.input_images[0]]
+            else:
+                raise InvalidTask(f"{job.kind} job {job.id} names no source image")
+        else:
+            keys = list(job.input_images)
+        init: list[Image.Image] = []
+        for key in keys:
+            try:
+                data = await self.images.get(key)
+            except StorageError as exc:
+                raise InvalidTask(f"input image {key[:12]}... is not in the image store") from exc
+            init.append(await asyncio.to_thread(decode_image, data))
+        return RenderTask(
+            request=request,
+            seed=job.seed,
+            kind=job.kind,
+            init_images=tuple(init),
+            strength=job.strength,
+            indices=(0,) if job.kind is JobKind.UPSCALE else tuple(range(GRID_SIZE)),
+        )
+
+    async def _parent_image(self, job: Job) -> str:
+        assert job.parent_job_id is not None
+        index = job.parent_index if job.parent_index is not None else 0
+        records = await self.queue.images(job.parent_job_id)
+        for record in records:
+            if record.index == index:
+                return record.sha256
+        raise InvalidTask(
+            f"job {job.parent_job_id} has no image {index + 1} to work from "
+            f"(it has {sorted(r.index + 1 for r in records if r.index >= 0)})"
+        )
+
+    async def _finish(
+        self, held: _Held, keepalive: asyncio.Task[None], result: RenderResult
+    ) -> None:
+        """Post-processing: encode, store and finish (overlaps the next render)."""
+        job = held.job
+        loop = asyncio.get_running_loop()
+        try:
+            # Each PNG (and the grid) is encoded in its own pool task, so all cores share them.
+            encodes = [
+                loop.run_in_executor(self._post, _encode_one, i, seed, image)
+                for i, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True))
+            ]
+            if len(result.images) == GRID_SIZE:
+                encodes.append(
+                    loop.run_in_executor(self._post, _encode_grid, result.images, result.seeds[0])
+                )
+            files = await asyncio.gather(*encodes)
+            blobs = await asyncio.gather(*(self.images.put(png, ".png") for _, _, png, _ in files))
+            stored = [
+                StoredImage(index, blob.sha256, width, height, seed, blob.size, blob.path)
+                for (index, seed, _, (width, height)), blob in zip(files, blobs, strict=True)
+            ]
+            # No lease renewal may race the finishing write (it would find the lease gone).
+            keepalive.cancel()
+            await self.queue.finish(job.id, self.worker_id, stored, gpu_seconds=result.seconds)
+            self.jobs_done += 1
+            if self.metrics is not None:
+                self.metrics.gpu_seconds.inc(result.seconds)
+                self.metrics.jobs.labels(kind=str(job.kind), status="succeeded").inc()
+                self.metrics.run_seconds.labels(kind=str(job.kind)).observe(
+                    time.monotonic() - held.claimed_at
+                )
+            log.info("job %s done in %.2fs of device time", job.id, result.seconds)
+        except LeaseLost as exc:
+            log.warning("job %s finished after its lease was lost: %s", job.id, exc)
+        except Exception as exc:  # the per-job error boundary
+            await self._record_failure(job, exc, retry=True)
+        finally:
+            keepalive.cancel()
+
+    async def _aborted(self, held: _Held, keepalive: asyncio.Task[None]) -> None:
+        keepalive.cancel()
+        job_id = held.job.id
+        try:
+            if held.reason == "cancel":
+                await self.queue.mark_cancelled(job_id, self.worker_id)
+                log.info("job %s cancelled", job_id)
+                if self.metrics is not None:
+                    self.metrics.jobs.labels(kind=str(held.job.kind), status="cancelled").inc()
+            elif held.reason == "shutdown":
+                await self.queue.release(job_id, self.worker_id)
+                log.info("job %s given back to the queue: shutting down", job_id)
+        except LeaseLost:
+            log.warning("job %s: lease already lost", job_id)
+        except StorageError as exc:
+            log.error("job %s: could not record the abort: %s", job_id, exc)
+
+    async def _failed(self, held: _Held, keepalive: asyncio.Task[None], exc: Exception) -> None:
+        keepalive.cancel()
+        if held.reason == "lost":
+            return
+        # Engine errors about the job itself would fail again anywhere; a model that cannot
+        # load here might load on another host.
+        retry = not isinstance(exc, EngineError) or isinstance(exc, ModelLoadError)
+        await self._record_failure(held.job, exc, retry=retry)
+
+    async def _record_failure(self, job: Job, exc: Exception, *, retry: bool) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        log.error("job %s failed: %s", job.id, message, exc_info=not isinstance(exc, EngineError))
+        try:
+            after = await self.queue.fail(job.id, self.worker_id, message, retry=retry)
+        except (LeaseLost, StorageError) as again:
+            log.error("job %s: could not record the failure: %s", job.id, again)
+            return
+        if self.metrics is not None and after.status.finished:
+            self.metrics.jobs.labels(kind=str(job.kind), status="failed").inc()
+
+
+def _encode_one(
+    index: int, seed: int, image: Image.Image
+) -> tuple[int, int, bytes, tuple[int, int]]:
+    """(index, seed, PNG bytes, size) of one image."""
+    return index, seed, encode_png(image), image.size
+
+
+def _encode_grid(images: list[Image.Image], seed: int) -> tuple[int, int, bytes, tuple[int, int]]:
+    """The 2x2 grid as index -1."""
+    grid = make_grid(images)
+    return -1, seed, encode_png(grid), grid.size
+
+
+async def _first(awaitable: Awaitable[object], stop: asyncio.Event) -> None:
+    """Wait for ``awaitable`` or ``stop``, whichever comes first."""
+    work = asyncio.ensure_future(awaitable)
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (work, stopper):
+            if not pending.done():
+                pending.cancel()
+        await asyncio.gather(work, stopper, return_exceptions=True)
+
+
+async def _on_set(event: asyncio.Event, action: Callable[[], None]) -> None:
+    await event.wait()
+    action()
+
+
+async def run_worker(
+    settings: Settings,
+    *,
+    stop: asyncio.Event,
+    queue: JobQueue,
+    images: ImageStore,
+    engine: RenderEngine | None = None,
+    worker_id: str | None = None,
+    metrics: Metrics | None = None,
+    once: bool = False,
+    progress_interval: float = PROGRESS_INTERVAL,
+) -> None:
+    """Run a worker until ``stop`` is set; builds the SDXL engine from settings unless given."""
+    if engine is None:
+        from gpu_worker.engine import Engine
+        from gpu_worker.models import ModelRegistry
+
+        engine = Engine(ModelRegistry(settings))
+    worker = Worker(
+        settings,
+        queue=queue,
+        images=images,
+        engine=engine,
+        worker_id=worker_id,
+        metrics=metrics,
+        progress_interval=progress_interval,
+    )
+    await worker.run(stop, once=once)

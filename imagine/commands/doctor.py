@@ -1,0 +1,185 @@
+"""``imagine doctor``: a checklist of configuration, database, migrations, model and token.
+
+Every check runs offline (nothing is sent to Discord or the model hub) and says what to do when
+it fails. Exit status 0 when nothing failed, 1 otherwise; warnings do not fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagine.settings import DISCORD_API_BASE, Settings
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the checklist."""
+
+    status: str
+    name: str
+    detail: str
+
+    def line(self) -> str:
+        """``[ok]   name: detail``."""
+        return f"[{self.status}]".ljust(7) + f"{self.name}: {self.detail}"
+
+
+def check_token(settings: Settings) -> Check:
+    """A Discord token is configured (its value is never printed)."""
+    token = settings.discord_token.get_secret_value().strip() if settings.discord_token else ""
+    if not token:
+        return Check(FAIL, "Discord token", "missing; set IMAGINE_DISCORD_TOKEN (or DISCORD_TOKEN)")
+    if token.count(".") != 2 and settings.discord_api_base == DISCORD_API_BASE:
+        return Check(
+            WARN,
+            "Discord token",
+            f"set ({len(token)} characters) but not shaped like a bot token (three dot-separated "
+            "parts); copy it again from the Developer Portal's Bot page",
+        )
+    return Check(OK, "Discord token", f"set ({len(token)} characters)")
+
+
+def check_endpoints(settings: Settings) -> Check:
+    """Which Discord the bot will talk to."""
+    if settings.discord_api_base == DISCORD_API_BASE:
+        return Check(OK, "Discord API", settings.discord_api_base)
+    return Check(
+        WARN,
+        "Discord API",
+        f"{settings.discord_api_base} and gateway {settings.discord_gateway_url} "
+        "(not discord.com: a Discord-compatible server)",
+    )
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def check_database(settings: Settings) -> list[Check]:
+    """The database answers, and its schema is at the newest migration."""
+    from storage.db import Database
+    from storage.migrate import current_revision, head_revision
+
+    url = settings.database
+    shown = _safe_url(url)
+
+    async def ping() -> None:
+        database = await Database.open(url)
+        await database.close()
+
+    if settings.is_sqlite and not settings.data_dir.exists():
+        return [
+            Check(
+                WARN,
+                "database",
+                f"{shown} does not exist yet; `imagine run` or `imagine migrate` creates it",
+            )
+        ]
+    try:
+        asyncio.run(ping())
+    except Exception as exc:
+        return [Check(FAIL, "database", f"{shown} is unreachable: {type(exc).__name__}: {exc}")]
+    checks = [Check(OK, "database", f"{shown} reachable")]
+    try:
+        current, head = current_revision(url), head_revision()
+    except Exception as exc:
+        return [*checks, Check(FAIL, "migrations", f"cannot read the schema version: {exc}")]
+    if current == head:
+        checks.append(Check(OK, "migrations", f"at the newest revision ({head})"))
+    elif current is None:
+        checks.append(
+            Check(FAIL, "migrations", f"never applied; run `imagine migrate` (newest is {head})")
+        )
+    else:
+        checks.append(
+            Check(FAIL, "migrations", f"at {current}, newest is {head}; run `imagine migrate`")
+        )
+    return checks
+
+
+def check_data_dir(settings: Settings) -> Check:
+    """The image store's directory can be written."""
+    root = settings.data_dir
+    existing = next((p for p in (root, *root.resolve().parents) if p.exists()), None)
+    if existing is None or not os.access(existing, os.W_OK):
+        return Check(FAIL, "data dir", f"{root} cannot be created or written")
+    if not root.exists():
+        return Check(OK, "data dir", f"{root} will be created on first use")
+    return Check(OK, "data dir", f"{root.resolve()} is writable")
+
+
+def _model_source(name: str, source: str) -> Check:
+    label = f"model {name}" if name != "default" else "model"
+    path = Path(source).expanduser()
+    if path.exists():
+        if (path / "model_index.json").is_file():
+            return Check(OK, label, f"{path} (a local diffusers model)")
+        return Check(
+            FAIL,
+            label,
+            f"{path} exists but has no model_index.json; point it at a diffusers model directory",
+        )
+    if source.startswith((".", "/", "~")):
+        return Check(FAIL, label, f"{path} does not exist")
+    if importlib.util.find_spec("huggingface_hub") is None:
+        return Check(WARN, label, f"{source} (hub id; install the worker extra to check the cache)")
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(source, "model_index.json")
+    if isinstance(cached, str):
+        return Check(OK, label, f"{source} (in the local hub cache)")
+    return Check(WARN, label, f"{source} is not cached yet; the first worker start downloads it")
+
+
+def check_models(settings: Settings) -> Iterator[Check]:
+    """The default model and every alias point at something loadable."""
+    yield _model_source("default", settings.model)
+    for name, source in sorted(settings.model_aliases.items()):
+        yield _model_source(name, source)
+
+
+def check_worker_extra() -> Check:
+    """Whether this host can run a worker (torch and diffusers installed)."""
+    missing = [
+        m for m in ("torch", "diffusers", "transformers") if importlib.util.find_spec(m) is None
+    ]
+    if missing:
+        return Check(
+            WARN,
+            "worker",
+            f"{', '.join(missing)} not installed: this host can run `imagine bot` only",
+        )
+    return Check(OK, "worker", "torch, diffusers and transformers installed")
+
+
+def checklist(settings: Settings) -> list[Check]:
+    """Every check, in the order they are printed."""
+    return [
+        Check(OK, "configuration", "loaded"),
+        check_token(settings),
+        check_endpoints(settings),
+        check_data_dir(settings),
+        *check_database(settings),
+        *check_models(settings),
+        check_worker_extra(),
+    ]
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the checklist; exit 1 when any check failed."""
+    checks = checklist(settings)
+    for check in checks:
+        print(check.line())
+    failed = sum(check.status == FAIL for check in checks)
+    print(f"{failed} problem{'s' if failed != 1 else ''} found" if failed else "all good")
+    return 1 if failed else 0

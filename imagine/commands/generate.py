@@ -1,0 +1,114 @@
+"""``imagine generate "<prompt>"``: run the engine locally, no Discord, no database.
+
+Writes the four images and the 2x2 grid as PNG files into ``--out`` and prints
+``{"seed", "width", "height", "images", "grid"}`` as JSON, with the size of the images actually
+written (the request's SDXL size scaled to the model's native resolution). A prompt that expands
+to several requests (permutations, ``--repeat``) renders each and prints a JSON array of such
+objects. ``--model`` takes a configured alias, a hub id or a local directory.
+
+Exit status: 0 on success, 2 for an invalid prompt, 1 when the model cannot be loaded or the
+render fails; errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import secrets
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from imagine.settings import Settings
+
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Parse, render and write the images; print the JSON summary."""
+    from bot.prompt import ParserOptions, PromptError, parse
+
+    settings, alias = _model_settings(settings, args.model)
+    options = ParserOptions(
+        max_repeat=settings.max_repeat,
+        models=frozenset(settings.model_aliases),
+        allow_relax=settings.allow_relax,
+        steps_per_quality={float(k): v for k, v in settings.steps_per_quality.items()},
+    )
+    try:
+        requests = parse(args.text, options=options)
+    except PromptError as exc:
+        print(f"imagine generate: {exc}", file=sys.stderr)
+        return 2
+
+    # The command's output is the JSON or one error line; library chatter stays out of it.
+    import diffusers.utils.logging
+    import transformers.utils.logging
+
+    libraries: tuple[Any, ...] = (diffusers.utils.logging, transformers.utils.logging)
+    for library in libraries:
+        library.set_verbosity_error()
+
+    from gpu_worker.engine import Engine, RenderTask
+    from gpu_worker.errors import EngineError
+    from gpu_worker.imaging import encode_png, make_grid
+    from gpu_worker.models import ModelRegistry
+
+    engine = Engine(ModelRegistry(settings))
+    out_dir: Path = args.out
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summaries: list[dict[str, Any]] = []
+    for n, request in enumerate(requests):
+        if alias is not None and request.model is None:
+            request = dataclasses.replace(request, model=alias)
+        seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
+        try:
+            images = tuple(_fetch(url) for url in request.image_urls)
+            result = engine.render(RenderTask(request=request, seed=seed, init_images=images))
+        except (EngineError, OSError, ValueError) as exc:
+            print(f"imagine generate: {exc}", file=sys.stderr)
+            return 1
+        prefix = f"{seed}" if len(requests) == 1 else f"{n + 1}-{seed}"
+        paths = []
+        for i, image in enumerate(result.images):
+            path = out_dir / f"{prefix}-{i + 1}.png"
+            path.write_bytes(encode_png(image))
+            paths.append(str(path))
+        grid_path = out_dir / f"{prefix}-grid.png"
+        grid_path.write_bytes(encode_png(make_grid(result.images)))
+        summaries.append(
+            {
+                "seed": seed,
+                "width": result.width,
+                "height": result.height,
+                "images": paths,
+                "grid": str(grid_path),
+            }
+        )
+    print(json.dumps(summaries[0] if len(summaries) == 1 else summaries))
+    return 0
+
+
+def _model_settings(settings: Settings, model: str | None) -> tuple[Settings, str | None]:
+    """``--model``: an alias stays an alias; anything else becomes the default model."""
+    if model is None or model in settings.model_aliases:
+        return settings, model
+    if model == "default":
+        return settings, None
+    return settings.model_copy(update={"model": model}), None
+
+
+def _fetch(url: str) -> Any:
+    """Download an image prompt (http/https only, size-capped)."""
+    from gpu_worker.imaging import decode_image
+
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"image prompt {url!r} is not an http(s) URL")
+    request = urllib.request.Request(url, headers={"User-Agent": "imagine/0.1"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        data = response.read(MAX_IMAGE_BYTES + 1)
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ValueError(f"image prompt {url} is larger than {MAX_IMAGE_BYTES // 2**20} MB")
+    return decode_image(data)

@@ -1,0 +1,36 @@
+"""``imagine run``: bot and worker in one process, SQLite under the data dir by default."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import TYPE_CHECKING
+
+from imagine.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Apply migrations, then run the bot and a worker until SIGTERM/SIGINT."""
+    from bot.logging import setup_logging
+    from bot.runner import serve, token_of
+
+    setup_logging(settings.log_level, secrets=[token_of(settings) or ""])
+    if token_of(settings) is None:
+        # Reported before the worker (and torch) is loaded, so the mistake shows at once.
+        return asyncio.run(serve(settings, migrate=False))
+
+    from gpu_worker.loop import run_worker
+
+    async def worker(services: Services, stop: asyncio.Event) -> None:
+        await run_worker(
+            settings,
+            stop=stop,
+            queue=services.queue,
+            images=services.images,
+            metrics=services.metrics,
+        )
+
+    return asyncio.run(serve(settings, migrate=True, companions=[worker]))

@@ -1,0 +1,111 @@
+"""Job message text, from plain job data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.render import (
+    MAX_CONTENT,
+    failure_summary,
+    info_content,
+    job_content,
+    quota_lines,
+    single_image_content,
+)
+from storage.contract import GenerationRequest, Job, JobKind, JobStatus, SpeedMode
+
+
+def _job(**fields: object) -> Job:
+    values: dict[str, object] = {
+        "id": 3,
+        "kind": JobKind.IMAGINE,
+        "status": JobStatus.QUEUED,
+        "user_id": 42,
+        "request": GenerationRequest(
+            prompt="a red fox",
+            segments=(("a red fox", 1.0),),
+            aspect="3:2",
+            width=1216,
+            height=832,
+            seed=7,
+        ),
+        "seed": 7,
+        "cost": 4,
+    }
+    values.update(fields)
+    return Job(**values)  # type: ignore[arg-type]
+
+
+def test_queued_job_message() -> None:
+    assert job_content(_job()) == "**a red fox --ar 3:2 --seed 7** - <@42> (Waiting to start)"
+
+
+def test_running_and_finished_states() -> None:
+    assert job_content(_job(status=JobStatus.RUNNING, progress=45)).endswith("(45%)")
+    assert job_content(_job(status=JobStatus.SUCCEEDED)).endswith("<@42> (fast)")
+    relax = _job(
+        status=JobStatus.SUCCEEDED,
+        request=GenerationRequest(prompt="x", seed=1, mode=SpeedMode.RELAX),
+        cost=0,
+    )
+    assert job_content(relax) == "**x --seed 1 --relax** - <@42> (relax)"
+    assert job_content(_job(status=JobStatus.CANCELLED)).endswith("(Cancelled, refunded)")
+
+
+def test_failed_job_says_why_and_that_it_was_refunded() -> None:
+    failed = _job(
+        status=JobStatus.FAILED,
+        error="OutOfMemoryError: CUDA out of memory\nTraceback (most recent call last): ...",
+    )
+    assert job_content(failed).endswith(
+        "(Failed: OutOfMemoryError: CUDA out of memory; 4 images refunded)"
+    )
+
+
+def test_failure_summary_is_one_short_line() -> None:
+    assert failure_summary(None) == "the worker gave no reason"
+    assert len(failure_summary("x" * 1000)) == 180
+
+
+def test_kinds_are_labelled() -> None:
+    variation = _job(kind=JobKind.VARIATION, strength=0.85, parent_job_id=1, parent_index=2)
+    assert " - Variations (Strong) by <@42> " in job_content(variation)
+    upscale = _job(kind=JobKind.UPSCALE, strength=0.2, parent_job_id=1, parent_index=2)
+    assert " - Upscaled (Subtle) image #3 by <@42> " in job_content(upscale)
+    assert single_image_content(_job(), 1, 99).endswith(" - Image #2 <@99>")
+
+
+def test_markdown_in_prompts_is_escaped_and_long_prompts_fit() -> None:
+    starry = _job(request=GenerationRequest(prompt="**bold** _x_", seed=1))
+    assert job_content(starry).startswith(r"**\*\*bold\*\* \_x\_ --seed 1**")
+    long = _job(request=GenerationRequest(prompt="word " * 400, seed=1))
+    text = job_content(long)
+    assert len(text) <= MAX_CONTENT
+    assert text.endswith("…** - <@42> (Waiting to start)")
+
+
+@dataclass
+class _Status:
+    limit: int = 20
+    period: str = "day"
+    used: int = 8
+    left: int = 12
+    running: int = 1
+    queued: int = 2
+    lifetime_images: int = 120
+    resets_at: datetime | None = datetime(2030, 1, 2, tzinfo=UTC)
+
+
+def test_quota_and_info_lines() -> None:
+    assert quota_lines(_Status()) == [
+        "Quota: 8 of 20 images used per day, 12 left",
+        f"Resets <t:{int(datetime(2030, 1, 2, tzinfo=UTC).timestamp())}:R>",
+        "Jobs: 1 running, 2 queued",
+        "Lifetime images: 120",
+    ]
+    jobs = [_job(id=5, status=JobStatus.RUNNING, progress=30), _job(id=6)]
+    text = info_content(_Status(period="total", resets_at=None), jobs, {6: 2})
+    assert "used in total" in text
+    assert "#5 a red fox (running, 30%)" in text
+    assert "#6 a red fox (queued, position 2)" in text

@@ -1,0 +1,75 @@
+"""A real engine that holds its first render at step 1 (or its last step) until it is aborted.
+
+Used in-process (``started`` is a ``threading.Event``) and as a worker process
+(``python -m tests.worker.holding``, configured by environment variables like ``imagine
+worker``; it prints ``started <seed>`` when the render is held).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from collections.abc import Callable
+
+from gpu_worker.engine import Engine, RenderResult, RenderTask, StepEvent
+from gpu_worker.models import ModelRegistry
+from imagine.settings import Settings
+
+HOLD_LIMIT = 120.0
+
+
+class HoldingEngine:
+    """Wraps the real engine; the first render waits at a step until it is aborted."""
+
+    def __init__(
+        self, inner: Engine, *, announce: bool = False, at_last_step: bool = False
+    ) -> None:
+        self.inner = inner
+        self.announce = announce
+        self.at_last_step = at_last_step
+        self.started = threading.Event()
+        self.steps_after_hold = 0
+
+    def prepare(self) -> str:
+        return self.inner.prepare()
+
+    def render(
+        self,
+        task: RenderTask,
+        *,
+        on_step: Callable[[StepEvent], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> RenderResult:
+        # The worker passes the bound ``is_set`` of its abort event: wait on that event itself.
+        abort = getattr(cancelled, "__self__", None)
+        assert isinstance(abort, threading.Event), "the worker's abort flag is an Event"
+        holding = not self.started.is_set()
+
+        def step(event: StepEvent) -> None:
+            if on_step is not None:
+                on_step(event)
+            hold_here = event.step == (event.total if self.at_last_step else 1)
+            if holding and hold_here:
+                self.started.set()
+                if self.announce:
+                    print(f"started {task.seed}", flush=True)
+                if not abort.wait(HOLD_LIMIT):
+                    raise TimeoutError("the held render was never aborted")
+            elif holding:
+                self.steps_after_hold += 1
+
+        return self.inner.render(task, on_step=step, cancelled=cancelled)
+
+
+def main() -> int:
+    """Run ``imagine worker`` with a holding engine."""
+    from imagine.commands.worker import _serve
+
+    settings = Settings.load()
+    engine = HoldingEngine(Engine(ModelRegistry(settings)), announce=True)
+    return asyncio.run(_serve(settings, once=False, engine=engine))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""``imagine generate`` and ``imagine tiny-model`` through the real command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imagine.cli import main
+
+
+def test_generate_writes_four_images_and_the_grid(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    code = main(
+        [
+            "generate",
+            "a red fox --ar 3:2 --seed 7 --steps 4",
+            "--model",
+            str(tiny_model_dir),
+            "--out",
+            str(out),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary = json.loads(captured.out)
+    assert set(summary) == {"seed", "width", "height", "images", "grid"}
+    assert summary["seed"] == 7
+    # 1216x832 at the tiny model's 64 px native resolution: 76x52, rounded to multiples of 8.
+    assert (summary["width"], summary["height"]) == (80, 56)
+    assert len(summary["images"]) == 4
+    images = []
+    for path in summary["images"]:
+        assert Path(path).parent == out
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+            assert image.size == (80, 56)
+            images.append(np.asarray(image.convert("RGB")))
+    with Image.open(summary["grid"]) as grid:
+        assert grid.size == (160, 112)
+        grid_pixels = np.asarray(grid.convert("RGB"))
+    assert np.array_equal(grid_pixels[:56, 80:], images[1])
+    assert np.array_equal(grid_pixels[56:, :80], images[2])
+
+    # The same command again gives the same pixels: the seed is the whole story.
+    again = tmp_path / "again"
+    assert (
+        main(
+            [
+                "generate",
+                "a red fox --ar 3:2 --seed 7 --steps 4",
+                "--model",
+                str(tiny_model_dir),
+                "--out",
+                str(again),
+            ]
+        )
+        == 0
+    )
+    repeat = json.loads(capsys.readouterr().out)
+    with Image.open(repeat["images"][3]) as image:
+        assert np.array_equal(np.asarray(image.convert("RGB")), images[3])
+
+
+def test_generate_without_seed_picks_and_reports_one(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["generate", "a boat --steps 2", "--model", str(tiny_model_dir), "--out", str(tmp_path)]
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert 0 <= summary["seed"] <= 4_294_967_295
+    assert Path(summary["grid"]).name == f"{summary['seed']}-grid.png"
+
+
+def test_generate_with_a_missing_model_is_one_line_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-model"
+    code = main(["generate", "a fox", "--model", str(missing), "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1
+    assert str(missing) in lines[0] and "no such directory" in lines[0]
+
+
+def test_generate_with_a_bad_prompt_exits_2(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["generate", "a fox --chaos 500", "--model", str(tiny_model_dir), "--out", str(tmp_path)]
+    )
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "--chaos" in captured.err and "500" in captured.err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tiny_model_command_writes_a_loadable_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "tiny"
+    assert main(["tiny-model", str(target), "--seed", "3"]) == 0
+    assert capsys.readouterr().out.strip() == str(target)
+    for part in (
+        "unet",
+        "vae",
+        "text_encoder",
+        "text_encoder_2",
+        "tokenizer",
+        "tokenizer_2",
+        "scheduler",
+    ):
+        assert (target / part).is_dir(), part
+    assert (target / "tokenizer" / "vocab.json").is_file()
+    assert (target / "tokenizer" / "merges.txt").is_file()
+    out = tmp_path / "images"
+    assert (
+        main(["generate", "a fox --seed 1 --steps 2", "--model", str(target), "--out", str(out)])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["width"] == 64
+    # Refuses to write over something that is there.
+    assert main(["tiny-model", str(target)]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_worker_command_with_a_missing_model_is_one_line_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IMAGINE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("IMAGINE_MODEL", str(tmp_path / "absent"))
+    monkeypatch.delenv("IMAGINE_DATABASE_URL", raising=False)
+    assert main(["worker", "--once"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("imagine worker: cannot load model")
+    assert str(tmp_path / "absent") in lines[-1]
+
+
+def test_worker_command_once_serves_the_queue_and_exits_0(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from storage.contract import GenerationRequest, JobKind, JobSpec, JobStatus
+    from storage.db import Database
+    from storage.migrate import upgrade
+    from storage.queue import JobQueue
+
+    data = tmp_path / "data"
+    data.mkdir()
+    url = f"sqlite+aiosqlite:///{data / 'imagine.db'}"
+    upgrade(url)
+    request = GenerationRequest(prompt="a fox", segments=(("a fox", 1.0),), steps=2)
+
+    async def enqueue() -> int:
+        db = await Database.open(url)
+        try:
+            spec = JobSpec(kind=JobKind.IMAGINE, request=request, cost=4)
+            (job,) = await JobQueue(db).enqueue(7, [spec], interaction_id=1)
+            return job.id
+        finally:
+            await db.close()
+
+    async def status(job_id: int) -> JobStatus:
+        db = await Database.open(url)
+        try:
+            return (await JobQueue(db).get(job_id)).status
+        finally:
+            await db.close()
+
+    job_id = asyncio.run(enqueue())
+    monkeypatch.setenv("IMAGINE_DATA_DIR", str(data))
+    monkeypatch.setenv("IMAGINE_MODEL", str(tiny_model_dir))
+    monkeypatch.delenv("IMAGINE_DATABASE_URL", raising=False)
+    assert main(["worker", "--once"]) == 0
+    assert asyncio.run(status(job_id)) is JobStatus.SUCCEEDED
