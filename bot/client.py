@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = ("bot.exts.imagine", "bot.exts.user", "bot.exts.admin")
 BANNED_WORDS_REFRESH = 60.0
+QUEUE_GAUGES_REFRESH = 15.0
 
 
 def configure_endpoints(api_base: str, gateway_url: str) -> None:
@@ -73,6 +74,8 @@ class ImagineBot(commands.Bot):
         self._start(self.courier.delivery_loop(), "delivery")
         self._start(self.courier.progress_loop(), "progress")
         self._start(self._refresh_banned_words(), "banned-words")
+        if self.services.metrics is not None:
+            self._start(self._refresh_queue_gauges(), "queue-gauges")
         await self.sync_commands()
 
     def _start(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -92,6 +95,22 @@ class ImagineBot(commands.Bot):
                 await self.services.banned.refresh()
             except Exception:
                 log.exception("could not refresh the banned words")
+
+    async def _refresh_queue_gauges(self) -> None:
+        while True:
+            try:
+                await self.update_queue_gauges()
+            except Exception:
+                log.exception("could not read the queue depth")
+            await asyncio.sleep(QUEUE_GAUGES_REFRESH)
+
+    async def update_queue_gauges(self) -> None:
+        """Set the queue depth and running-jobs gauges from storage."""
+        if self.services.metrics is None:
+            return
+        stats = await self.services.queue.stats()
+        self.services.metrics.queue_depth.set(stats.queued)
+        self.services.metrics.running_jobs.set(stats.running)
 
     async def sync_commands(self) -> None:
         """Sync slash commands: to the configured guilds at once, else globally."""

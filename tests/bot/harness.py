@@ -21,6 +21,7 @@ from bot.services import Services
 from imagine.settings import Settings
 from storage.bundle import Storage, open_storage
 from storage.contract import Job
+from storage.metrics import Metrics
 from storage.queue import StoredImage
 from tests.fakediscord import FakeDiscord, Interaction, Message
 
@@ -34,6 +35,7 @@ class BotRun:
     """One bot process's worth of state: storage, services, the client and its task."""
 
     settings: Settings
+    metrics: Metrics | None = None
     storage: Storage | None = None
     services: Services | None = None
     bot: ImagineBot | None = None
@@ -49,6 +51,7 @@ class BotRun:
             quotas=self.storage.quotas,
             users=self.storage.users,
             images=self.storage.images,
+            metrics=self.metrics,
         )
         configure_endpoints(self.settings.discord_api_base, self.settings.discord_gateway_url)
         self.bot = ImagineBot(self.services)
