@@ -2,16 +2,18 @@
 
 - txt2img grid: all images in one batched pipeline call with one ``torch.Generator`` per image,
   seeded ``seed + i``. Image i depends only on the seed and its index, never on the batch: a
-  render of ``indices=(i,)`` alone gives exactly grid image i (``--chaos`` mixes image 0's noise
-  into the others, see ``storage.sampling``). Images are requested at SDXL sizes and rendered at
-  the model's native resolution (``imaging.scale_size``).
+  render of ``indices=(i,)`` alone gives grid image i, whatever ``--chaos`` and ``--weird``
+  (their per-image noise comes from that image's generator, see ``storage.sampling``). Images
+  are requested at SDXL sizes and rendered at the model's native resolution
+  (``imaging.scale_size``).
 - Image prompts (``input_images``) and variations run img2img over the same components. Image
   prompts are averaged into one init image; their strength is ``1 - 0.25 * iw`` (``--iw 0``
   ignores them almost entirely, the default 1 keeps the composition, 3 stays very close).
   Variations use the job's strength (0.5 subtle, 0.85 strong).
 - ``--stylize``, ``--raw``, ``--chaos``, ``--weird`` and ``--stop`` act through the shared
   sampling plan (``storage.sampling``), so the bot's description and the engine agree.
-  ``--chaos`` shapes txt2img starting noise; img2img starts from its image instead.
+  ``--chaos`` adds low-frequency noise to txt2img starting latents; img2img starts from its
+  image instead. At chaos 0 and weird 0 a grid is exactly a plain diffusers call's.
 - ``--stop`` interrupts the pipeline after that share of the steps and decodes what is there.
 - ``--tile`` switches UNet and VAE convolutions to circular padding for this render only.
 - Progress: ``on_step`` gets every step with its latents (for previews); ``cancelled`` is polled
@@ -39,7 +41,9 @@ from gpu_worker.imaging import blend_images, fit_cover, scale_size
 from gpu_worker.models import LoadedModel, ModelRegistry
 from gpu_worker.tiling import circular_padding
 from storage.contract import GRID_SIZE, MAX_SEED, GenerationRequest, JobKind
-from storage.sampling import SamplingPlan, sampling_plan
+from storage.sampling import SamplingPlan, bilinear_std, composition_grid, sampling_plan
+
+_CPU = torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -255,7 +259,7 @@ class _Run:
         model, plan = self.model, self.plan
         schedule, self._stop_after = self.schedule_steps()
         self._call_steps = 0
-        generators = [torch.Generator(device="cpu").manual_seed(seed + i) for i in indices]
+        generators = [torch.Generator(device=_CPU).manual_seed(seed + i) for i in indices]
         kwargs: dict[str, Any] = {
             "num_inference_steps": schedule,
             "guidance_scale": plan.guidance_scale,
@@ -263,64 +267,73 @@ class _Run:
             "callback_on_step_end": self._callback,
             "output_type": "pil",
         }
-        if self.init is None:
-            # The weird noise is drawn after the latents, from the same generators.
-            kwargs["latents"] = self.initial_latents(seed, indices, generators)
-            kwargs.update(self.perturbed(generators).pipeline_kwargs())
+        latents, conditioning = self.inputs(generators)
+        kwargs.update(conditioning.pipeline_kwargs())
+        if latents is not None:
+            kwargs["latents"] = latents
             result = model.txt2img(width=self.width, height=self.height, **kwargs)
         else:
-            kwargs.update(self.perturbed(generators).pipeline_kwargs())
             kwargs["image"] = [self.init] * len(indices)
             kwargs["strength"] = self.strength
             result = model.img2img(**kwargs)
         images: list[Image.Image] = list(result.images)
         return images
 
-    def initial_latents(
-        self, seed: int, indices: Sequence[int], generators: Sequence[torch.Generator]
-    ) -> torch.Tensor:
-        """Starting noise: image i mixes image 0's noise with its own (``plan.latent_mix``)."""
-        model = self.model
-        factor = model.vae_scale_factor
-        shape = (
-            model.txt2img.unet.config.in_channels,
-            self.height // factor,
-            self.width // factor,
-        )
-        cpu = torch.device("cpu")
-        own = [
-            randn_tensor((1, *shape), generator=g, device=cpu, dtype=model.dtype)
-            for g in generators
-        ]
-        first: torch.Tensor | None = None
-        latents = []
-        for index, noise in zip(indices, own, strict=True):
-            a, b = self.plan.latent_mix(index)
-            if b == 0.0 or index == 0:
-                latents.append(noise)
-                continue
-            if first is None:
-                zero = torch.Generator(device="cpu").manual_seed(seed)
-                first = randn_tensor((1, *shape), generator=zero, device=cpu, dtype=model.dtype)
-            latents.append(a * first + b * noise)
-        return torch.cat(latents).to(model.device)
+    def inputs(
+        self, generators: Sequence[torch.Generator]
+    ) -> tuple[torch.Tensor | None, Conditioning]:
+        """Starting latents (txt2img only) and conditioning, one image per generator.
 
-    def perturbed(self, generators: Sequence[torch.Generator]) -> Conditioning:
-        """The conditioning for each image, nudged per image by ``--weird``."""
-        scale = float(self.plan.weird_scale)
+        Each image's draws come from its own generator in the order ``storage.sampling``
+        documents: white noise, ``--weird`` noise, chaos composition noise; a knob at 0 draws
+        nothing.
+        """
+        model = self.model
         batch = self.conditioning.repeat(len(generators))
-        if scale <= 0:
-            return batch
         embeds = batch.prompt_embeds.clone()
         pooled = batch.pooled_prompt_embeds.clone()
+        starts: list[torch.Tensor] = []
+        shape = (1, *self.latent_shape())
         for i, gen in enumerate(generators):
-            for tensor in (embeds, pooled):
-                noise = torch.randn(tensor.shape[1:], generator=gen, dtype=torch.float32)
-                spread = tensor[i].float().std().item()
-                tensor[i] = tensor[i] + (noise * scale * spread).to(tensor.device, tensor.dtype)
-        return Conditioning(
+            # The white noise is drawn first and exactly as diffusers draws it, so unperturbed
+            # images match a plain pipeline call with the same generators.
+            white = None
+            if self.init is None:
+                white = randn_tensor(shape, generator=gen, device=_CPU, dtype=model.dtype)
+            _nudge(batch, (embeds, pooled), i, gen, self.plan.weird_scale)
+            if white is not None:
+                starts.append(self.add_composition(white, gen))
+        conditioning = Conditioning(
             embeds, pooled, batch.negative_prompt_embeds, batch.negative_pooled_prompt_embeds
         )
+        latents = torch.cat(starts).to(model.device) if starts else None
+        return latents, conditioning
+
+    def latent_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one image's latents."""
+        factor = self.model.vae_scale_factor
+        channels = int(self.model.txt2img.unet.config.in_channels)
+        return channels, self.height // factor, self.width // factor
+
+    def add_composition(self, start: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``start`` with ``--chaos`` composition noise mixed in (unchanged at chaos 0)."""
+        channels, height, width = self.latent_shape()
+        native = self.model.native_resolution // self.model.vae_scale_factor
+        amplitude = self.plan.composition_amplitude(width, height, native)
+        if amplitude <= 0:
+            return start
+        across, down = composition_grid(width, height, native)
+        corners = torch.randn(
+            (1, channels, down + 1, across + 1), generator=generator, dtype=torch.float32
+        )
+        smooth = torch.nn.functional.interpolate(
+            corners, size=(height, width), mode="bilinear", align_corners=True
+        )
+        rows = torch.tensor(bilinear_std(height, down), dtype=torch.float32)
+        cols = torch.tensor(bilinear_std(width, across), dtype=torch.float32)
+        composition = smooth / torch.outer(rows, cols)
+        mixed = (start.float() + amplitude * composition) / math.sqrt(1.0 + amplitude**2)
+        return mixed.to(start.dtype)
 
     def _callback(
         self, pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]
@@ -335,3 +348,21 @@ class _Run:
             # Stops the loop; the pipeline still decodes the latents it has.
             pipe._interrupt = True
         return {}
+
+
+def _nudge(
+    source: Conditioning,
+    targets: tuple[torch.Tensor, torch.Tensor],
+    index: int,
+    generator: torch.Generator,
+    scale: float,
+) -> None:
+    """Add noise of ``scale`` times each embedding's spread to image ``index`` of ``targets``."""
+    if scale <= 0:
+        return
+    for original, target in zip(
+        (source.prompt_embeds, source.pooled_prompt_embeds), targets, strict=True
+    ):
+        noise = torch.randn(target.shape[1:], generator=generator, dtype=torch.float32)
+        spread = original[index].float().std().item()
+        target[index] = target[index] + (noise * scale * spread).to(target.device, target.dtype)

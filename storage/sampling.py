@@ -24,19 +24,39 @@ The mapping:
     (the unconditional branch of guidance). The parser counts ``--no`` as a -0.5 weight when it
     checks that the weights add up to a positive number.
 
-``chaos_noise`` k = 0.7 + 0.3 * chaos / 100 (0.7 at chaos 0, 1.0 at chaos 100). Grid image i
-    draws its own noise z_i from a generator seeded ``seed + i``. Image 0 starts from z_0 alone
-    (so ``--seed`` reproduces it whatever the chaos); image i >= 1 starts from
-    sqrt(1 - k) * z_0 + sqrt(k) * z_i (``latent_mix(i)``), which keeps unit variance. Images 1-3
-    correlate with image 0 by sqrt(1 - k) and with each other by 1 - k: at chaos 0 they share
-    part of image 0's layout but still differ; at chaos 100 they are fully independent. The
-    expected squared distance between two grid images' initial latents grows with chaos.
+``chaos_boost`` k = 2 * chaos / 100 (0 at the default, 2 at 100) scales per-image
+    "composition" noise added to txt2img starting latents (img2img starts from its image).
+    Everything random about grid image i comes from the ``torch.Generator`` seeded ``seed + i``
+    alone, so a one-image render of the same request at ``seed + i`` is grid image i; at chaos 0
+    nothing is added and the images are exactly a plain diffusers SDXL call's with one
+    generator per image. The four images are independent at every chaos, so more white noise
+    would add no variety. What sets an image's layout, light and colour is the starting noise's
+    large-scale fluctuation, which white noise keeps small (its mean over a block of A latents
+    has standard deviation 1 / sqrt(A)); chaos makes it larger, so each image strays further
+    from the prompt's typical layout and the grid spreads wider. Guidance and the prompt are
+    left alone: one batched call takes one guidance scale, and prompt drift is ``--weird``.
+
+    Cells: ``composition_grid`` divides the latent (C x h x w) into about 4 cells across the
+    model's native side (256 px on SDXL), scaled with the image, at least 1 each way.
+    L_i: standard normals on the (down + 1) x (across + 1) cell corners, one set per channel,
+    upsampled bilinearly (corners aligned with the latent's corners) and divided at each
+    position by the interpolation's standard deviation (``bilinear_std``), so every element is
+    a unit normal. Image i starts from (z_i + s * L_i) / sqrt(1 + s^2), z_i its white noise,
+    s = k / sqrt(cell area in latents) (``composition_amplitude``): over a cell, s * L_i is k
+    times white noise's own fluctuation, so the start's block means vary about 1.8x as much as
+    white noise's at chaos 100 (sqrt(1 + k^2) = 2.2 were L flat over a cell), and every element
+    keeps unit variance. SDXL at 1024x1024 (128x128 latents, 4x4 cells of 32x32 latents), chaos
+    100: s = 2 / 32 = 0.0625.
+
+    Draw order from image i's generator: z_i first, exactly as diffusers draws it (shape
+    (1, C, h, w)); then the ``--weird`` noise (embeddings, then pooled) when weird > 0; then
+    the corners of L_i when chaos > 0. A knob at 0 draws nothing, so it shifts no other draw.
 
 ``weird_scale`` = 0.2 * weird / 3000 (0 at the default, 0.2 at 3000). For grid image i the
     engine adds Gaussian noise of standard deviation ``weird_scale`` times the standard
     deviation of the prompt embeddings (and of the pooled embeddings) to that image's
-    embeddings, drawn from a generator seeded ``seed + i`` after its initial latents: each image
-    of the grid drifts away from the literal prompt in its own unexpected direction.
+    embeddings, drawn from the generator seeded ``seed + i`` after its initial latents: each
+    image of the grid drifts away from the literal prompt in its own unexpected direction.
 
 ``steps`` the scheduler's step count (from ``--quality`` or ``--steps``); ``steps_run`` =
     round(steps * stop / 100), at least 1: the engine sets the schedule for ``steps`` and stops
@@ -61,7 +81,8 @@ _SUFFIXES = (
     (600, ", highly detailed, dramatic lighting, masterpiece"),
     (1000, ", highly detailed, dramatic lighting, masterpiece, intricate, award-winning"),
 )
-CHAOS_NOISE_AT_ZERO = 0.7
+MAX_CHAOS_BOOST = 2.0
+COMPOSITION_CELLS = 4
 MAX_WEIRD_SCALE = 0.2
 
 
@@ -73,17 +94,47 @@ class SamplingPlan:
     style_suffix: str
     segments: tuple[tuple[str, float], ...]
     negative_prompt: str
-    chaos_noise: float
+    chaos_boost: float
     weird_scale: float
     steps: int
     steps_run: int
     tile: bool
 
-    def latent_mix(self, index: int) -> tuple[float, float]:
-        """Weights ``(a, b)``: grid image ``index`` starts from ``a * z_0 + b * z_index``."""
-        if index == 0:
-            return 1.0, 0.0
-        return math.sqrt(1.0 - self.chaos_noise), math.sqrt(self.chaos_noise)
+    def composition_amplitude(
+        self, latent_width: int, latent_height: int, native_side: int
+    ) -> float:
+        """Weight ``s`` of composition noise L: starts are (z + s * L) / sqrt(1 + s^2)."""
+        across, down = composition_grid(latent_width, latent_height, native_side)
+        cell_area = (latent_width / across) * (latent_height / down)
+        return self.chaos_boost / math.sqrt(cell_area)
+
+
+def composition_grid(latent_width: int, latent_height: int, native_side: int) -> tuple[int, int]:
+    """Cells ``(across, down)`` of the composition noise: ~4 per native side, at least 1."""
+    if min(latent_width, latent_height, native_side) < 1:
+        raise ValueError(
+            f"latent sides must be positive, got {latent_width}x{latent_height} "
+            f"(native {native_side})"
+        )
+
+    def cells(side: int) -> int:
+        return max(1, math.floor(COMPOSITION_CELLS * side / native_side + 0.5))
+
+    return cells(latent_width), cells(latent_height)
+
+
+def bilinear_std(size: int, cells: int) -> tuple[float, ...]:
+    """Std, at each of ``size`` positions, of ``cells + 1`` unit normals linearly interpolated."""
+    if size < 1 or cells < 1:
+        raise ValueError(f"size and cells must be positive, got size {size}, cells {cells}")
+    if size == 1:
+        return (1.0,)
+    stds = []
+    for position in range(size):
+        offset = position * cells / (size - 1)
+        fraction = offset - math.floor(offset)
+        stds.append(math.sqrt((1.0 - fraction) ** 2 + fraction**2))
+    return tuple(stds)
 
 
 def guidance_scale(stylize: int, raw: bool) -> float:
@@ -125,7 +176,7 @@ def sampling_plan(request: GenerationRequest) -> SamplingPlan:
             (text + suffix if weight > 0 else text, weight / total) for text, weight in segments
         ),
         negative_prompt=request.negative_prompt or "",
-        chaos_noise=CHAOS_NOISE_AT_ZERO + (1.0 - CHAOS_NOISE_AT_ZERO) * request.chaos / 100,
+        chaos_boost=MAX_CHAOS_BOOST * request.chaos / 100,
         weird_scale=MAX_WEIRD_SCALE * request.weird / 3000,
         steps=request.steps,
         steps_run=steps_run(request.steps, request.stop),

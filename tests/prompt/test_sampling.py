@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from bot.prompt import parse
-from storage.sampling import guidance_scale, sampling_plan, style_suffix
+from storage.sampling import (
+    bilinear_std,
+    composition_grid,
+    guidance_scale,
+    sampling_plan,
+    style_suffix,
+)
 
 
 @pytest.mark.parametrize(
@@ -56,7 +62,8 @@ def test_plan_of_a_default_prompt() -> None:
     assert plan.guidance_scale == 7.0
     assert plan.segments == (("a red fox, highly detailed, beautiful lighting", 1.0),)
     assert plan.negative_prompt == ""
-    assert (plan.chaos_noise, plan.weird_scale) == (0.7, 0.0)
+    assert (plan.chaos_boost, plan.weird_scale) == (0.0, 0.0)
+    assert plan.composition_amplitude(128, 128, 128) == 0.0
     assert (plan.steps, plan.steps_run, plan.tile) == (30, 30, False)
 
 
@@ -81,31 +88,94 @@ def test_weird_scale() -> None:
     assert sampling_plan(parse("a --weird 3000")[0]).weird_scale == pytest.approx(0.2)
 
 
-def _grid_latents(chaos: int, seed: int) -> np.ndarray:
-    """Initial latents of a grid built exactly as the module docstring tells the engine."""
+@pytest.mark.parametrize(("chaos", "boost"), [(0, 0.0), (25, 0.5), (50, 1.0), (100, 2.0)])
+def test_chaos_boost(chaos: int, boost: float) -> None:
+    assert sampling_plan(parse(f"a --chaos {chaos}")[0]).chaos_boost == pytest.approx(boost)
+
+
+@pytest.mark.parametrize(
+    ("latent", "native", "grid"),
+    [
+        ((128, 128), 128, (4, 4)),  # SDXL 1024x1024: cells of 256 px
+        ((168, 96), 128, (5, 3)),  # SDXL 16:9, 1344x768
+        ((72, 216), 128, (2, 7)),  # SDXL 1:3, 576x1728
+        ((8, 8), 8, (4, 4)),  # a 64 px model
+        ((3, 1), 128, (1, 1)),  # never fewer than one cell
+    ],
+)
+def test_composition_grid(latent: tuple[int, int], native: int, grid: tuple[int, int]) -> None:
+    assert composition_grid(*latent, native) == grid
+
+
+def test_composition_grid_refuses_empty_latents() -> None:
+    with pytest.raises(ValueError, match="latent sides must be positive, got 0x8"):
+        composition_grid(0, 8, 8)
+
+
+def test_composition_amplitude_is_relative_to_the_cell_size() -> None:
+    plan = sampling_plan(parse("a --chaos 100")[0])
+    # SDXL 1024x1024: 4x4 cells of 32x32 latents; white noise averages to 1/32 over a cell.
+    assert plan.composition_amplitude(128, 128, 128) == pytest.approx(2 / 32)
+    assert plan.composition_amplitude(8, 8, 8) == pytest.approx(2 / 2)
+    half = sampling_plan(parse("a --chaos 50")[0])
+    assert half.composition_amplitude(128, 128, 128) == pytest.approx(1 / 32)
+
+
+def test_bilinear_std_matches_interpolated_normals() -> None:
+    size, cells = 11, 4
+    stds = bilinear_std(size, cells)
+    assert stds[0] == stds[-1] == 1.0
+    rng = np.random.default_rng(5)
+    corners = rng.standard_normal((20_000, cells + 1))
+    positions = np.arange(size) * cells / (size - 1)
+    interpolated = np.stack([np.interp(positions, np.arange(cells + 1), c) for c in corners])
+    assert np.allclose(interpolated.std(axis=0), stds, atol=0.02)
+    assert bilinear_std(1, 3) == (1.0,)
+    with pytest.raises(ValueError, match="size 0"):
+        bilinear_std(0, 1)
+
+
+def _start(chaos: int, seed: int, side: int = 32, native: int = 32) -> np.ndarray:
+    """One image's starting latents built exactly as the module docstring tells the engine."""
     plan = sampling_plan(parse(f"a --chaos {chaos}")[0])
-    own = [np.random.default_rng(seed + i).standard_normal(4 * 32 * 32) for i in range(4)]
-    latents = []
-    for index in range(4):
-        anchor_weight, own_weight = plan.latent_mix(index)
-        latents.append(anchor_weight * own[0] + own_weight * own[index])
-    return np.stack(latents)
+    rng = np.random.default_rng(seed)  # stands for the generator seeded seed + i
+    white = rng.standard_normal((4, side, side))
+    amplitude = plan.composition_amplitude(side, side, native)
+    if amplitude == 0:
+        return white
+    across, down = composition_grid(side, side, native)
+    corners = rng.standard_normal((4, down + 1, across + 1))
+    ys, xs = np.arange(side) * down / (side - 1), np.arange(side) * across / (side - 1)
+    rows = np.stack([[np.interp(xs, np.arange(across + 1), r) for r in c] for c in corners])
+    smooth = np.stack(
+        [np.stack([np.interp(ys, np.arange(down + 1), col) for col in c.T], axis=1) for c in rows]
+    )
+    composition = smooth / np.outer(bilinear_std(side, down), bilinear_std(side, across))
+    return np.asarray((white + amplitude * composition) / np.sqrt(1 + amplitude**2))
 
 
-def _spread(latents: np.ndarray) -> float:
-    pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
-    return float(np.mean([np.linalg.norm(latents[i] - latents[j]) for i, j in pairs]))
+def _layout_spread(starts: list[np.ndarray], cell: int = 8) -> float:
+    """Mean distance between the starts' block means (what sets layout, not texture)."""
+    blocks = [s.reshape(4, s.shape[1] // cell, cell, -1, cell).mean(axis=(2, 4)) for s in starts]
+    pairs = [(i, j) for i in range(len(blocks)) for j in range(i + 1, len(blocks))]
+    return float(np.mean([np.abs(blocks[i] - blocks[j]).mean() for i, j in pairs]))
 
 
-def test_higher_chaos_spreads_the_grid_further() -> None:
-    spreads = [_spread(_grid_latents(chaos, seed=1234)) for chaos in (0, 25, 50, 75, 100)]
+def test_more_chaos_spreads_the_layout_of_independent_starts() -> None:
+    spreads = [
+        _layout_spread([_start(chaos, seed) for seed in range(40)])
+        for chaos in (0, 25, 50, 75, 100)
+    ]
     assert spreads == sorted(spreads)
-    assert spreads[-1] > 1.2 * spreads[0]
-    # Chaos 0 still gives four different starting points, and image 0 never depends on chaos.
-    assert spreads[0] > 0.5 * spreads[-1]
-    assert np.array_equal(_grid_latents(0, 1234)[0], _grid_latents(100, 1234)[0])
+    # Block means of white noise vary by 1/8 over 8x8 blocks; chaos 100 makes that ~1.8x.
+    assert spreads[-1] > 1.6 * spreads[0], spreads
+    assert np.array_equal(_start(0, 3), np.random.default_rng(3).standard_normal((4, 32, 32)))
 
 
-def test_latent_mix_keeps_unit_variance() -> None:
-    latents = _grid_latents(30, seed=7)
-    assert np.allclose(latents.std(axis=1), 1.0, atol=0.05)
+@pytest.mark.parametrize("chaos", [0, 40, 100])
+def test_starts_keep_unit_variance_everywhere(chaos: int) -> None:
+    # A 64 px model: 2x2-latent cells, so at chaos 100 half the variance is composition noise
+    # and a missing normalisation would show as 0.75 variance between corners.
+    starts = np.stack([_start(chaos, seed, side=8, native=8) for seed in range(2000)])
+    per_position = starts.reshape(-1, 8, 8).std(axis=0)
+    assert np.allclose(per_position, 1.0, atol=0.04), per_position
