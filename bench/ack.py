@@ -1,6 +1,6 @@
 """Acknowledgement latency of /imagine: 50 concurrent commands through the fake Discord.
 
-    python bench/ack.py [--commands 50] [--hold 2.0]
+    python -m bench.ack [--commands 50] [--hold 2.0]
 
 The real bot runs as its own process (``imagine bot``) against the protocol-level fake Discord
 from the test suite, which runs in this process; the database is a fresh SQLite file.
