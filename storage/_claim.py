@@ -1,7 +1,17 @@
 """The claim query: fair order over the queue, running caps, and locking.
 
-A job's ``turn`` is its place in its user's line plus the user's running jobs; claiming by
-(priority, turn, id) interleaves users, oldest job first, and fast before relax.
+A job's ``place`` is its position in its user's line (priority, then oldest); its ``turn`` is that
+place plus the user's running jobs (``users.running``). Claiming by (priority, turn, id)
+interleaves users, oldest job first, and fast before relax; a job whose turn exceeds the user's
+running cap waits.
+
+On PostgreSQL the claim is one statement in its own transaction: it ranks the queued jobs (read
+from the partial index ``ix_jobs_queued``), locks a few candidates and their users with
+``SKIP LOCKED``, checks the cap again against the locked user rows, leases the jobs and returns
+them. Locking a user row that changed since the statement's snapshot makes PostgreSQL re-read it,
+so the cap check sees every claim and finish committed before the lock; while the lock is held
+nobody can change the counter. The ``jobs`` triggers then count the claimed jobs into
+``users.running`` in the same transaction.
 """
 
 from __future__ import annotations
@@ -9,13 +19,25 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, func, select, update
+from sqlalchemy import (
+    Integer,
+    String,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    true,
+    update,
+)
 
 from storage.contract import JobStatus
 from storage.tables import UTCDateTime, jobs, server_limits, user_limits, users
 
 # Candidates looked at beyond the claim limit, for rows other claimers have locked right now.
 CLAIM_SLACK = 64
+
+# A literal, not a bind parameter: cached plans must see it to use the partial index.
+IS_QUEUED = jobs.c.status == literal_column("'queued'")
 
 
 def running_cap() -> Any:
@@ -28,88 +50,110 @@ def running_cap() -> Any:
 
 
 def ranked_queue() -> Any:
-    """Queued jobs with each one's ``turn``: its place in its user's line plus the user's
-    running jobs. Claiming by (priority, turn, id) interleaves users, oldest job first."""
-    running = (
-        select(jobs.c.user_id, func.count().label("n"))
-        .where(jobs.c.status == "running")
-        .group_by(jobs.c.user_id)
-        .subquery("running")
-    )
-    rn = func.row_number().over(
+    """Queued jobs with their ``place`` in their user's line and their ``turn`` (place plus
+    the user's running jobs)."""
+    place = func.row_number().over(
         partition_by=jobs.c.user_id, order_by=(jobs.c.priority.desc(), jobs.c.id)
     )
-    return (
-        select(
-            jobs.c.id,
-            jobs.c.user_id,
-            jobs.c.priority,
-            (rn + func.coalesce(running.c.n, 0)).label("turn"),
-        )
-        .select_from(jobs.outerjoin(running, running.c.user_id == jobs.c.user_id))
-        .where(jobs.c.status == "queued")
+    lines = (
+        select(jobs.c.id, jobs.c.user_id, jobs.c.priority, place.label("place"))
+        .where(IS_QUEUED)
+        .subquery("lines")
     )
+    return select(
+        lines.c.id,
+        lines.c.user_id,
+        lines.c.priority,
+        lines.c.place,
+        (users.c.running + lines.c.place).label("turn"),
+    ).join_from(lines, users, users.c.id == lines.c.user_id)
+
+
+def _claimable(limit: Any, count: Any) -> Any:
+    """The best ``count`` queued jobs that are within their user's cap and among the first
+    ``limit`` of their user's line, best first, with the user's ``cap``."""
+    ranked = ranked_queue().subquery("ranked")
+    cap = running_cap()
+    return (
+        select(ranked, cap.label("cap"))
+        .outerjoin_from(ranked, user_limits, user_limits.c.user_id == ranked.c.user_id)
+        .where(ranked.c.place <= limit, ranked.c.turn <= cap)
+        .order_by(ranked.c.priority.desc(), ranked.c.turn, ranked.c.id)
+        .limit(count)
+    )
+
+
+def _lease() -> dict[str, Any]:
+    return {
+        "status": JobStatus.RUNNING.value,
+        "lease_owner": bindparam("worker_id", type_=String),
+        "lease_expires_at": bindparam("expires", type_=UTCDateTime),
+        "attempts": jobs.c.attempts + 1,
+        "started_at": bindparam("now", type_=UTCDateTime),
+        "progress": 0,
+        "preview": None,
+    }
 
 
 @functools.cache
 def claim_statement(postgresql: bool) -> Any:
     """UPDATE ... RETURNING that leases the next ``limit`` claimable jobs to ``worker_id``.
 
-    Users whose turn would exceed their running cap are left out. The fair order is computed
-    once over the queue; only a short list of candidates is then locked (PostgreSQL: skipping
-    rows concurrent claimers hold right now). Built once; everything varying is a parameter.
+    Built once; everything varying is a parameter. On SQLite the caller holds the database's
+    write lock (``BEGIN IMMEDIATE``), so the ranking is already exact.
     """
-    ranked = ranked_queue().subquery("ranked")
-    candidates = (
-        select(ranked.c.id, ranked.c.priority, ranked.c.turn)
-        .select_from(ranked.outerjoin(user_limits, user_limits.c.user_id == ranked.c.user_id))
-        .where(ranked.c.turn <= running_cap())
-        .order_by(ranked.c.priority.desc(), ranked.c.turn, ranked.c.id)
-        .limit(bindparam("candidates", type_=Integer))
-        .cte("candidates")
-    )
-    picked = (
-        select(jobs.c.id)
+    limit = bindparam("limit", type_=Integer)
+    if not postgresql:
+        best = _claimable(limit, limit).subquery("best")
+        return (
+            update(jobs)
+            .where(jobs.c.id.in_(select(best.c.id)))
+            .values(**_lease())
+            .returning(*jobs.c)
+        )
+
+    candidates = _claimable(limit, bindparam("candidates", type_=Integer)).cte("candidates")
+    locked = (
+        select(
+            jobs.c.id,
+            jobs.c.user_id,
+            candidates.c.priority,
+            candidates.c.turn,
+            users.c.running,
+            candidates.c.cap,
+        )
         .select_from(
-            jobs.join(candidates, candidates.c.id == jobs.c.id).join(
-                users, users.c.id == jobs.c.user_id
+            candidates.join(jobs, jobs.c.id == candidates.c.id).join(
+                users, users.c.id == candidates.c.user_id
             )
         )
-        # status is checked again here: PostgreSQL re-evaluates it on rows that changed after
-        # the snapshot, so a job another claimer just took is never taken twice.
-        .where(jobs.c.status == "queued")
+        # Both conditions are evaluated again on rows that changed since the snapshot: a job
+        # another claimer took is skipped, and so is a user that reached their cap meanwhile.
+        .where(IS_QUEUED, users.c.running + candidates.c.place <= candidates.c.cap)
         .order_by(candidates.c.priority.desc(), candidates.c.turn, candidates.c.id)
-        .limit(bindparam("limit", type_=Integer))
+        .limit(limit)
+        # NO KEY UPDATE: the user's row stays free for foreign key checks (new jobs, ledger).
+        .with_for_update(of=[jobs, users], skip_locked=True, key_share=True)
+        .cte("locked")
     )
-    if postgresql:
-        # Locking the user too keeps two claimers from both taking one user's last free slot.
-        picked = picked.with_for_update(skip_locked=True, of=[jobs, users])
-    picked_cte = picked.cte("picked")
-    return (
-        update(jobs)
-        .where(jobs.c.id == picked_cte.c.id)
-        .values(
-            status=JobStatus.RUNNING.value,
-            lease_owner=bindparam("worker_id", type_=String),
-            lease_expires_at=bindparam("expires", type_=UTCDateTime),
-            attempts=jobs.c.attempts + 1,
-            started_at=bindparam("now", type_=UTCDateTime),
-            progress=0,
-            preview=None,
-        )
-        .returning(*jobs.c)
+    # A claim may be lost in a database crash (the job then simply runs again), so its commit
+    # need not wait for the disk: SET LOCAL in SQL form, as the statement is its transaction.
+    # Joined to every granted job, so it is set whenever the statement writes.
+    setting = func.set_config(
+        literal_column("'synchronous_commit'"), literal_column("'off'"), literal_column("true")
     )
-
-
-# Each user's running cap and running jobs right now (``ids`` bound to the user ids).
-RUNNING_AND_CAPS = (
-    select(
-        users.c.id,
-        running_cap(),
-        select(func.count())
-        .where(jobs.c.user_id == users.c.id, jobs.c.status == "running")
-        .scalar_subquery(),
+    no_fsync = select(setting.label("setting")).cte("no_fsync")
+    # ``locked.running`` is the user's count as of the lock; the claim takes only as many of
+    # that user's jobs as the cap leaves room for.
+    nth = func.row_number().over(
+        partition_by=locked.c.user_id,
+        order_by=(locked.c.priority.desc(), locked.c.turn, locked.c.id),
     )
-    .select_from(users.outerjoin(user_limits, user_limits.c.user_id == users.c.id))
-    .where(users.c.id.in_(bindparam("ids", expanding=True)))
-)
+    numbered = select(locked.c.id, locked.c.running, locked.c.cap, nth.label("nth")).subquery()
+    granted = (
+        select(numbered.c.id)
+        .select_from(numbered.join(no_fsync, true()))
+        .where(numbered.c.running + numbered.c.nth <= numbered.c.cap)
+        .cte("granted")
+    )
+    return update(jobs).where(jobs.c.id == granted.c.id).values(**_lease()).returning(*jobs.c)

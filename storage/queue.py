@@ -19,7 +19,7 @@ from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage._claim import CLAIM_SLACK, RUNNING_AND_CAPS, claim_statement, ranked_queue
+from storage._claim import CLAIM_SLACK, claim_statement, ranked_queue
 from storage._jobsql import (
     finish_cancelled,
     get_job,
@@ -38,7 +38,7 @@ from storage._ledger import (
     usage,
 )
 from storage.contract import MAX_SEED, ImageRecord, Job, JobSpec, JobStatus, SpeedMode
-from storage.db import DELIVERIES_CHANNEL, JOBS_CHANNEL, Database
+from storage.db import DELIVERIES_CHANNEL, JOBS_CHANNEL, Database, Tx
 from storage.errors import (
     InvalidValue,
     JobNotFound,
@@ -133,6 +133,8 @@ class JobQueue:
         self.max_attempts = max_attempts
         self.limits = limits or Limits()
         self._clock = clock or utcnow
+        # Statements that are a whole transaction by themselves skip BEGIN and COMMIT.
+        self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def now(self) -> datetime:
         """The queue's clock (injectable for tests)."""
@@ -326,47 +328,17 @@ class JobQueue:
             "candidates": limit + CLAIM_SLACK,
             "default_cap": self.limits.max_concurrent,
         }
-        async with self.db.write(durable=False) as tx:
-            conn = tx.conn
-            postgresql = conn.dialect.name == "postgresql"
-            rows = await conn.execute(claim_statement(postgresql), params)
-            claimed = [Job.from_row(row) for row in rows.mappings()]
-            if claimed and postgresql:
-                claimed = await self._enforce_caps(conn, claimed)
+        if self.db.dialect == "postgresql":
+            # The claim is one statement and its own transaction: one round trip.
+            async with self._autocommit.connect() as conn:
+                rows = await conn.execute(claim_statement(True), params)
+                claimed = [Job.from_row(row) for row in rows.mappings()]
+        else:
+            async with self.db.write(durable=False) as tx:
+                rows = await tx.conn.execute(claim_statement(False), params)
+                claimed = [Job.from_row(row) for row in rows.mappings()]
         claimed.sort(key=lambda job: (-job.priority, job.id))
         return claimed
-
-    async def _enforce_caps(self, conn: AsyncConnection, claimed: list[Job]) -> list[Job]:
-        """Give back claims that concurrent claimers pushed over a user's running cap.
-
-        The pick locked the users' rows (skipping users another claimer holds) but counted
-        running jobs in a snapshot that may predate a claim committed since; counting again
-        now, while holding the users' locks, is exact.
-        """
-        user_ids = sorted({job.user_id for job in claimed})
-        params = {"ids": user_ids, "default_cap": self.limits.max_concurrent}
-        over = await conn.execute(RUNNING_AND_CAPS, params)
-        excess_of = {user_id: int(running) - int(cap) for user_id, cap, running in over}
-        give_back: list[int] = []
-        for user_id in user_ids:
-            excess = excess_of[user_id]
-            if excess > 0:
-                mine = sorted((j.id for j in claimed if j.user_id == user_id), reverse=True)
-                give_back.extend(mine[:excess])
-        if not give_back:
-            return claimed
-        await conn.execute(
-            update(jobs)
-            .where(jobs.c.id.in_(give_back))
-            .values(
-                status="queued",
-                lease_owner=None,
-                lease_expires_at=None,
-                attempts=jobs.c.attempts - 1,
-                started_at=None,
-            )
-        )
-        return [job for job in claimed if job.id not in give_back]
 
     async def heartbeat(self, job_id: int, worker_id: str) -> Job:
         """Renew the lease; the returned job says whether a cancel was requested."""
@@ -446,7 +418,7 @@ class JobQueue:
                         for image in images
                     ],
                 )
-            tx.notify(DELIVERIES_CHANNEL)
+            _stopped_running(tx)
         return job
 
     async def fail(self, job_id: int, worker_id: str, error: str, *, retry: bool = True) -> Job:
@@ -476,7 +448,7 @@ class JobQueue:
                     .values(status="failed", error=error, finished_at=now, lease_expires_at=None),
                 )
                 await refund_job(conn, job_id, now, f"failed: {error[:200]}")
-                tx.notify(DELIVERIES_CHANNEL)
+                _stopped_running(tx)
         assert job is not None
         return job
 
@@ -548,7 +520,7 @@ class JobQueue:
             if job is None:
                 raise await lease_lost(tx.conn, job_id, worker_id)
             await refund_job(tx.conn, job_id, now, "cancelled while running")
-            tx.notify(DELIVERIES_CHANNEL)
+            _stopped_running(tx)
         return job
 
     async def reap_expired(self) -> int:
@@ -581,7 +553,7 @@ class JobQueue:
             for job_id, status in rows:
                 if status == "failed":
                     await refund_job(tx.conn, job_id, now, "worker stopped responding")
-                    tx.notify(DELIVERIES_CHANNEL)
+                    _stopped_running(tx)
                 else:
                     tx.notify(JOBS_CHANNEL)
         return len(rows)
@@ -731,6 +703,14 @@ class JobQueue:
                     set_={"host": host, "model": model, "last_seen": now},
                 )
             )
+
+
+def _stopped_running(tx: Tx) -> None:
+    """Wake-ups for a job that stopped running: its result awaits delivery, and its user has a
+    running slot free, so a job that waited for the user's cap, or that a claim skipped while
+    this transaction held the user's row, may be claimable now."""
+    tx.notify(DELIVERIES_CHANNEL)
+    tx.notify(JOBS_CHANNEL)
 
 
 def _cost(spec: JobSpec) -> int:

@@ -82,6 +82,10 @@ users = Table(
     Column("settings", JSON, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # How many of the user's jobs are running. Triggers on ``jobs`` (see migration 0002) keep it
+    # equal to the count on every write, in the writer's transaction: a claim checks the user's
+    # running cap against this one row, which it locks, so concurrent claims see each other.
+    Column("running", Integer, nullable=False, server_default=text("0")),
 )
 
 user_limits = Table(
@@ -149,7 +153,6 @@ jobs = Table(
     CheckConstraint(_in("status", JOB_STATUSES), name="status"),
     CheckConstraint(_in("kind", JOB_KINDS), name="kind"),
     CheckConstraint("cost >= 0", name="cost"),
-    Index("ix_jobs_claim", "status", "priority", "id"),
     Index("ix_jobs_user_status", "user_id", "status"),
     Index("ix_jobs_lease", "status", "lease_expires_at"),
     # The delivery outbox: only active and undelivered jobs are in this index, so it stays small.
@@ -160,6 +163,16 @@ jobs = Table(
         sqlite_where=text("delivered_at IS NULL"),
         postgresql_where=text("delivered_at IS NULL"),
     ),
+)
+
+# Each user's line in claim order (priority, then oldest); only queued jobs are in it.
+Index(
+    "ix_jobs_queued",
+    jobs.c.user_id,
+    jobs.c.priority.desc(),
+    jobs.c.id,
+    sqlite_where=text("status = 'queued'"),
+    postgresql_where=text("status = 'queued'"),
 )
 
 images = Table(

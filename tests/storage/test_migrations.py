@@ -7,7 +7,7 @@ import asyncio
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from storage.db import create_engine
@@ -65,3 +65,41 @@ def test_upgrade_if_sqlite_only_touches_sqlite(empty_database_url: str) -> None:
     applied = upgrade_if_sqlite(empty_database_url)
     assert applied == empty_database_url.startswith("sqlite")
     assert current_revision(empty_database_url) == (head_revision() if applied else None)
+
+
+def test_upgrade_counts_the_jobs_already_running(empty_database_url: str) -> None:
+    url = empty_database_url
+    upgrade(url, "0001")
+
+    async def _fill_and_read(fill: bool) -> list[tuple[int, int]]:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                if fill:
+                    await conn.execute(
+                        text(
+                            "INSERT INTO users (id, created_at, updated_at) "
+                            "VALUES (1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP), "
+                            "(2, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                        )
+                    )
+                    for user_id, status in ((1, "running"), (1, "running"), (1, "queued")):
+                        await conn.execute(
+                            text(
+                                "INSERT INTO jobs (kind, status, user_id, request, seed, cost, "
+                                "priority, max_attempts, created_at) VALUES ('imagine', :status, "
+                                ":user_id, '{}', 1, 0, 1, 3, CURRENT_TIMESTAMP)"
+                            ),
+                            {"status": status, "user_id": user_id},
+                        )
+                    return []
+                rows = await conn.execute(text("SELECT id, running FROM users ORDER BY id"))
+                return [(int(user_id), int(running)) for user_id, running in rows]
+        finally:
+            await engine.dispose()
+
+    asyncio.run(_fill_and_read(fill=True))
+    upgrade(url)
+    assert asyncio.run(_fill_and_read(fill=False)) == [(1, 2), (2, 0)]
+    downgrade(url, "0001")
+    assert current_revision(url) == "0001"

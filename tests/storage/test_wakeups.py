@@ -7,6 +7,7 @@ import time
 
 from storage.db import Database
 from storage.queue import JobQueue
+from storage.quotas import Quotas
 from tests.storage.helpers import spec
 
 ALICE = 1001
@@ -56,3 +57,28 @@ async def test_first_wait_on_a_new_listener_returns_at_once(database_url: str) -
         assert not await fresh.listen()  # listening now (or in-process): nothing was missed
     finally:
         await fresh.close()
+
+
+async def test_waiting_worker_wakes_when_a_capped_user_gets_a_free_slot(
+    database_url: str, db: Database, quotas: Quotas
+) -> None:
+    await quotas.set_caps(ALICE, max_concurrent=1, max_queued=None)
+    worker_db = await Database.open(database_url) if db.dialect == "postgresql" else db
+    try:
+        owner, waiting = JobQueue(db), JobQueue(worker_db)
+        await owner.enqueue(ALICE, [spec(0), spec(0)], interaction_id=None)
+        [running] = await owner.claim("w1")
+        assert await waiting.claim("w2") == []  # Alice is at her cap of 1
+        # Start listening (PostgreSQL) or consume the enqueue's wake-up (SQLite): from here on
+        # only the finish below can wake the worker before its timeout.
+        await worker_db.wait_for_job(0.01)
+        waiter = asyncio.create_task(worker_db.wait_for_job(30))
+        started = time.perf_counter()
+        await owner.finish(running.id, "w1", [], 0.1)
+        await asyncio.wait_for(waiter, 10)
+        assert time.perf_counter() - started < 5  # far below the 30 s poll
+        [next_job] = await waiting.claim("w2")
+        assert next_job.user_id == ALICE and next_job.id != running.id
+    finally:
+        if worker_db is not db:
+            await worker_db.close()
