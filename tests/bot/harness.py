@@ -99,10 +99,17 @@ class ScriptedWorker:
     )
 
     async def claim(self) -> Job:
-        """Claim exactly one job."""
-        claimed = await self.storage.queue.claim(self.worker_id, limit=1)
-        assert len(claimed) == 1, f"expected one claimable job, got {claimed}"
-        return claimed[0]
+        """Claim one job, retrying like a worker does when a claim comes back empty.
+
+        On PostgreSQL a claim skips rows other transactions hold (``SKIP LOCKED``), so it can
+        come back empty while the bot is still storing the job's message id.
+        """
+
+        async def attempt() -> Job | None:
+            claimed = await self.storage.queue.claim(self.worker_id, limit=1)
+            return claimed[0] if claimed else None
+
+        return await eventually(attempt)
 
     async def progress(self, job: Job, percent: int, preview: bytes | None = None) -> Job:
         """Report progress (and maybe a preview)."""
