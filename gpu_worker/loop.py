@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from PIL import Image
 
@@ -147,7 +147,11 @@ class Worker:
                         break
                     # A job finishing here may free its user's running cap, so the end of any
                     # of ours is a reason to try again, besides a new job or the poll timeout.
-                    await _first(self._claimable(), stop)
+                    await _first(
+                        self.queue.db.wait_for_job(self.settings.poll_interval),
+                        *(asyncio.shield(task) for task in self._finishing),
+                        stop.wait(),
+                    )
                     continue
                 await self._run_job(claimed, stop)
                 # Back-pressure: never let finished-but-unstored results pile up in memory.
@@ -161,18 +165,6 @@ class Worker:
             await asyncio.gather(housekeeping, return_exceptions=True)
             self._device.shutdown(wait=True)
             self._post.shutdown(wait=True)
-
-    async def _claimable(self) -> None:
-        waits: set[asyncio.Future[Any]] = {
-            asyncio.ensure_future(self.queue.db.wait_for_job(self.settings.poll_interval)),
-            *(asyncio.ensure_future(asyncio.shield(task)) for task in self._finishing),
-        }
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiting in waits:
-                waiting.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
 
     def _prefetch(self) -> None:
         """Claim the next job now, while the device finishes the current one.
@@ -212,7 +204,7 @@ class Worker:
         """Reap expired leases and refresh this worker's last-seen time."""
         interval = max(0.5, min(self.lease_seconds / 2, 30.0))
         while not stop.is_set():
-            await _first(asyncio.sleep(interval), stop)
+            await _first(asyncio.sleep(interval), stop.wait())
             try:
                 reaped = await self.queue.reap_expired()
                 if reaped:
@@ -437,17 +429,15 @@ def _encode_grid(images: list[Image.Image], seed: int) -> tuple[int, int, bytes,
     return -1, seed, encode_png(grid), grid.size
 
 
-async def _first(awaitable: Awaitable[object], stop: asyncio.Event) -> None:
-    """Wait for ``awaitable`` or ``stop``, whichever comes first."""
-    work = asyncio.ensure_future(awaitable)
-    stopper = asyncio.create_task(stop.wait())
+async def _first(*awaitables: Awaitable[object]) -> None:
+    """Wait until the first of ``awaitables`` is done, then cancel the others."""
+    waits = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
     try:
-        await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for pending in (work, stopper):
-            if not pending.done():
-                pending.cancel()
-        await asyncio.gather(work, stopper, return_exceptions=True)
+        for waiting in waits:
+            waiting.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
 
 
 async def _on_set(event: asyncio.Event, action: Callable[[], None]) -> None:
