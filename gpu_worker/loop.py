@@ -44,11 +44,11 @@ from gpu_worker.engine import RenderResult, RenderTask, StepEvent
 from gpu_worker.errors import EngineError, InvalidTask, JobCancelled, ModelLoadError
 from gpu_worker.imaging import decode_image, encode_png, make_grid
 from imagine.settings import Settings
-from storage.contract import GRID_SIZE, Job, JobKind
+from storage.contract import GRID_SIZE, Job, JobKind, StoredImage
 from storage.errors import LeaseLost, StorageError
 from storage.images import ImageStore
 from storage.metrics import Metrics
-from storage.queue import JobQueue, StoredImage
+from storage.queue import JobQueue
 
 log = logging.getLogger(__name__)
 

@@ -100,10 +100,9 @@ class GenerationRequest:
 
 
 @dataclass(frozen=True)
-class ImageRecord:
-    """One stored image of a job (index 0-3 in a grid; -1 for the grid itself)."""
+class StoredImage:
+    """An image a worker stored, passed to ``finish`` (index 0-3 in a grid; -1 the grid)."""
 
-    job_id: int
     index: int
     sha256: str
     width: int
@@ -111,6 +110,13 @@ class ImageRecord:
     seed: int
     size_bytes: int
     path: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageRecord(StoredImage):
+    """One stored image of a job, as read back from storage."""
+
+    job_id: int
 
 
 @dataclass(frozen=True)

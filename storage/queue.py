@@ -37,7 +37,15 @@ from storage._ledger import (
     upsert,
     usage,
 )
-from storage.contract import MAX_SEED, ImageRecord, Job, JobSpec, JobStatus, SpeedMode
+from storage.contract import (
+    MAX_SEED,
+    ImageRecord,
+    Job,
+    JobSpec,
+    JobStatus,
+    SpeedMode,
+    StoredImage,
+)
 from storage.db import DELIVERIES_CHANNEL, JOBS_CHANNEL, Database, Tx
 from storage.errors import (
     InvalidValue,
@@ -62,19 +70,6 @@ MAX_JOBS_PER_ENQUEUE = 16
 MAX_PREVIEW_BYTES = 512 * 1024
 MAX_ERROR_CHARS = 2000
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    """An image a worker stored, passed to ``finish``; index -1 is the grid."""
-
-    index: int
-    sha256: str
-    width: int
-    height: int
-    seed: int
-    size_bytes: int
-    path: str
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,8 @@ from bot.client import ImagineBot, configure_endpoints
 from bot.services import Services
 from imagine.settings import Settings
 from storage.bundle import Storage, open_storage
-from storage.contract import Job
+from storage.contract import Job, StoredImage
 from storage.metrics import Metrics
-from storage.queue import StoredImage
 from tests.fakediscord import FakeDiscord, Interaction, Message
 
 START_TIMEOUT = 10.0

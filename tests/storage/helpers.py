@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from storage.contract import GenerationRequest, JobKind, JobSpec, SpeedMode
-from storage.queue import StoredImage
+from storage.contract import GenerationRequest, JobKind, JobSpec, SpeedMode, StoredImage
 
 
 def spec(
