@@ -134,8 +134,11 @@ class Database:
     async def close(self) -> None:
         """Close the listener connection and every pooled connection."""
         if self._listener is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await self._listener.close()
+            except Exception:
+                # Closing is best effort (the server may already be gone), but never silent.
+                log.warning("could not close the LISTEN connection cleanly", exc_info=True)
             self._listener = None
         await self.engine.dispose()
 
