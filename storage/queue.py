@@ -65,7 +65,7 @@ from storage.tables import (
 )
 from storage.tables import images as images_table
 
-PRIORITY = {SpeedMode.TURBO: 2, SpeedMode.FAST: 1, SpeedMode.RELAX: 0}
+PRIORITY = {SpeedMode.TURBO: 2, SpeedMode.FAST: 1, SpeedMode.DRAFT: 1, SpeedMode.RELAX: 0}
 MAX_JOBS_PER_ENQUEUE = 16
 MAX_PREVIEW_BYTES = 512 * 1024
 MAX_ERROR_CHARS = 2000

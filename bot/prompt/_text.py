@@ -12,7 +12,7 @@ import re
 from urllib.parse import urlsplit
 
 from bot.prompt._errors import PromptError
-from bot.prompt._params import format_number
+from bot.prompt._values import format_number
 
 MAX_WEIGHT = 1000.0
 NO_WEIGHT = -0.5  # `--no x` counts like `x::-0.5` towards the weight sum
