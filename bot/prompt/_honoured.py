@@ -173,7 +173,8 @@ def _model(parameter: Parameter, options: ParserOptions) -> Outcome:
     if not numeric or options.strict_models:
         available = ", ".join([DEFAULT_MODEL, *sorted(options.models - {DEFAULT_MODEL})])
         raise PromptError(
-            f"model `{exact[0]}` is not available on this server; available: {available}"
+            f"`{parameter.shown}`: model `{exact[0]}` is not available on this server; "
+            f"available: {available}"
         )
     for candidate in fallback:
         if candidate.casefold() in by_folded:

@@ -116,7 +116,7 @@ async def test_strict_models_and_styles_come_from_the_settings(
 ) -> None:
     refused = await fake_discord.invoke_command("imagine", {"prompt": "a fox --v 7"}, user=alice)
     assert await ephemeral_reply(fake_discord, refused) == (
-        "model `7` is not available on this server; available: default"
+        "`--v 7`: model `7` is not available on this server; available: default"
     )
     command = await fake_discord.invoke_command(
         "imagine", {"prompt": "a fox --style cute"}, user=alice

@@ -116,7 +116,9 @@ def test_a_gallery_prompt_parses_with_notes_for_what_is_not_honoured() -> None:
 def test_strict_models_and_styles_settings_reach_the_parser() -> None:
     strict = imagine_parse("a fox --v 7", IMAGINE_STRICT_MODELS="true")
     assert (strict.returncode, strict.stdout) == (2, "")
-    assert strict.stderr == "model `7` is not available on this server; available: default\n"
+    assert (
+        strict.stderr == "`--v 7`: model `7` is not available on this server; available: default\n"
+    )
     styled = imagine_parse(
         "a fox --style Cute --lora extra",
         IMAGINE_STYLES='{"cute": "kawaii, pastel colors --lora cute-xl:0.8"}',

@@ -92,11 +92,13 @@ OPTIONS = ParserOptions(models=frozenset({"niji", "6"}), max_repeat=4, allow_rel
         ("a fox --relax", "`--relax` is not available on this server; use `--fast`"),
         (
             "a fox --model sd15",
-            "model `sd15` is not available on this server; available: default, 6, niji",
+            "`--model sd15`: model `sd15` is not available on this server; "
+            "available: default, 6, niji",
         ),
         (
             "a fox --v photo",
-            "model `photo` is not available on this server; available: default, 6, niji",
+            "`--v photo`: model `photo` is not available on this server; "
+            "available: default, 6, niji",
         ),
         (
             "a fox --v 0",
@@ -239,14 +241,18 @@ STRICT = ParserOptions(models=frozenset({"niji", "6"}), strict_models=True)
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("a fox --v 7", "model `7` is not available on this server; available: default, 6, niji"),
+        (
+            "a fox --v 7",
+            "`--v 7`: model `7` is not available on this server; available: default, 6, niji",
+        ),
         (
             "a fox --niji 5",
-            "model `niji-5` is not available on this server; available: default, 6, niji",
+            "`--niji 5`: model `niji-5` is not available on this server; "
+            "available: default, 6, niji",
         ),
         (
             "a fox --v 6.1",
-            "model `6.1` is not available on this server; available: default, 6, niji",
+            "`--v 6.1`: model `6.1` is not available on this server; available: default, 6, niji",
         ),
     ],
 )
