@@ -36,9 +36,7 @@ def parse(
 
     ``image_attached``: the command came with an image, which counts as an image prompt.
     """
-    text = text.strip()
-    if _COMMAND.match(text):
-        text = _COMMAND.sub("", text, count=1)
+    text = _strip_command(text.strip())
     if not text:
         raise PromptError("the prompt is empty: describe what to imagine")
     if len(text) > MAX_PROMPT_CHARS:
@@ -56,6 +54,12 @@ def parse(
             f"their repeats); the limit is {MAX_REQUESTS} per command"
         )
     return requests
+
+
+def _strip_command(text: str) -> str:
+    while (match := _COMMAND.match(text)) is not None:
+        text = text[match.end() :]
+    return text
 
 
 @dataclass
@@ -108,7 +112,8 @@ def _replaced(earlier: Parameter, later: Parameter) -> str:
 def _parse_one(
     text: str, options: ParserOptions, defaults: UserSettings, image_attached: bool
 ) -> tuple[GenerationRequest, int]:
-    prompt_text, parameters, resumed = split_parameters(text)
+    # Again per permutation, so no request's text starts with the command (`{/imagine, a} b`).
+    prompt_text, parameters, resumed = split_parameters(_strip_command(text.lstrip()))
     found = _collect(resolve_sizes(parameters), options)
     values = found.values
     repeat: int = values.pop("repeat", 1)

@@ -222,6 +222,7 @@ OPTIONS = ParserOptions(models=frozenset({"niji", "6"}), max_repeat=4, allow_rel
             "ftp://example.com/a.png a fox",
             "image URLs must start with http:// or https://; got `ftp://example.com/a.png`",
         ),
+        ("https://\uff1a/a.png a fox", "`https://\uff1a/a.png` is not a valid image URL"),
         (
             "https://:80/a.png a fox",
             "`https://:80/a.png` is not a valid image URL: it has no host name",
