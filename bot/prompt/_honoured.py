@@ -1,6 +1,6 @@
 """What each honoured or mapped parameter sets on the request, and the notes it leaves.
 
-``handle(parameter, options)`` returns the request fields one parameter sets and the notes
+``HANDLERS[slot](parameter, options)`` returns the request fields one parameter sets and the notes
 for what it did not honour as written (``--s 1250: clamped to 1000``). Noted parameters never
 reach here; ``--no`` and ``--lora``, which may repeat, are collected by the parser.
 """
@@ -31,9 +31,9 @@ MAX_STYLIZE = 1000
 MAX_V3_STYLIZE = 60_000
 MIN_QUALITY, MAX_QUALITY = 0.25, 5.0  # what Midjourney took across versions (V7 adds 4)
 MAX_SIZE = 8192
-_VERSION = re.compile(r"\d+(?:\.\d+)?")
+_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 # Style names Midjourney documents (V4 4a-4c, niji 5, style tuner randoms), and tuner codes.
-_MIDJOURNEY_STYLES = re.compile(r"4[abc]|cute|expressive|original|scenic|random(?:-\d+)?")
+_MIDJOURNEY_STYLES = re.compile(r"4[abc]|cute|expressive|original|scenic|random(?:-[0-9]+)?")
 _STYLE_CODE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 Outcome = tuple[dict[str, Any], list[str]]
