@@ -65,6 +65,14 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Name -> hub id or directory, for --model NAME, --v N and --niji.",
     )
+    strict_models: bool = Field(
+        default=False,
+        description="Refuse --v/--niji values without an alias (else the default model paints).",
+    )
+    styles: dict[str, str] = Field(
+        default_factory=dict,
+        description="--style NAME -> prompt suffix, optionally followed by --lora NAME[:W].",
+    )
     scheduler: Literal["dpmpp_2m_karras", "euler_a"] = "dpmpp_2m_karras"
     device: str | None = None
     dtype: Literal["float16", "bfloat16", "float32"] | None = None

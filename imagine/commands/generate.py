@@ -31,12 +31,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.prompt import ParserOptions, PromptError, parse
 
     settings, alias = _model_settings(settings, args.model)
-    options = ParserOptions(
-        max_repeat=settings.max_repeat,
-        models=frozenset(settings.model_aliases),
-        allow_relax=settings.allow_relax,
-        steps_per_quality={float(k): v for k, v in settings.steps_per_quality.items()},
-    )
+    options = ParserOptions.from_settings(settings)
     try:
         requests = parse(args.text, options=options)
     except PromptError as exc:

@@ -212,9 +212,7 @@ async def test_bad_prompt_gets_the_parser_message_and_nothing_is_stored(
     )
     response = await interaction.wait_acked()
     assert response.ephemeral and response.type == 4  # answered at once, no thinking
-    assert response.content == (
-        "aspect ratio `7:1` is too extreme; allowed ratios range from 1:4 to 4:1"
-    )
+    assert response.content == ("`--ar 7:1` is too extreme; allowed ratios range from 1:4 to 4:1")
     assert fake_discord.channel_messages() == []
     assert bot_run.storage is not None
     assert await bot_run.storage.queue.user_jobs(alice.id, list(JobStatus)) == []
