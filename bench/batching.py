@@ -27,9 +27,10 @@ import diffusers
 import torch
 from PIL import Image
 
-from gpu_worker.engine import Engine, RenderTask
+from gpu_worker.engine import Engine
 from gpu_worker.loop import Worker
 from gpu_worker.models import ModelRegistry, make_scheduler
+from gpu_worker.task import RenderTask
 from gpu_worker.tiny import write_tiny_model
 from imagine.settings import Settings
 from storage.contract import GenerationRequest, JobKind, JobSpec, JobStatus

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gpu_worker.engine import RenderResult, RenderTask, StepEvent
 from gpu_worker.loop import Worker
+from gpu_worker.task import RenderResult, RenderTask, StepEvent
 from imagine.settings import Settings
 from storage.contract import GenerationRequest, JobKind, JobSpec, JobStatus
 from storage.db import Database

@@ -16,8 +16,9 @@ from typing import Any
 
 import torch
 
-from gpu_worker.engine import Engine, RenderTask
+from gpu_worker.engine import Engine
 from gpu_worker.models import ModelRegistry
+from gpu_worker.task import RenderTask
 from imagine.settings import Settings
 from storage.contract import GenerationRequest
 

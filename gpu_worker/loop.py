@@ -40,9 +40,9 @@ from typing import Protocol
 
 from PIL import Image
 
-from gpu_worker.engine import RenderResult, RenderTask, StepEvent
 from gpu_worker.errors import EngineError, InvalidTask, JobCancelled, ModelLoadError
 from gpu_worker.imaging import decode_image, encode_png, make_grid
+from gpu_worker.task import RenderResult, RenderTask, StepEvent
 from imagine.settings import Settings
 from storage.contract import GRID_SIZE, Job, JobKind, StoredImage
 from storage.errors import LeaseLost, StorageError

@@ -12,8 +12,9 @@ import sys
 import threading
 from collections.abc import Callable
 
-from gpu_worker.engine import Engine, RenderResult, RenderTask, StepEvent
+from gpu_worker.engine import Engine
 from gpu_worker.models import ModelRegistry
+from gpu_worker.task import RenderResult, RenderTask, StepEvent
 from imagine.settings import Settings
 
 HOLD_LIMIT = 120.0

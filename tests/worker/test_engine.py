@@ -12,10 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from gpu_worker.engine import Engine, RenderTask, StepEvent
+from gpu_worker.engine import Engine
 from gpu_worker.errors import InvalidTask, JobCancelled, ModelLoadError, UnknownModel
 from gpu_worker.imaging import make_grid
 from gpu_worker.models import ModelRegistry
+from gpu_worker.task import RenderTask, StepEvent
 from imagine.settings import Settings
 from storage.contract import JobKind
 from storage.sampling import sampling_plan
