@@ -119,7 +119,7 @@ async def queue_throughput(
                 spec = JobSpec(kind=JobKind.IMAGINE, request=request.with_seed(seed), cost=4)
                 await queue.enqueue(1, [spec], interaction_id=round_ * 10_000 + n + 1)
             worker = Worker(
-                settings.model_copy(update={"data_dir": Path(tmp), "database_url": url}),
+                settings.model_copy(update={"data_dir": Path(tmp), "database_url": url}).worker(),
                 queue=queue,
                 images=FileImageStore(Path(tmp) / "images"),
                 engine=engine,
@@ -191,7 +191,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = write_tiny_model(Path(tmp) / "tiny")
         settings = Settings.load({}, model=str(model_dir), data_dir=Path(tmp))
-        engine = Engine(ModelRegistry(settings), cpu_threads=args.threads)
+        engine = Engine(ModelRegistry(settings.engine()), cpu_threads=args.threads)
         engine.prepare()
         report = {
             "benchmark": "batching",

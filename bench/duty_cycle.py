@@ -111,7 +111,10 @@ async def measure(jobs: int, hold: float, database: str | None) -> dict[str, obj
         device = HoldingDevice(hold)
         settings = Settings.load({}, data_dir=Path(tmp), database_url=url)
         worker = Worker(
-            settings, queue=queue, images=FileImageStore(Path(tmp) / "images"), engine=device
+            settings.worker(),
+            queue=queue,
+            images=FileImageStore(Path(tmp) / "images"),
+            engine=device,
         )
         started = time.perf_counter()
         await worker.run(asyncio.Event(), once=True)

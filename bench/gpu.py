@@ -26,7 +26,7 @@ PROMPT = "a lighthouse at dusk, dramatic sky"
 
 
 def seconds_per_grid(settings: Settings, repeats: int) -> dict[str, Any]:
-    engine = Engine(ModelRegistry(settings))
+    engine = Engine(ModelRegistry(settings.engine()))
     engine.prepare()
     request = GenerationRequest(prompt=PROMPT, segments=((PROMPT, 1.0),), steps=30)
     start = time.perf_counter()

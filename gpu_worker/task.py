@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 from PIL import Image
@@ -73,3 +74,21 @@ def img2img_steps(steps: int, strength: float) -> tuple[int, int]:
     while int(schedule * strength) < 1:
         schedule += 1
     return schedule, min(schedule, int(schedule * strength))
+
+
+class RenderEngine(Protocol):
+    """What the loop needs from an engine (``gpu_worker.engine.Engine`` or a stand-in)."""
+
+    def prepare(self) -> str:
+        """Load the default model; return a short description of it."""
+        ...
+
+    def render(
+        self,
+        task: RenderTask,
+        *,
+        on_step: Callable[[StepEvent], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> RenderResult:
+        """Render a task (blocking; called in the device thread)."""
+        ...

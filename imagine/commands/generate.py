@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from gpu_worker.models import ModelRegistry
     from gpu_worker.task import RenderTask
 
-    engine = Engine(ModelRegistry(settings))
+    engine = Engine(ModelRegistry(settings.engine()))
     out_dir: Path = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries: list[dict[str, Any]] = []

@@ -42,7 +42,7 @@ async def service(e2e_settings: Settings, fake_discord: FakeDiscord) -> AsyncIte
     stop = asyncio.Event()
     worker = asyncio.create_task(
         run_worker(
-            e2e_settings,
+            e2e_settings.worker(),
             stop=stop,
             queue=run.storage.queue,
             images=run.storage.images,

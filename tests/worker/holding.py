@@ -68,7 +68,7 @@ def main() -> int:
     from imagine.commands.worker import _serve
 
     settings = Settings.load()
-    engine = HoldingEngine(Engine(ModelRegistry(settings)), announce=True)
+    engine = HoldingEngine(Engine(ModelRegistry(settings.engine())), announce=True)
     return asyncio.run(_serve(settings, once=False, engine=engine))
 
 
