@@ -1,20 +1,28 @@
-"""Buttons and select menus whose ``custom_id`` carries all their state.
+"""The job button, a ``DynamicItem`` whose ``custom_id`` carries all its state.
 
-They are ``DynamicItem``s: after a restart the bot still answers clicks on old messages, because
-the job id and image index come from the ``custom_id`` and the job from storage.
+After a restart the bot still answers clicks on old messages, because the job id and image index
+come from the ``custom_id`` and the job from storage. The button hands a click to the client it
+arrived on (``ClickHandler``), so it needs nothing from the modules that act on clicks; the views
+that arrange buttons on a message are in ``bot.views``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import discord
 
 from bot.actions import CUSTOM_ID_TEMPLATE, Action, Click, decode, encode
-from storage.contract import GRID_SIZE, Job, JobKind, JobStatus
 
-SETTINGS_TEMPLATE = r"imagine-settings:(?P<field>\w+)"
+
+@runtime_checkable
+class ClickHandler(Protocol):
+    """A client that acts on job button clicks (``ImagineBot``)."""
+
+    async def handle_click(self, interaction: discord.Interaction, click: Click, /) -> None:
+        """Acknowledge and run ``click``; every failure ends in one ephemeral message."""
+
 
 _LOOKS: dict[Action, tuple[str | None, str | None, discord.ButtonStyle]] = {
     # action: (label, emoji, style)
@@ -62,59 +70,8 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CUSTOM_
         return cls(click.action, click.job_id, click.index, row=item.row)
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        """Run the click through the click handlers and the error boundary."""
-        from bot.clicks import handle_click
-
-        await handle_click(interaction, self.click)
-
-
-def _view(*items: discord.ui.Item[Any]) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    for item in items:
-        view.add_item(item)
-    return view
-
-
-def cancel_view(job_id: int) -> discord.ui.View:
-    """The ❌ button shown while a job waits or runs."""
-    return _view(JobButton(Action.CANCEL, job_id))
-
-
-def grid_view(job_id: int) -> discord.ui.View:
-    """U1-U4 and 🔄 on the first row, V1-V4 on the second."""
-    items: list[discord.ui.Item[Any]] = [
-        JobButton(Action.UPSCALE, job_id, i, row=0) for i in range(GRID_SIZE)
-    ]
-    items.append(JobButton(Action.REROLL, job_id, 0, row=0))
-    items += [JobButton(Action.VARIATION, job_id, i, row=1) for i in range(GRID_SIZE)]
-    return _view(*items)
-
-
-def single_view(job_id: int, index: int) -> discord.ui.View:
-    """Buttons under one image of a grid: upscale, vary, reroll."""
-    return _view(
-        JobButton(Action.UPSCALE_SUBTLE, job_id, index, row=0),
-        JobButton(Action.UPSCALE_CREATIVE, job_id, index, row=0),
-        JobButton(Action.VARY_SUBTLE, job_id, index, row=1),
-        JobButton(Action.VARY_STRONG, job_id, index, row=1),
-        JobButton(Action.REROLL, job_id, index, row=1),
-    )
-
-
-def upscaled_view(job_id: int) -> discord.ui.View:
-    """Buttons under an upscaled image: vary it."""
-    return _view(
-        JobButton(Action.VARY_SUBTLE, job_id, 0, row=0),
-        JobButton(Action.VARY_STRONG, job_id, 0, row=0),
-    )
-
-
-def job_view(job: Job) -> discord.ui.View | None:
-    """The buttons a job message shows in the job's current state."""
-    if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-        return cancel_view(job.id)
-    if job.status is not JobStatus.SUCCEEDED:
-        return None
-    if job.kind is JobKind.UPSCALE:
-        return upscaled_view(job.id)
-    return grid_view(job.id)
+        """Hand the click to the client, which runs it inside the error boundary."""
+        client = interaction.client
+        if not isinstance(client, ClickHandler):
+            raise RuntimeError("this client does not handle imagine job buttons")
+        await client.handle_click(interaction, self.click)

@@ -8,12 +8,12 @@ import io
 import discord
 
 from bot.actions import Action, Click, spec_for
-from bot.buttons import single_view
 from bot.errors import UserFacingError, send_error
 from bot.jobs import channel_of, enqueue, post_job_messages
 from bot.render import single_image_content
 from bot.services import Services, services_of
 from bot.uploads import fit_upload
+from bot.views import single_view
 from storage.contract import Job, JobStatus, SpeedMode
 
 

@@ -12,7 +12,9 @@ import discord
 import yarl
 from discord.ext import commands
 
+from bot.actions import Click
 from bot.buttons import JobButton
+from bot.clicks import handle_click
 from bot.delivery import Courier
 from bot.errors import ErrorTree
 from bot.services import Services
@@ -56,6 +58,10 @@ class ImagineBot(commands.Bot):
         self._loops: list[asyncio.Task[None]] = []
         self.synced = asyncio.Event()
         self.ready_event = asyncio.Event()
+
+    async def handle_click(self, interaction: discord.Interaction, click: Click, /) -> None:
+        """Act on a job button (``JobButton`` hands its clicks here)."""
+        await handle_click(interaction, click)
 
     @property
     def http_session(self) -> aiohttp.ClientSession:

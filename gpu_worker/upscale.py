@@ -15,19 +15,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from gpu_worker.conditioning import Conditioning
+from gpu_worker.conditioning import Conditioning, encode
 from gpu_worker.errors import InvalidTask, JobCancelled, ModelLoadError
 from gpu_worker.models import LoadedModel
+from gpu_worker.task import (
+    CancelCheck,
+    RenderResult,
+    RenderTask,
+    StepCallback,
+    StepEvent,
+    img2img_steps,
+)
 from storage.sampling import SamplingPlan, sampling_plan
-
-if TYPE_CHECKING:
-    from gpu_worker.engine import CancelCheck, Engine, RenderResult, RenderTask, StepCallback
 
 SCALE = 2
 
@@ -94,16 +99,14 @@ def _model_resize(image: Image.Image, path: Path, device: torch.device) -> Image
 
 
 def upscale(
-    engine: Engine,
     model: LoadedModel,
     task: RenderTask,
     *,
+    upscaler_model: Path | None,
     on_step: StepCallback | None,
     cancelled: CancelCheck | None,
 ) -> RenderResult:
     """Upscale ``task.init_images[0]`` 2x and refine it tile by tile."""
-    from gpu_worker.engine import RenderResult, StepEvent, img2img_steps
-
     started = time.perf_counter()
     if not task.init_images:
         raise InvalidTask("an upscale needs its source image, and none was given")
@@ -111,15 +114,14 @@ def upscale(
     if not 0 < strength <= 1:
         raise InvalidTask(f"upscale strength must be in (0, 1], got {strength}")
     plan = sampling_plan(task.request)
-    settings_model = engine.registry.upscaler_model
-    base = resize_2x(task.init_images[0].convert("RGB"), settings_model, model.device)
+    base = resize_2x(task.init_images[0].convert("RGB"), upscaler_model, model.device)
     width, height = base.size
     tile = model.native_resolution
     overlap = tile // 4
     xs, ys = tile_starts(width, tile, overlap), tile_starts(height, tile, overlap)
     schedule, steps_per_tile = img2img_steps(plan.steps, strength)
     total = steps_per_tile * len(xs) * len(ys)
-    conditioning = engine.conditioning(model, plan)
+    conditioning = encode(model, plan.segments, plan.negative_prompt)
     accumulated = np.zeros((height, width, 3), dtype=np.float32)
     weights = np.zeros((height, width, 1), dtype=np.float32)
     done = 0

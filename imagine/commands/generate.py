@@ -46,12 +46,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for library in libraries:
         library.set_verbosity_error()
 
-    from gpu_worker.engine import Engine, RenderTask
+    from gpu_worker.engine import Engine
     from gpu_worker.errors import EngineError
     from gpu_worker.imaging import encode_png, make_grid
     from gpu_worker.models import ModelRegistry
+    from gpu_worker.task import RenderTask
 
-    engine = Engine(ModelRegistry(settings))
+    engine = Engine(ModelRegistry(settings.engine()))
     out_dir: Path = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries: list[dict[str, Any]] = []

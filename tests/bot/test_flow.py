@@ -363,7 +363,7 @@ async def test_restart_delivers_once_and_old_buttons_work(
     assert second.settings is bot_settings
     try:
         # The job finishes while no bot is running; the next bot delivers it.
-        async with await open_storage(bot_settings) as storage:
+        async with await open_storage(bot_settings.storage()) as storage:
             await ScriptedWorker(storage).finish(job)
         await second.start(fake_discord)
         await fake_discord.wait_for(lambda: message.content.endswith("(fast)"))
