@@ -22,6 +22,8 @@ class BotSettings:
     admin_user_ids: list[int]
     admin_role_ids: list[int]
     allow_foreign_clicks: bool
+    # A user may post one single image (U buttons) this often.
+    u_cooldown_seconds: float
     upload_limit_bytes: int
     allow_relax: bool
     metrics_port: int | None

@@ -4,7 +4,8 @@ The refined pass runs on tiles of the model's native size (1024 px for SDXL) tha
 quarter tile; each tile is weighted by a ramp that falls to zero across the overlap towards its
 neighbours, and the weighted tiles are averaged, so no seam shows. Only one tile is on the device
 at a time, so memory is bounded by the tile size whatever the image size. Denoise strength is the
-job's (0.2 subtle, 0.4 creative).
+job's (0.2 subtle, 0.4 creative). A source over ``MAX_UPSCALE_SOURCE_PIXELS`` (2048x2048, so a grid
+image upscales twice) is refused before any work.
 
 ``settings.upscaler_model`` names an ESRGAN-type checkpoint loaded with spandrel (an optional
 dependency: ``pip install spandrel``); without it the resize is Lanczos.
@@ -32,6 +33,7 @@ from gpu_worker.task import (
     StepEvent,
     img2img_steps,
 )
+from storage.contract import MAX_UPSCALE_SOURCE_PIXELS
 from storage.sampling import SamplingPlan, sampling_plan
 
 SCALE = 2
@@ -110,11 +112,18 @@ def upscale(
     started = time.perf_counter()
     if not task.init_images:
         raise InvalidTask("an upscale needs its source image, and none was given")
+    source = task.init_images[0]
+    if source.width * source.height > MAX_UPSCALE_SOURCE_PIXELS:
+        # Checked before any work: memory and tiles grow with the output, 4x the source.
+        raise InvalidTask(
+            f"the image is {source.width}x{source.height}; upscaling takes images of at most "
+            f"{MAX_UPSCALE_SOURCE_PIXELS:,} pixels (2048x2048)"
+        )
     strength = task.strength if task.strength is not None else 0.2
     if not 0 < strength <= 1:
         raise InvalidTask(f"upscale strength must be in (0, 1], got {strength}")
     plan = sampling_plan(task.request)
-    base = resize_2x(task.init_images[0].convert("RGB"), upscaler_model, model.device)
+    base = resize_2x(source.convert("RGB"), upscaler_model, model.device)
     width, height = base.size
     tile = model.native_resolution
     overlap = tile // 4

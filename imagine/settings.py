@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     admin_user_ids: list[int] = Field(default_factory=list)
     admin_role_ids: list[int] = Field(default_factory=list)
     allow_foreign_clicks: bool = True
+    u_cooldown_seconds: float = Field(default=5.0, ge=0)
     upload_limit_bytes: int = 8 * 1024 * 1024
 
     # Storage

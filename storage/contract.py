@@ -16,6 +16,9 @@ from typing import Any
 
 MAX_SEED = 4_294_967_295
 GRID_SIZE = 4
+# The largest image an upscale starts from: a grid image (about 1 MP) upscales twice, to at
+# most 4096x4096, and no further. The bot refuses bigger ones before charging; the worker too.
+MAX_UPSCALE_SOURCE_PIXELS = 2048 * 2048
 
 
 class JobKind(StrEnum):

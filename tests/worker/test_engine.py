@@ -308,6 +308,28 @@ def test_upscale_doubles_the_size(engine: Engine) -> None:
     assert np.abs(pixels(small) - pixels(source)).mean() < 40
 
 
+@pytest.mark.parametrize("size", [(2049, 2048), (4096, 1025)])
+def test_upscale_of_an_image_over_the_pixel_cap_is_refused_before_any_step(
+    engine: Engine, size: tuple[int, int]
+) -> None:
+    events: list[StepEvent] = []
+    task = RenderTask(
+        request(steps=10),
+        seed=3,
+        kind=JobKind.UPSCALE,
+        init_images=(Image.new("RGB", size),),
+        strength=0.2,
+        indices=(0,),
+    )
+    with pytest.raises(InvalidTask) as refused:
+        engine.render(task, on_step=events.append)
+    assert str(refused.value) == (
+        f"the image is {size[0]}x{size[1]}; upscaling takes images of at most "
+        "4,194,304 pixels (2048x2048)"
+    )
+    assert events == []
+
+
 def test_img2img_and_inpaint_share_the_txt2img_components(engine: Engine) -> None:
     model = engine.registry.get()
     for pipe in (model.img2img, model.inpaint):
