@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import io
 import ipaddress
+import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,9 +32,14 @@ from yarl import URL
 
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 
+log = logging.getLogger(__name__)
+
 MAX_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 25_000_000
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+# Pillow names a JPEG with extra pictures after it (phone photos, Ultra HDR gain maps) "MPO";
+# its first picture, the one decoded, is a plain JPEG.
+_SAME_AS = {"MPO": "JPEG"}
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -203,18 +209,28 @@ def _too_many_pixels(width: int, height: int, max_pixels: int) -> FetchRefused:
 
 
 def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> FetchedImage:
-    """Check that ``data`` is a PNG, JPEG, WebP or GIF within ``max_pixels``; blocking."""
+    """Check that ``data`` is a PNG, JPEG, WebP or GIF within ``max_pixels``; blocking.
+
+    Whatever the bytes are, the only exception is ``FetchRefused``.
+    """
     try:
         with Image.open(io.BytesIO(data), formats=list(FORMATS)) as image:
             width, height = image.size
-            kind = str(image.format)
+            kind = _SAME_AS.get(str(image.format), str(image.format))
+            if kind not in FORMATS:
+                raise UnidentifiedImageError(f"Pillow opened it as {image.format}")
             if width * height <= max_pixels:
-                image.load()  # a GIF loads its first frame only
+                image.load()  # a GIF or MPO loads its first frame only
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise FetchRefused(f"the image has more than {max_pixels:,} pixels") from None
     except UnidentifiedImageError:
         raise FetchRefused("the file is not a PNG, JPEG, WebP or GIF image") from None
-    except (OSError, SyntaxError, ValueError):
+    except (OSError, SyntaxError, ValueError, EOFError):
+        raise FetchRefused("the image file is damaged or truncated") from None
+    except Exception as exc:
+        # Hostile bytes reach Pillow's decoders, which raise more than the types above
+        # (struct.error, IndexError, ...); any of them means the file cannot be used.
+        log.info("image refused: the decoder raised %s: %s", type(exc).__name__, exc)
         raise FetchRefused("the image file is damaged or truncated") from None
     if width * height > max_pixels:
         raise _too_many_pixels(width, height, max_pixels)
