@@ -11,7 +11,7 @@ from bot.actions import Action, Click, spec_for
 from bot.buttons import single_view
 from bot.errors import UserFacingError, send_error
 from bot.jobs import channel_of, enqueue, post_job_messages
-from bot.render import single_image_content
+from bot.render import pings, single_image_content
 from bot.services import Services, services_of
 from bot.uploads import fit_upload
 from storage.contract import Job, JobStatus, SpeedMode
@@ -71,6 +71,7 @@ async def _show_single(
         single_image_content(job, index, interaction.user.id, services.parser),
         file=discord.File(io.BytesIO(payload), filename=name),
         view=single_view(job.id, index),
+        allowed_mentions=pings(interaction.user.id),
     )
 
 

@@ -45,10 +45,9 @@ class ImagineBot(commands.Bot):
             help_command=None,
             intents=intents,
             tree_cls=ErrorTree,
-            # Prompts are user text: only the job owner's mention may ping anyone.
-            allowed_mentions=discord.AllowedMentions(
-                everyone=False, roles=False, users=True, replied_user=False
-            ),
+            # Prompts are user text: nothing the bot sends pings anyone unless a message says
+            # so itself (job messages ping their owner, see ``render.pings``).
+            allowed_mentions=discord.AllowedMentions.none(),
         )
         self.services = services
         self.courier = Courier(self, services)

@@ -14,7 +14,7 @@ import discord
 
 from bot.buttons import cancel_view
 from bot.errors import UserFacingError
-from bot.render import job_content
+from bot.render import job_content, pings
 from bot.safety import FetchRefused, fetch_image, inspect_image
 from bot.services import Services
 from storage.contract import Job, JobSpec
@@ -107,7 +107,9 @@ async def post_job_messages(
     try:
         for job in jobs:
             message = await channel.send(
-                job_content(job, services.parser), view=cancel_view(job.id)
+                job_content(job, services.parser),
+                view=cancel_view(job.id),
+                allowed_mentions=pings(job.user_id),
             )
             await services.queue.set_message_id(job.id, message.id)
             services.messages.done_posting(job.id)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+import discord
 from discord.utils import escape_markdown
 
 from bot.prompt import ParserOptions
@@ -69,6 +70,13 @@ def single_image_content(
 ) -> str:
     """The message that shows one image of a grid (the U buttons)."""
     return _fit(_title(job, options), f" - Image #{index + 1} <@{clicker_id}>")
+
+
+def pings(user_id: int) -> discord.AllowedMentions:
+    """Mentions a job message may notify: its owner's only, whatever the prompt contains."""
+    return discord.AllowedMentions(
+        everyone=False, roles=False, replied_user=False, users=[discord.Object(id=user_id)]
+    )
 
 
 def _fit(title: str, tail: str) -> str:

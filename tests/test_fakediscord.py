@@ -22,6 +22,7 @@ from tests.fakediscord import (
     CommandInputError,
     FakeDiscord,
     FakeDiscordTimeout,
+    Pings,
 )
 
 
@@ -571,3 +572,24 @@ async def test_upload_over_the_limit_is_refused(bot: TinyBot, fake_discord: Fake
         await channel.send(file=discord.File(io.BytesIO(PNG), filename="big.png"))
     assert refused.value.status == 413 and refused.value.code == 40005
     assert fake_discord.channel_messages() == []
+
+
+async def test_pings_follow_allowed_mentions(bot: TinyBot, fake_discord: FakeDiscord) -> None:
+    alice, bob = fake_discord.add_user("alice"), fake_discord.add_user("bob")
+    mods = fake_discord.add_role("mods")
+    channel = bot.get_channel(fake_discord.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    text = f"{alice.mention} {bob.mention} <@&{mods.id}> @everyone"
+    everything = await channel.send(text)
+    assert fake_discord.messages[everything.id].pings == Pings(
+        users=(alice.id, bob.id), roles=(mods.id,), everyone=True
+    )
+    only_bob = await channel.send(
+        text,
+        allowed_mentions=discord.AllowedMentions.none().merge(
+            discord.AllowedMentions(users=[discord.Object(bob.id)])
+        ),
+    )
+    assert fake_discord.messages[only_bob.id].pings == Pings(users=(bob.id,))
+    await channel.get_partial_message(only_bob.id).edit(content=f"{alice.mention} now")
+    assert fake_discord.messages[only_bob.id].pings == Pings(users=(bob.id,))  # edits never ping

@@ -23,6 +23,7 @@ from ._messages import (
     guess_type,
     image_size,
     is_empty,
+    notified,
     validate_message,
 )
 from .models import (
@@ -35,6 +36,7 @@ from .models import (
     Guild,
     Interaction,
     Message,
+    Pings,
     RateLimitRule,
     Request,
     Role,
@@ -320,6 +322,10 @@ class FakeDiscord(Injector):
         after.attachments = self._attachments(message, data, body.files)
         if is_empty(after):
             raise ApiError(400, 50006, "Cannot send an empty message")
+        if creating:
+            pings = notified(after.content, data.get("allowed_mentions"))
+            # Only its user sees an ephemeral message: it notifies nobody.
+            message.pings = Pings() if after.ephemeral else pings
         message.content, message.embeds = after.content, after.embeds
         message.components, message.flags = after.components, after.flags
         message.attachments = after.attachments
