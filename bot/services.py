@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.messages import MessageSlots
-from bot.moderation import find_banned
+from bot.moderation import find_banned, find_banned_in
 from bot.prompt import ParserOptions
 
 if TYPE_CHECKING:
     from imagine.settings import Settings
+    from storage.contract import GenerationRequest
     from storage.db import Database
     from storage.images import ImageStore
     from storage.metrics import Metrics
@@ -43,6 +45,21 @@ class BannedWords:
     def find(self, text: str) -> str | None:
         """The first banned word in ``text``, or ``None``."""
         return find_banned(text, self._words) if self._words else None
+
+    def find_in_command(self, text: str, requests: Iterable[GenerationRequest]) -> str | None:
+        """The first banned word in a command's text or in any request it expands to.
+
+        Each request's prompt, every one of its segments and its negative prompt are checked:
+        permutations put words together that the typed text keeps apart (``a {ca}t``).
+        """
+        if not self._words:
+            return None
+        texts = [text]
+        for request in requests:
+            texts += [request.prompt, *(segment for segment, _ in request.segments)]
+            if request.negative_prompt:
+                texts.append(request.negative_prompt)
+        return find_banned_in(texts, self._words)
 
 
 @dataclass

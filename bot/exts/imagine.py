@@ -81,8 +81,8 @@ class Imagine(commands.Cog):
         try:
             # Pure checks first: a bad prompt or a banned word is refused before anything is
             # acknowledged or stored, and neither needs the database.
-            parse(prompt, options=services.parser)
-            banned = services.banned.find(prompt)
+            requests = parse(prompt, options=services.parser)
+            banned = services.banned.find_in_command(prompt, requests)
             if banned is not None:
                 raise UserFacingError(
                     f"Your prompt was refused: “{banned}” is not allowed on this server."
