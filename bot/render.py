@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
@@ -17,11 +18,22 @@ MAX_CONTENT = 2000
 _SUMMARY_CHARS = 180
 
 
-def failure_summary(error: str | None) -> str:
-    """One short line from a stored error (``Type: message`` plus maybe a traceback tail)."""
+# ``Type: message`` as Python prints an exception: never meant for the public message.
+_RAW_EXCEPTION = re.compile(r"(?:[a-z_][a-z0-9_]*\.)*[A-Z][A-Za-z0-9_]*: ")
+
+
+def failure_summary(error: str | None, job_id: int) -> str:
+    """The public reason of a stored error: its first line, shortened.
+
+    Workers put the reason meant for users on the first line and the details after it. A first
+    line that reads like a raw exception (an error stored some other way) is not shown; the
+    job id is the operator's reference to the stored error.
+    """
     if not error or not error.strip():
         return "the worker gave no reason"
     line = next((ln.strip() for ln in error.strip().splitlines() if ln.strip()), "")
+    if _RAW_EXCEPTION.match(line):
+        return f"internal error (reference job {job_id})"
     if len(line) > _SUMMARY_CHARS:
         line = line[: _SUMMARY_CHARS - 1].rstrip() + "…"
     return line
@@ -38,7 +50,7 @@ def job_status(job: Job) -> str:
     if job.status is JobStatus.CANCELLED:
         return "Cancelled" + (", refunded" if job.cost else "")
     refund = f"; {job.cost} image{'s' if job.cost != 1 else ''} refunded" if job.cost else ""
-    return f"Failed: {failure_summary(job.error)}{refund}"
+    return f"Failed: {failure_summary(job.error, job.id)}{refund}"
 
 
 def _strength_label(job: Job) -> str:

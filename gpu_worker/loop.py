@@ -42,6 +42,7 @@ from PIL import Image
 
 from gpu_worker.engine import RenderResult, RenderTask, StepEvent
 from gpu_worker.errors import EngineError, InvalidTask, JobCancelled, ModelLoadError
+from gpu_worker.failures import Failure
 from gpu_worker.imaging import decode_image, encode_png, make_grid
 from imagine.settings import Settings
 from storage.contract import GRID_SIZE, Job, JobKind, StoredImage
@@ -405,10 +406,10 @@ class Worker:
         await self._record_failure(held.job, exc, retry=retry)
 
     async def _record_failure(self, job: Job, exc: Exception, *, retry: bool) -> None:
-        message = f"{type(exc).__name__}: {exc}"
-        log.error("job %s failed: %s", job.id, message, exc_info=not isinstance(exc, EngineError))
+        failure = Failure.of(exc)
+        log.error("job %s failed %s", job.id, failure, exc_info=not isinstance(exc, EngineError))
         try:
-            after = await self.queue.fail(job.id, self.worker_id, message, retry=retry)
+            after = await self.queue.fail(job.id, self.worker_id, failure.stored, retry=retry)
         except (LeaseLost, StorageError) as again:
             log.error("job %s: could not record the failure: %s", job.id, again)
             return
