@@ -70,6 +70,11 @@ class ImagineBot(commands.Bot):
             await self.load_extension(extension)
         self.add_dynamic_items(JobButton, SettingsSelect)
         await self.services.banned.refresh()
+        if not self.services.rules.has_admins():
+            log.warning(
+                "nobody can use /admin: set admin_guild_ids (or guild_ids), admin_user_ids or "
+                "admin_role_ids"
+            )
         self._start(self.courier.delivery_loop(), "delivery")
         self._start(self.courier.progress_loop(), "progress")
         self._start(self._refresh_banned_words(), "banned-words")
@@ -127,6 +132,23 @@ class ImagineBot(commands.Bot):
         """Connected to the gateway with the guilds loaded."""
         log.info("connected as %s", self.user)
         self.ready_event.set()
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        """Invited to a guild: leave it at once unless ``allowed_guild_ids`` allows it."""
+        await self._leave_if_not_allowed(guild)
+
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        """A guild the bot is in, at start-up or back online: the same check."""
+        await self._leave_if_not_allowed(guild)
+
+    async def _leave_if_not_allowed(self, guild: discord.Guild) -> None:
+        if self.services.rules.allows_guild(guild.id):
+            return
+        log.warning("leaving guild %s (%s): it is not in allowed_guild_ids", guild.id, guild.name)
+        try:
+            await guild.leave()
+        except discord.HTTPException as exc:
+            log.error("could not leave guild %s: %s", guild.id, exc)
 
     async def close(self) -> None:
         """Stop the loops and the fetch session, then disconnect."""

@@ -19,6 +19,7 @@ from discord import app_commands
 
 from bot.prompt import PromptError
 from bot.safety import FetchRefused
+from bot.services import services_of
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,20 @@ async def reply_private(
         await interaction.followup.send(text, view=view, ephemeral=True)
 
 
+class GuildNotAllowed(app_commands.CheckFailure):
+    """The command came from a guild the bot does not work in."""
+
+
 class ErrorTree(app_commands.CommandTree[discord.Client]):
-    """A command tree whose errors all go through ``send_error``."""
+    """A command tree whose errors all go through ``send_error``, and that refuses commands
+    from guilds outside ``allowed_guild_ids``."""
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Refuse, with a reason the user sees, commands from a guild the bot does not serve."""
+        refusal = services_of(interaction.client).rules.guild_refusal(interaction.guild_id)
+        if refusal is not None:
+            raise GuildNotAllowed(refusal)
+        return True
 
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

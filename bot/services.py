@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from bot.messages import MessageSlots
 from bot.moderation import find_banned, find_banned_in
+from bot.permissions import GuildRules
 from bot.prompt import ParserOptions
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class Services:
     metrics: Metrics | None = None
     banned: BannedWords = field(init=False)
     parser: ParserOptions = field(init=False)
+    rules: GuildRules = field(init=False)
     messages: MessageSlots = field(default_factory=MessageSlots)
     # Wakes the delivery loop early (this process posted a message a finished job waits for).
     delivery_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
@@ -82,6 +84,7 @@ class Services:
     def __post_init__(self) -> None:
         self.banned = BannedWords(self.users)
         self.parser = ParserOptions.from_settings(self.settings)
+        self.rules = GuildRules.from_settings(self.settings)
 
 
 def services_of(client: object) -> Services:

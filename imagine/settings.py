@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     )
     admin_user_ids: list[int] = Field(default_factory=list)
     admin_role_ids: list[int] = Field(default_factory=list)
+    admin_guild_ids: list[int] = Field(
+        default_factory=list,
+        description="Guilds where Manage Server makes a member an admin (default: guild_ids).",
+    )
+    allowed_guild_ids: list[int] = Field(
+        default_factory=list,
+        description="When set, the bot works only in these guilds and leaves any other.",
+    )
     allow_foreign_clicks: bool = True
     upload_limit_bytes: int = 8 * 1024 * 1024
 
