@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -15,6 +15,7 @@ from discord.ext import commands
 from bot.buttons import JobButton
 from bot.delivery import Courier
 from bot.errors import ErrorTree
+from bot.safety import Resolver, system_resolver
 from bot.services import Services
 from bot.settings_menu import SettingsSelect
 
@@ -35,9 +36,19 @@ def configure_endpoints(api_base: str, gateway_url: str) -> None:
 
 
 class ImagineBot(commands.Bot):
-    """The imagine bot; everything it needs comes in through ``services``."""
+    """The imagine bot; everything it needs comes in through ``services``.
 
-    def __init__(self, services: Services) -> None:
+    Image prompts are fetched with a session from ``fetch_session`` and host names resolved
+    by ``resolver`` (the system's by default), both behind the SSRF guard.
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        fetch_session: Callable[[], aiohttp.ClientSession] = aiohttp.ClientSession,
+        resolver: Resolver = system_resolver,
+    ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(
@@ -50,6 +61,8 @@ class ImagineBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
         )
         self.services = services
+        self.image_resolver = resolver
+        self._fetch_session = fetch_session
         self.courier = Courier(self, services)
         self._session: aiohttp.ClientSession | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -65,7 +78,7 @@ class ImagineBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Load extensions, register persistent items, start the loops, sync commands."""
-        self._session = aiohttp.ClientSession()
+        self._session = self._fetch_session()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self.add_dynamic_items(JobButton, SettingsSelect)

@@ -13,7 +13,8 @@ A prompt may name any URL, so the bot must never become a way to reach the host'
 - one deadline covers every hop; the body is capped by ``Content-Length`` up front and again
   while streaming;
 - the bytes must decode as PNG, JPEG, WebP or GIF (first frame) within a pixel budget, checked
-  from the header before any pixel is decoded. Pillow's global limit is left untouched.
+  from the header before any pixel is decoded; a JPEG is decoded at the smallest DCT scale that
+  still covers the size the render needs. Pillow's global limit is left untouched.
 """
 
 from __future__ import annotations
@@ -208,10 +209,14 @@ def _too_many_pixels(width: int, height: int, max_pixels: int) -> FetchRefused:
     )
 
 
-def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> FetchedImage:
+def decode_image(
+    data: bytes, max_pixels: int = MAX_PIXELS, fit: tuple[int, int] | None = None
+) -> FetchedImage:
     """Check that ``data`` is a PNG, JPEG, WebP or GIF within ``max_pixels``; blocking.
 
-    Whatever the bytes are, the only exception is ``FetchRefused``.
+    With ``fit`` (the size the image will be used at), a JPEG is decoded at a reduced scale
+    that still covers it, which checks the whole file for a fraction of the memory. Whatever
+    the bytes are, the only exception is ``FetchRefused``.
     """
     try:
         with Image.open(io.BytesIO(data), formats=list(FORMATS)) as image:
@@ -220,6 +225,8 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> FetchedImage:
             if kind not in FORMATS:
                 raise UnidentifiedImageError(f"Pillow opened it as {image.format}")
             if width * height <= max_pixels:
+                if fit is not None:
+                    image.draft(None, fit)  # JPEG only; other formats ignore it
                 image.load()  # a GIF or MPO loads its first frame only
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise FetchRefused(f"the image has more than {max_pixels:,} pixels") from None
@@ -237,9 +244,11 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> FetchedImage:
     return FetchedImage(data, FORMATS[kind], width, height, kind.lower())
 
 
-async def inspect_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> FetchedImage:
+async def inspect_image(
+    data: bytes, *, max_pixels: int = MAX_PIXELS, fit: tuple[int, int] | None = None
+) -> FetchedImage:
     """``decode_image`` off the event loop, for attachments that arrive as bytes."""
-    return await asyncio.to_thread(decode_image, data, max_pixels)
+    return await asyncio.to_thread(decode_image, data, max_pixels, fit)
 
 
 async def fetch_image(
@@ -251,6 +260,7 @@ async def fetch_image(
     timeout: float = 10.0,  # noqa: ASYNC109 - one deadline across all hops, applied inside
     max_redirects: int = 3,
     max_pixels: int = MAX_PIXELS,
+    fit: tuple[int, int] | None = None,
 ) -> FetchedImage:
     """Download and check one image; ``FetchRefused`` with the reason otherwise."""
     checked = _check_url(url)
@@ -261,4 +271,4 @@ async def fetch_image(
         raise FetchRefused(f"fetching the image took longer than {timeout:g} s") from None
     except aiohttp.ClientError as exc:
         raise FetchRefused(f"the image could not be downloaded: {exc}") from None
-    return await asyncio.to_thread(decode_image, data, max_pixels)
+    return await asyncio.to_thread(decode_image, data, max_pixels, fit)

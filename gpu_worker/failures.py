@@ -30,6 +30,9 @@ class Failure:
         """Classify ``exc``, with a fresh reference."""
         reference = secrets.token_hex(4)
         detail = f"{type(exc).__name__}: {exc}"
+        cause = exc.__cause__
+        if cause is not None:
+            detail += f" (from {type(cause).__name__}: {cause})"
         told = " ".join(str(exc).split())
         if isinstance(exc, _TOLD_AS_IS) and told:
             public = told

@@ -312,12 +312,18 @@ class Worker:
         else:
             keys = list(job.input_images)
         init: list[Image.Image] = []
-        for key in keys:
+        # Each no larger than the render needs (an upscale needs all of it), one at a time in
+        # the idle device thread, so the next input reuses the memory the last one freed.
+        fit = None if job.kind is JobKind.UPSCALE else (request.width, request.height)
+        loop = asyncio.get_running_loop()
+        for key in dict.fromkeys(keys):
             try:
                 data = await self.images.get(key)
+                init.append(await loop.run_in_executor(self._device, decode_image, data, fit))
             except StorageError as exc:
                 raise InvalidTask(f"input image {key[:12]}... is not in the image store") from exc
-            init.append(await asyncio.to_thread(decode_image, data))
+            except ValueError as exc:
+                raise InvalidTask(f"input image {key[:12]}... could not be read") from exc
         return RenderTask(
             request=request,
             seed=job.seed,

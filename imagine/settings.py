@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = 3
     max_queued_jobs: int = 10
     max_repeat: int = 4
+    max_image_prompts: int = 4
     allow_relax: bool = True
 
     # Observability
@@ -106,6 +107,13 @@ class Settings(BaseSettings):
     def _repeat_range(cls, value: int) -> int:
         if not 1 <= value <= 16:
             raise ValueError(f"max_repeat must be between 1 and 16, got {value}")
+        return value
+
+    @field_validator("max_image_prompts")
+    @classmethod
+    def _image_prompts_range(cls, value: int) -> int:
+        if not 0 <= value <= 16:
+            raise ValueError(f"max_image_prompts must be between 0 and 16, got {value}")
         return value
 
     @property

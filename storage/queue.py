@@ -61,6 +61,7 @@ from storage.tables import (
     FINISHED_STATUSES,
     jobs,
     ledger,
+    users,
     workers,
 )
 from storage.tables import images as images_table
@@ -70,6 +71,7 @@ MAX_JOBS_PER_ENQUEUE = 16
 MAX_PREVIEW_BYTES = 512 * 1024
 MAX_ERROR_CHARS = 2000
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+BANNED = "You are banned from generating images here."
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,25 @@ class JobQueue:
                 raise
             return await self._enqueue(user_id, specs, interaction_id, guild_id, channel_id)
 
+    async def check_admission(
+        self, user_id: int, specs: Sequence[JobSpec], *, interaction_id: int | None = None
+    ) -> None:
+        """Raise what ``enqueue`` would for a ban, a full queue or quota, writing nothing.
+
+        For work worth skipping when the answer is no (downloading image prompts). It reads a
+        snapshot; ``enqueue`` still decides. An interaction that already queued its jobs passes.
+        """
+        check_user_id(user_id)
+        specs = list(specs)
+        _check_specs(specs)
+        async with self.db.read() as conn:
+            if interaction_id is not None and await self._by_interaction(conn, interaction_id):
+                return
+            row = await conn.execute(select(users.c.banned).where(users.c.id == user_id))
+            if row.scalar_one_or_none():
+                raise UserBanned(BANNED)
+            await self._check_limits(conn, user_id, specs, self.now())
+
     async def _enqueue(
         self,
         user_id: int,
@@ -191,7 +212,7 @@ class JobQueue:
                         )
                     return existing
             if banned:
-                raise UserBanned("You are banned from generating images here.")
+                raise UserBanned(BANNED)
             await _check_parents(conn, specs)
             await self._check_limits(conn, user_id, specs, now)
             created = await self._insert(

@@ -126,3 +126,14 @@ def test_every_truncation_of_an_accepted_format_refuses_or_decodes(fmt: str) -> 
     data = SAMPLES[fmt]
     for cut in range(len(data)):
         _only_refusals(data[:cut])
+
+
+def test_a_reduced_decode_still_reads_the_whole_jpeg() -> None:
+    photo = Image.effect_noise((1600, 1200), 60).convert("RGB")
+    out = io.BytesIO()
+    photo.save(out, "JPEG", quality=90)
+    data = out.getvalue()
+    checked = decode_image(data, fit=(256, 256))
+    assert (checked.width, checked.height, checked.format) == (1600, 1200, "jpeg")
+    with pytest.raises(FetchRefused, match="damaged or truncated"):
+        decode_image(data[: len(data) * 2 // 3], fit=(256, 256))

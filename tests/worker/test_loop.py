@@ -168,7 +168,7 @@ async def test_engine_error_fails_the_job_with_its_message_and_refunds(
     public, detail = failed.error.split("\n")
     # About the request itself: the user is told as it is; the type stays for the operator.
     assert public == "input image abababababab... is not in the image store"
-    assert detail == f"InvalidTask: {public}"
+    assert detail.startswith(f"InvalidTask: {public} (from BlobNotFound: ")
     assert failed.attempts == 1  # an error about the job itself is not retried
     # The loop kept serving, and only the job that succeeded is charged.
     assert (await queue.get(good.id)).status is JobStatus.SUCCEEDED
