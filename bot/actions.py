@@ -183,19 +183,3 @@ def spec_for(
         parent_index=click.index,
         strength=strength,
     )
-
-
-def is_admin(
-    user_id: int,
-    role_ids: frozenset[int] | set[int],
-    *,
-    manage_guild: bool,
-    admin_user_ids: list[int],
-    admin_role_ids: list[int],
-) -> bool:
-    """Whether a member may run admin commands: Manage Server, or listed by id or role."""
-    return (
-        manage_guild
-        or user_id in admin_user_ids
-        or any(role in role_ids for role in admin_role_ids)
-    )

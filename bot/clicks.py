@@ -16,6 +16,8 @@ async def handle_click(interaction: discord.Interaction, click: Click) -> None:
     """Acknowledge a job button, then run it; every failure ends in one ephemeral message."""
     try:
         services = services_of(interaction.client)
+        if (refused := services.rules.guild_refusal(interaction.guild_id)) is not None:
+            raise UserFacingError(refused)
         # A silent acknowledgement: results appear as new channel messages, refusals as
         # private followups.
         await interaction.response.defer()

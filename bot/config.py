@@ -21,6 +21,11 @@ class BotSettings:
     guild_ids: list[int]
     admin_user_ids: list[int]
     admin_role_ids: list[int]
+    # Manage Server makes an admin only in these guilds (default: guild_ids).
+    admin_guild_ids: list[int]
+    # When set, the only guilds the bot works in; it leaves the others.
+    allowed_guild_ids: list[int]
+    max_image_prompts: int
     allow_foreign_clicks: bool
     # A user may post one single image (U buttons) this often.
     u_cooldown_seconds: float

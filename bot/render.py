@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+import discord
 from discord.utils import escape_markdown, escape_mentions
 
 from bot.prompt import ParserOptions
@@ -19,11 +21,22 @@ _NOTES_WITH_REASONS_CHARS = 120
 _NOTE_PARAMETER_CHARS = 20
 
 
-def failure_summary(error: str | None) -> str:
-    """One short line from a stored error (``Type: message`` plus maybe a traceback tail)."""
+# ``Type: message`` as Python prints an exception: never meant for the public message.
+_RAW_EXCEPTION = re.compile(r"(?:[a-z_][a-z0-9_]*\.)*[A-Z][A-Za-z0-9_]*: ")
+
+
+def failure_summary(error: str | None, job_id: int) -> str:
+    """The public reason of a stored error: its first line, shortened.
+
+    Workers put the reason meant for users on the first line and the details after it. A first
+    line that reads like a raw exception (an error stored some other way) is not shown; the
+    job id is the operator's reference to the stored error.
+    """
     if not error or not error.strip():
         return "the worker gave no reason"
     line = next((ln.strip() for ln in error.strip().splitlines() if ln.strip()), "")
+    if _RAW_EXCEPTION.match(line):
+        return f"internal error (reference job {job_id})"
     if len(line) > _SUMMARY_CHARS:
         line = line[: _SUMMARY_CHARS - 1].rstrip() + "…"
     return line
@@ -40,7 +53,7 @@ def job_status(job: Job) -> str:
     if job.status is JobStatus.CANCELLED:
         return "Cancelled" + (", refunded" if job.cost else "")
     refund = f"; {job.cost} image{'s' if job.cost != 1 else ''} refunded" if job.cost else ""
-    return f"Failed: {failure_summary(job.error)}{refund}"
+    return f"Failed: {failure_summary(job.error, job.id)}{refund}"
 
 
 def _strength_label(job: Job) -> str:
@@ -99,6 +112,13 @@ def single_image_content(
 ) -> str:
     """The message that shows one image of a grid (the U buttons)."""
     return _fit(_title(job, options), f" - Image #{index + 1} <@{clicker_id}>")
+
+
+def pings(user_id: int) -> discord.AllowedMentions:
+    """Mentions a job message may notify: its owner's only, whatever the prompt contains."""
+    return discord.AllowedMentions(
+        everyone=False, roles=False, replied_user=False, users=[discord.Object(id=user_id)]
+    )
 
 
 def _fit(title: str, tail: str) -> str:

@@ -15,7 +15,7 @@ import discord
 
 from bot.errors import UserFacingError
 from bot.jobs import channel_of
-from bot.render import single_image_content
+from bot.render import pings, single_image_content
 from bot.services import Services
 from bot.uploads import fit_upload
 from bot.views import single_view
@@ -77,6 +77,7 @@ async def _post(interaction: discord.Interaction, services: Services, job: Job, 
         single_image_content(job, index, interaction.user.id, services.parser),
         file=discord.File(io.BytesIO(payload), filename=name),
         view=single_view(job.id, index),
+        allowed_mentions=pings(interaction.user.id),
     )
     await services.posts.record(
         job.id,

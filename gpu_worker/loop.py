@@ -40,6 +40,7 @@ from PIL import Image
 
 from gpu_worker.config import WorkerSettings
 from gpu_worker.errors import EngineError, InvalidTask, JobCancelled, ModelLoadError
+from gpu_worker.failures import Failure
 from gpu_worker.imaging import decode_image
 from gpu_worker.outputs import store_images
 from gpu_worker.task import RenderEngine, RenderResult, RenderTask, StepEvent
@@ -293,12 +294,18 @@ class Worker:
         else:
             keys = list(job.input_images)
         init: list[Image.Image] = []
-        for key in keys:
+        # Each no larger than the render needs (an upscale needs all of it), one at a time in
+        # the idle device thread, so the next input reuses the memory the last one freed.
+        fit = None if job.kind is JobKind.UPSCALE else (request.width, request.height)
+        loop = asyncio.get_running_loop()
+        for key in dict.fromkeys(keys):
             try:
                 data = await self.images.get(key)
+                init.append(await loop.run_in_executor(self._device, decode_image, data, fit))
             except StorageError as exc:
                 raise InvalidTask(f"input image {key[:12]}... is not in the image store") from exc
-            init.append(await asyncio.to_thread(decode_image, data))
+            except ValueError as exc:
+                raise InvalidTask(f"input image {key[:12]}... could not be read") from exc
         return RenderTask(
             request=request,
             seed=job.seed,
@@ -372,10 +379,10 @@ class Worker:
         await self._record_failure(held.job, exc, retry=retry)
 
     async def _record_failure(self, job: Job, exc: Exception, *, retry: bool) -> None:
-        message = f"{type(exc).__name__}: {exc}"
-        log.error("job %s failed: %s", job.id, message, exc_info=not isinstance(exc, EngineError))
+        failure = Failure.of(exc)
+        log.error("job %s failed %s", job.id, failure, exc_info=not isinstance(exc, EngineError))
         try:
-            after = await self.queue.fail(job.id, self.worker_id, message, retry=retry)
+            after = await self.queue.fail(job.id, self.worker_id, failure.stored, retry=retry)
         except (LeaseLost, StorageError) as again:
             log.error("job %s: could not record the failure: %s", job.id, again)
             return

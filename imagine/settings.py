@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     )
     admin_user_ids: list[int] = Field(default_factory=list)
     admin_role_ids: list[int] = Field(default_factory=list)
+    admin_guild_ids: list[int] = Field(
+        default_factory=list,
+        description="Guilds where Manage Server makes a member an admin (default: guild_ids).",
+    )
+    allowed_guild_ids: list[int] = Field(
+        default_factory=list,
+        description="When set, the bot works only in these guilds and leaves any other.",
+    )
     allow_foreign_clicks: bool = True
     u_cooldown_seconds: float = Field(default=5.0, ge=0)
     upload_limit_bytes: int = 8 * 1024 * 1024
@@ -113,6 +121,7 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = 3
     max_queued_jobs: int = 10
     max_repeat: int = 4
+    max_image_prompts: int = 4
     allow_relax: bool = True
 
     # Observability
@@ -124,6 +133,13 @@ class Settings(BaseSettings):
     def _repeat_range(cls, value: int) -> int:
         if not 1 <= value <= 16:
             raise ValueError(f"max_repeat must be between 1 and 16, got {value}")
+        return value
+
+    @field_validator("max_image_prompts")
+    @classmethod
+    def _image_prompts_range(cls, value: int) -> int:
+        if not 0 <= value <= 16:
+            raise ValueError(f"max_image_prompts must be between 0 and 16, got {value}")
         return value
 
     @property

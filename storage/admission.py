@@ -21,8 +21,9 @@ from storage.contract import MAX_SEED, Job, JobSpec, JobStatus, SpeedMode
 from storage.db import JOBS_CHANNEL
 from storage.errors import InvalidValue, JobNotFound, LimitExceeded, QuotaExceeded, UserBanned
 from storage.limits import describe_period, period_end
-from storage.tables import jobs, ledger
+from storage.tables import jobs, ledger, users
 
+BANNED = "You are banned from generating images here."
 PRIORITY = {SpeedMode.TURBO: 2, SpeedMode.FAST: 1, SpeedMode.DRAFT: 1, SpeedMode.RELAX: 0}
 MAX_JOBS_PER_ENQUEUE = 16
 
@@ -60,6 +61,25 @@ class Admission(QueueBase):
                 raise
             return await self._enqueue(user_id, specs, interaction_id, guild_id, channel_id)
 
+    async def check_admission(
+        self, user_id: int, specs: Sequence[JobSpec], *, interaction_id: int | None = None
+    ) -> None:
+        """Raise what ``enqueue`` would for a ban, a full queue or quota, writing nothing.
+
+        For work worth skipping when the answer is no (downloading image prompts). It reads a
+        snapshot; ``enqueue`` still decides. An interaction that already queued its jobs passes.
+        """
+        check_user_id(user_id)
+        specs = list(specs)
+        _check_specs(specs)
+        async with self.db.read() as conn:
+            if interaction_id is not None and await self._by_interaction(conn, interaction_id):
+                return
+            row = await conn.execute(select(users.c.banned).where(users.c.id == user_id))
+            if row.scalar_one_or_none():
+                raise UserBanned(BANNED)
+            await self._check_limits(conn, user_id, specs, self.now())
+
     async def _enqueue(
         self,
         user_id: int,
@@ -81,7 +101,7 @@ class Admission(QueueBase):
                         )
                     return existing
             if banned:
-                raise UserBanned("You are banned from generating images here.")
+                raise UserBanned(BANNED)
             await _check_parents(conn, specs)
             await self._check_limits(conn, user_id, specs, now)
             created = await self._insert(

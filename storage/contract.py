@@ -178,6 +178,7 @@ class Job:
     lease_expires_at: datetime | None = None
     progress: int = 0
     preview: bytes | None = field(default=None, repr=False)
+    # First line: the reason the public job message shows; later lines: details for operators.
     error: str | None = None
     cancel_requested: bool = False
     gpu_seconds: float | None = None

@@ -165,8 +165,10 @@ async def test_engine_error_fails_the_job_with_its_message_and_refunds(
     failed = await queue.get(bad.id)
     assert failed.status is JobStatus.FAILED
     assert failed.error is not None
-    assert failed.error.startswith("InvalidTask: input image abababababab")
-    assert "not in the image store" in failed.error
+    public, detail = failed.error.split("\n")
+    # About the request itself: the user is told as it is; the type stays for the operator.
+    assert public == "input image abababababab... is not in the image store"
+    assert detail.startswith(f"InvalidTask: {public} (from BlobNotFound: ")
     assert failed.attempts == 1  # an error about the job itself is not retried
     # The loop kept serving, and only the job that succeeded is charged.
     assert (await queue.get(good.id)).status is JobStatus.SUCCEEDED
