@@ -35,6 +35,7 @@ async def _serve(settings: Settings, *, once: bool, engine: RenderEngine | None 
     from gpu_worker.errors import ModelLoadError
     from gpu_worker.loop import run_worker
     from storage.bundle import open_storage
+    from storage.errors import ImageStoreError
     from storage.metrics import Metrics
     from storage.migrate import upgrade
 
@@ -49,7 +50,11 @@ async def _serve(settings: Settings, *, once: bool, engine: RenderEngine | None 
     metrics = Metrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
-    storage = await open_storage(settings)
+    try:
+        storage = await open_storage(settings)
+    except ImageStoreError as exc:
+        print(f"imagine worker: {exc}", file=sys.stderr)
+        return 1
     try:
         await run_worker(
             settings,
