@@ -14,6 +14,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ _PREFIX_PART = re.compile(r"[A-Za-z0-9!_.*'()-]+")
 _TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 DEFAULT_ATTEMPTS = 5
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class S3ImageStore:
     ) -> None:
         self.location = location
         self.endpoint_url = endpoint_url
+        self._attempts = max(1, max_attempts)
         self._client_args: dict[str, Any] = {
             "region_name": region,
             "endpoint_url": endpoint_url,
@@ -96,8 +99,14 @@ class S3ImageStore:
             "retries": {"total_max_attempts": max_attempts, "mode": "standard"},
             "connect_timeout": connect_timeout,
             "read_timeout": read_timeout,
-            # Path-style URLs: MinIO and local servers have no per-bucket host names.
-            "s3": {"addressing_style": "path" if endpoint_url else "auto"},
+            "s3": {
+                # Path-style URLs: MinIO and local servers have no per-bucket host names.
+                "addressing_style": "path" if endpoint_url else "auto",
+                # The signature covers the Content-MD5 header, which the server checks against
+                # the body; hashing megabytes once more for the signature would run on the
+                # event loop.
+                "payload_signing_enabled": False,
+            },
             # The Content-MD5 below is the integrity check every S3-compatible store accepts;
             # botocore's newer default checksums are refused by some of them.
             "request_checksum_calculation": "when_required",
@@ -187,13 +196,27 @@ class S3ImageStore:
         return str(keys[0]) if keys else None
 
     async def _read(self, key: str) -> bytes | None:
-        try:
-            response = await self._call("get_object", Key=key)
-        except BlobNotFound:
-            return None
-        async with response["Body"] as body:
-            data: bytes = await body.read()
-        return data
+        """The object's bytes, or None; a body cut off on the way is fetched again."""
+        import aiohttp
+        from botocore.exceptions import BotoCoreError
+
+        attempt = 1
+        while True:
+            try:
+                response = await self._call("get_object", Key=key)
+            except BlobNotFound:
+                return None
+            try:
+                async with response["Body"] as body:
+                    data: bytes = await body.read()
+                return data
+            except (BotoCoreError, aiohttp.ClientError, TimeoutError) as exc:
+                # botocore retries a request until its headers arrive, not a body read after.
+                if attempt >= self._attempts:
+                    reason = self._explain(type(exc).__name__, str(exc))
+                    raise ImageStoreError(reason) from None
+                attempt += 1
+                log.warning("%s: reading %s failed (%s); again", self.where, key, exc)
 
     async def _call(self, operation: str, **params: Any) -> Any:
         """One S3 operation on the bucket; errors as BlobNotFound or ImageStoreError."""

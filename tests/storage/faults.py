@@ -2,7 +2,8 @@
 
 Requests pass through unchanged (the Host header too, so SigV4 signatures still match); the
 next ``fail`` requests are answered with an S3 error document and ``status`` instead, the next
-``stall`` requests are held ``stall_seconds`` before they are forwarded. Every request is
+``stall`` requests are held ``stall_seconds`` before they are forwarded, and the next
+``cut_bodies`` successful GETs send half their body and drop the connection. Every request is
 recorded when it arrives, with what the proxy answered.
 """
 
@@ -38,6 +39,7 @@ class FaultyProxy:
     status: int = 503
     stall: int = 0
     stall_seconds: float = 0.0
+    cut_bodies: int = 0
     seen: list[Seen] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
@@ -94,6 +96,15 @@ class FaultyProxy:
             answer = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP}
             status = upstream.status
         seen.answered = status
+        if self.cut_bodies > 0 and request.method == "GET" and status == 200 and len(data) > 1:
+            self.cut_bodies -= 1
+            cut = web.StreamResponse(status=status, headers=answer)
+            cut.content_length = len(data)
+            await cut.prepare(request)
+            await cut.write(data[: len(data) // 2])
+            assert request.transport is not None
+            request.transport.close()  # the connection drops mid-body
+            return cut
         return web.Response(status=status, body=data, headers=answer)
 
 
