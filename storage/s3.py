@@ -5,7 +5,8 @@ object is written by one PUT carrying its Content-MD5, so the server stores the 
 nothing (S3 never shows a partial object), and every read is checked against the SHA-256 the
 key names. Requests that fail with a 5xx, a throttle, a dropped connection or a timeout are
 retried with exponential backoff (botocore's standard retry mode); errors that retrying cannot
-fix (no such bucket, refused credentials) become one ``ImageStoreError`` sentence.
+fix (no such bucket, refused credentials) become one ``ImageStoreError`` sentence. Transfers
+run on a private event loop thread, so moving megabytes never stalls the caller's loop.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from storage._ioloop import IoLoop
 from storage.errors import BlobNotFound, ImageStoreError, InvalidValue
 from storage.images import StoredBlob, check_sha256, check_suffix
 
@@ -69,7 +71,10 @@ def parse_location(text: str) -> S3Location:
 
 
 class S3ImageStore:
-    """Blobs as objects in one bucket; the client is opened on first use, closed by ``close``."""
+    """Blobs as objects in one bucket; the client is opened on first use, closed by ``close``.
+
+    The public methods may be awaited from any event loop; the client lives on ``self._io``.
+    """
 
     def __init__(
         self,
@@ -115,6 +120,7 @@ class S3ImageStore:
         self._client: Any = None
         self._stack = contextlib.AsyncExitStack()
         self._opening = asyncio.Lock()
+        self._io = IoLoop("imagine-s3")
 
     @property
     def where(self) -> str:
@@ -135,18 +141,25 @@ class S3ImageStore:
         return self._client
 
     async def close(self) -> None:
-        """Close the client's connections."""
+        """Close the client's connections and the transfer thread."""
+        await self._io.run(self._close())
+        await self._io.stop()
+
+    async def _close(self) -> None:
         self._client = None
         await self._stack.aclose()
 
     async def check(self) -> None:
         """List one key under the prefix: ImageStoreError unless the bucket answers to us."""
-        await self._call("list_objects_v2", MaxKeys=1, Prefix=self.location.prefix)
+        prefix = self.location.prefix
+        await self._io.run(self._call("list_objects_v2", MaxKeys=1, Prefix=prefix))
 
     async def put(self, data: bytes, suffix: str = ".png") -> StoredBlob:
         """Store ``data`` under its SHA-256 in one PUT (the same bytes again are harmless)."""
         check_suffix(suffix)
-        data = bytes(data)
+        return await self._io.run(self._put(bytes(data), suffix))
+
+    async def _put(self, data: bytes, suffix: str) -> StoredBlob:
         sha256, md5 = await asyncio.to_thread(_digests, data)
         key = self.location.key(sha256, suffix)
         await self._call(
@@ -161,6 +174,9 @@ class S3ImageStore:
     async def get(self, sha256: str) -> bytes:
         """The stored bytes, checked against their hash (BlobNotFound if none)."""
         check_sha256(sha256)
+        return await self._io.run(self._get(sha256))
+
+    async def _get(self, sha256: str) -> bytes:
         data = await self._read(self.location.key(sha256, ".png"))
         if data is None:
             key = await self._find(sha256)
@@ -169,14 +185,17 @@ class S3ImageStore:
             raise BlobNotFound(f"The image store has no image {sha256}.")
         if await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest()) != sha256:
             raise ImageStoreError(
-                f"{self.where}: the object for image {sha256} does not hold those bytes "
-                "(it was changed or damaged outside imagine)"
+                f"image store {self.where}: the object for image {sha256} does not hold "
+                "those bytes (it was changed or damaged outside imagine)"
             )
         return data
 
     async def exists(self, sha256: str) -> bool:
         """Whether an object holds ``sha256`` (any suffix)."""
         check_sha256(sha256)
+        return await self._io.run(self._exists(sha256))
+
+    async def _exists(self, sha256: str) -> bool:
         try:
             await self._call("head_object", Key=self.location.key(sha256, ".png"))
             return True
