@@ -16,9 +16,10 @@ answer, aborts the render at the next step and the job is marked cancelled (refu
 lease (the job was reaped and given to another worker) aborts the render and leaves the job
 alone. Errors are recorded per job (type and message) and the loop keeps serving: engine errors
 about the job itself fail it for good, anything else goes back to the queue while attempts
-remain. On ``stop`` (SIGTERM) the loop stops claiming, gives a job that is still rendering back
-to the queue (no attempt spent), completes jobs already rendered, and returns. Expired leases
-are reaped periodically, by every worker.
+remain. On ``drain`` the loop claims no more, finishes the job in hand and returns. On ``stop``
+(a second SIGTERM) it stops claiming, gives a job that is still rendering back to the queue (no
+attempt spent), completes jobs already rendered, and returns. Expired leases are reaped
+periodically, by every worker.
 """
 
 from __future__ import annotations
@@ -111,20 +112,27 @@ class Worker:
         # The next job, claimed while the current render's last step runs (see _prefetch).
         self._next: asyncio.Task[Job | None] | None = None
         self._stop = asyncio.Event()
+        self._drain = asyncio.Event()
         self.device_busy_seconds = 0.0
         self.jobs_done = 0
 
-    async def run(self, stop: asyncio.Event, *, once: bool = False) -> None:
-        """Serve until ``stop`` is set (or, with ``once``, until the queue is empty)."""
+    async def run(
+        self, stop: asyncio.Event, *, once: bool = False, drain: asyncio.Event | None = None
+    ) -> None:
+        """Serve until ``stop`` or ``drain`` is set (or, with ``once``, the queue is empty)."""
         self._stop = stop
+        self._drain = drain = drain or asyncio.Event()
         loop = asyncio.get_running_loop()
         description = await loop.run_in_executor(self._device, self.engine.prepare)
         await self.queue.register_worker(self.worker_id, socket.gethostname(), description)
         log.info("worker %s ready with %s", self.worker_id, description)
         housekeeping = asyncio.create_task(self._housekeeping(stop, description))
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not drain.is_set():
                 claimed = await self._take_next()
+                if claimed is not None and drain.is_set():
+                    await self._give_back(claimed)  # claimed before the drain; not in hand
+                    break
                 if claimed is None:
                     if once and not self._finishing:
                         break
@@ -134,6 +142,7 @@ class Worker:
                         self.queue.db.wait_for_job(self.settings.poll_interval),
                         *(asyncio.shield(task) for task in self._finishing),
                         stop.wait(),
+                        drain.wait(),
                     )
                     continue
                 await self._run_job(claimed, stop)
@@ -156,7 +165,8 @@ class Worker:
         (the claim's database round trip overlaps the last step and the VAE decode). Only when
         no other result waits for storing, so a prefetched job never waits on back-pressure.
         """
-        if self._next is None and not self._stop.is_set() and not self._finishing:
+        halted = self._stop.is_set() or self._drain.is_set()
+        if self._next is None and not halted and not self._finishing:
             self._next = asyncio.create_task(self._claim())
 
     async def _take_next(self) -> Job | None:
@@ -170,10 +180,13 @@ class Worker:
             return
         job = await self._take_next()
         if job is not None:
-            try:
-                await self.queue.release(job.id, self.worker_id)
-            except StorageError as exc:
-                log.error("job %s: could not give it back: %s", job.id, exc)
+            await self._give_back(job)
+
+    async def _give_back(self, job: Job) -> None:
+        try:
+            await self.queue.release(job.id, self.worker_id)
+        except StorageError as exc:
+            log.error("job %s: could not give it back: %s", job.id, exc)
 
     async def _claim(self) -> Job | None:
         try:
@@ -401,6 +414,7 @@ async def run_worker(
     metrics: Metrics | None = None,
     once: bool = False,
     progress_interval: float = PROGRESS_INTERVAL,
+    drain: asyncio.Event | None = None,
 ) -> None:
     """Run a worker until ``stop`` is set; builds the SDXL engine from settings unless given."""
     if engine is None:
@@ -417,4 +431,4 @@ async def run_worker(
         metrics=metrics,
         progress_interval=progress_interval,
     )
-    await worker.run(stop, once=once)
+    await worker.run(stop, once=once, drain=drain)

@@ -37,6 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("bot", help="the Discord bot alone")
     worker = sub.add_parser("worker", help="a GPU worker alone")
     worker.add_argument("--once", action="store_true", help="exit when the queue is empty")
+    worker.add_argument(
+        "--drain",
+        action="store_true",
+        help="ask the workers running here to finish their current job and exit; wait for them",
+    )
+    worker.add_argument(
+        "--timeout", type=float, default=600.0, help="with --drain: seconds to wait (600)"
+    )
     sub.add_parser("migrate", help="upgrade the database to the newest schema")
     sub.add_parser("doctor", help="check configuration, database, model and Discord settings")
 

@@ -36,7 +36,9 @@ from bot.config import BotSettings
 from bot.prompt import ParserOptions
 from gpu_worker.config import EngineSettings, WorkerSettings
 from storage.config import StorageSettings
+from storage.errors import InvalidValue
 from storage.limits import Limits
+from storage.stores import ImageStoreConfig, check_store
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
 DISCORD_API_BASE = "https://discord.com/api/v10"
@@ -84,6 +86,24 @@ class Settings(BaseSettings):
     # Storage
     data_dir: Path = Path("./data")
     database_url: str | None = None
+    # Image store: "file" (under the data dir) or "s3://BUCKET[/PREFIX]"; the AWS_* variables
+    # keep their standard names (unset: botocore's own chain, such as an instance role).
+    image_store: str = "file"
+    s3_endpoint_url: str | None = None
+    aws_access_key_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_ACCESS_KEY_ID", "aws_access_key_id")
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
+    )
+    aws_session_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_SESSION_TOKEN", "aws_session_token")
+    )
+    aws_default_region: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION", "aws_default_region"),
+    )
 
     # Models and engine
     model: str = DEFAULT_MODEL
@@ -142,6 +162,28 @@ class Settings(BaseSettings):
             raise ValueError(f"max_image_prompts must be between 0 and 16, got {value}")
         return value
 
+    @field_validator("image_store")
+    @classmethod
+    def _image_store(cls, value: str) -> str:
+        try:
+            return check_store(value)
+        except InvalidValue as exc:
+            raise ValueError(str(exc)) from None
+
+    @property
+    def image_store_config(self) -> ImageStoreConfig:
+        """Which image store to open, for ``storage.stores``."""
+        secret, token = self.aws_secret_access_key, self.aws_session_token
+        return ImageStoreConfig(
+            store=self.image_store,
+            data_dir=self.data_dir,
+            endpoint_url=self.s3_endpoint_url,
+            region=self.aws_default_region,
+            access_key_id=self.aws_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret else None,
+            session_token=token.get_secret_value() if token else None,
+        )
+
     @property
     def database(self) -> str:
         """The SQLAlchemy async URL: the configured one, or SQLite under the data dir."""
@@ -159,7 +201,10 @@ class Settings(BaseSettings):
     def storage(self) -> StorageSettings:
         """The storage slice (``open_storage``)."""
         return self._slice(
-            StorageSettings, database=self.database, limits=Limits.from_settings(self)
+            StorageSettings,
+            database=self.database,
+            limits=Limits.from_settings(self),
+            image_store_config=self.image_store_config,
         )
 
     def bot(self) -> BotSettings:

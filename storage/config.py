@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storage.limits import Limits
+from storage.stores import ImageStoreConfig
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class StorageSettings:
     max_attempts: int
     # The server's default limits; admins override them per user and server-wide.
     limits: Limits
+    # Which image store to open: files under the data dir, or an S3-compatible bucket.
+    image_store_config: ImageStoreConfig
 
     @property
     def is_sqlite(self) -> bool:

@@ -45,3 +45,7 @@ class InvalidValue(StorageError):
 
 class BlobNotFound(StorageError):
     """The image store has no blob with that hash."""
+
+
+class ImageStoreError(StorageError):
+    """The image store cannot be used: missing bucket, refused credentials, unreachable."""

@@ -54,6 +54,15 @@ def check_sha256(sha256: str) -> str:
     return sha256
 
 
+def check_suffix(suffix: str) -> str:
+    """``suffix`` if it is a dot and 1-8 lowercase letters or digits, else InvalidValue."""
+    if not isinstance(suffix, str) or not _SUFFIX.fullmatch(suffix):
+        raise InvalidValue(
+            f"file suffix must be a dot and 1-8 letters or digits, like '.png'; got {suffix!r}"
+        )
+    return suffix
+
+
 class FileImageStore:
     """Blobs as files ``ROOT/ab/cd/<sha256><suffix>``, written atomically (temp file + rename)."""
 
@@ -65,10 +74,7 @@ class FileImageStore:
 
     async def put(self, data: bytes, suffix: str = ".png") -> StoredBlob:
         """Store ``data``; storing the same bytes again writes nothing."""
-        if not _SUFFIX.fullmatch(suffix):
-            raise InvalidValue(
-                f"file suffix must be a dot and 1-8 letters or digits, like '.png'; got {suffix!r}"
-            )
+        check_suffix(suffix)
         return await asyncio.to_thread(self._put, bytes(data), suffix)
 
     def _put(self, data: bytes, suffix: str) -> StoredBlob:
@@ -113,6 +119,14 @@ class FileImageStore:
         for path in found:
             path.unlink(missing_ok=True)
         return bool(found)
+
+    async def exists(self, sha256: str) -> bool:
+        """Whether a file holds ``sha256``."""
+        check_sha256(sha256)
+        return await asyncio.to_thread(self.path, sha256) is not None
+
+    async def close(self) -> None:
+        """Nothing to release (files are closed after each call)."""
 
     def path(self, sha256: str) -> Path | None:
         """The file holding ``sha256`` (any suffix), or None (blocking: call off the loop)."""

@@ -114,3 +114,36 @@ def test_a_slice_field_without_a_setting_is_named() -> None:
 
     with pytest.raises(TypeError, match=r"Orphan\.no_such_setting has no setting of that name"):
         Settings.load({})._slice(Orphan)
+
+
+def test_image_store_defaults_to_files_and_reads_the_standard_aws_variables() -> None:
+    assert Settings.load({}).image_store_config.store == "file"
+    settings = Settings.load(
+        {
+            "IMAGINE_IMAGE_STORE": "s3://imagine-images/prod",
+            "IMAGINE_S3_ENDPOINT_URL": "http://minio:9000",
+            "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+            "AWS_SECRET_ACCESS_KEY": "very-secret",
+            "AWS_DEFAULT_REGION": "eu-central-1",
+        }
+    )
+    config = settings.image_store_config
+    assert (config.store, config.endpoint_url) == ("s3://imagine-images/prod", "http://minio:9000")
+    assert (config.access_key_id, config.secret_access_key) == ("AKIAEXAMPLE", "very-secret")
+    assert config.region == "eu-central-1"
+    assert "very-secret" not in repr(settings) and "very-secret" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("bucket", "must be 'file' or 's3://BUCKET[/PREFIX]'; got 'bucket'"),
+        ("s3://Images", "bucket name 'Images'"),
+        ("s3://images/a/../b", "prefix segment '..'"),
+    ],
+)
+def test_bad_image_store_names_the_setting_and_the_form(value: str, expected: str) -> None:
+    with pytest.raises(ValidationError) as failure:
+        Settings.load({"IMAGINE_IMAGE_STORE": value})
+    assert "image_store" in str(failure.value)
+    assert expected in str(failure.value)

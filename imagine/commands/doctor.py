@@ -118,6 +118,27 @@ def check_data_dir(settings: Settings) -> Check:
     return Check(OK, "data dir", f"{root.resolve()} is writable")
 
 
+def check_image_store(settings: Settings) -> Check:
+    """The image store: files under the data dir, or a bucket that answers to our credentials."""
+    from storage.errors import ImageStoreError
+    from storage.s3 import S3ImageStore
+    from storage.stores import open_image_store
+
+    if settings.image_store == "file":
+        return Check(OK, "image store", f"files under {settings.data_dir / 'images'}")
+
+    async def probe() -> str:
+        store = await open_image_store(settings.image_store_config)
+        await store.close()
+        return store.where if isinstance(store, S3ImageStore) else settings.image_store
+
+    try:
+        where = asyncio.run(probe())
+    except ImageStoreError as exc:
+        return Check(FAIL, "image store", str(exc))
+    return Check(OK, "image store", f"{where}: bucket found, credentials accepted")
+
+
 def _model_source(name: str, source: str) -> Check:
     label = f"model {name}" if name != "default" else "model"
     path = Path(source).expanduser()
@@ -169,6 +190,7 @@ def checklist(settings: Settings) -> list[Check]:
         check_token(settings),
         check_endpoints(settings),
         check_data_dir(settings),
+        check_image_store(settings),
         *check_database(settings),
         *check_models(settings),
         check_worker_extra(),
