@@ -105,6 +105,8 @@ class QuotaView(Protocol):
     @property
     def lifetime_images(self) -> int: ...
     @property
+    def gpu_seconds(self) -> float: ...
+    @property
     def resets_at(self) -> datetime | None: ...
 
 
@@ -118,6 +120,7 @@ def quota_lines(status: QuotaView) -> list[str]:
         lines.append(f"Resets {_when(status.resets_at)}")
     lines.append(f"Jobs: {status.running} running, {status.queued} queued")
     lines.append(f"Lifetime images: {status.lifetime_images}")
+    lines.append(f"GPU time: {status.gpu_seconds:.1f} s")
     return lines
 
 

@@ -47,6 +47,7 @@ class SpeedMode(StrEnum):
     TURBO = "turbo"
     FAST = "fast"
     RELAX = "relax"
+    DRAFT = "draft"
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ class GenerationRequest:
     weird: int = 0
     model: str | None = None
     mode: SpeedMode = SpeedMode.FAST
+    loras: tuple[tuple[str, float], ...] = ()
+    control: dict[str, Any] | None = None
+    translate: bool = True
 
     def with_seed(self, seed: int) -> GenerationRequest:
         """The same request with a fixed seed."""
@@ -86,6 +90,7 @@ class GenerationRequest:
         data["segments"] = [[text, weight] for text, weight in self.segments]
         data["image_urls"] = list(self.image_urls)
         data["mode"] = str(self.mode)
+        data["loras"] = [[name, weight] for name, weight in self.loras]
         return data
 
     @classmethod
@@ -96,6 +101,7 @@ class GenerationRequest:
         values["segments"] = tuple((str(t), float(w)) for t, w in values.get("segments", ()))
         values["image_urls"] = tuple(values.get("image_urls", ()))
         values["mode"] = SpeedMode(values.get("mode", SpeedMode.FAST))
+        values["loras"] = tuple((str(n), float(w)) for n, w in values.get("loras", ()))
         return cls(**values)
 
 
@@ -148,6 +154,7 @@ class Job:
     error: str | None = None
     cancel_requested: bool = False
     gpu_seconds: float | None = None
+    rendered: dict[str, Any] | None = field(default=None, repr=False)
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

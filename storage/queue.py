@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,7 +65,7 @@ from storage.tables import (
 )
 from storage.tables import images as images_table
 
-PRIORITY = {SpeedMode.TURBO: 2, SpeedMode.FAST: 1, SpeedMode.RELAX: 0}
+PRIORITY = {SpeedMode.TURBO: 2, SpeedMode.FAST: 1, SpeedMode.DRAFT: 1, SpeedMode.RELAX: 0}
 MAX_JOBS_PER_ENQUEUE = 16
 MAX_PREVIEW_BYTES = 512 * 1024
 MAX_ERROR_CHARS = 2000
@@ -81,6 +81,7 @@ class WorkerInfo:
     model: str
     started_at: datetime
     last_seen: datetime
+    capabilities: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -370,7 +371,12 @@ class JobQueue:
         return job
 
     async def finish(
-        self, job_id: int, worker_id: str, images: Sequence[StoredImage], gpu_seconds: float
+        self,
+        job_id: int,
+        worker_id: str,
+        images: Sequence[StoredImage],
+        gpu_seconds: float,
+        rendered: Mapping[str, Any] | None = None,
     ) -> Job:
         """Mark the job succeeded with its stored images; only the lease holder may."""
         _check_worker(worker_id)
@@ -390,6 +396,7 @@ class JobQueue:
                     progress=100,
                     lease_expires_at=None,
                     gpu_seconds=float(gpu_seconds),
+                    rendered=dict(rendered) if rendered else None,
                     finished_at=now,
                 ),
             )
@@ -676,10 +683,17 @@ class JobQueue:
             queued=counts.get("queued", 0), running=counts.get("running", 0), workers=known
         )
 
-    async def register_worker(self, worker_id: str, host: str, model: str) -> None:
-        """Record a worker (or refresh it) and its last-seen time."""
+    async def register_worker(
+        self,
+        worker_id: str,
+        host: str,
+        model: str,
+        capabilities: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a worker (or refresh it), what it serves and its last-seen time."""
         _check_worker(worker_id)
         now = self.now()
+        served = dict(capabilities) if capabilities is not None else None
         async with self.db.write() as tx:
             stmt = upsert(
                 tx.conn,
@@ -690,12 +704,13 @@ class JobQueue:
                     "model": model,
                     "started_at": now,
                     "last_seen": now,
+                    "capabilities": served,
                 },
             )
             await tx.conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["id"],
-                    set_={"host": host, "model": model, "last_seen": now},
+                    set_={"host": host, "model": model, "last_seen": now, "capabilities": served},
                 )
             )
 

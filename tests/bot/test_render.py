@@ -94,6 +94,7 @@ class _Status:
     running: int = 1
     queued: int = 2
     lifetime_images: int = 120
+    gpu_seconds: float = 93.25
     resets_at: datetime | None = datetime(2030, 1, 2, tzinfo=UTC)
 
 
@@ -103,6 +104,7 @@ def test_quota_and_info_lines() -> None:
         f"Resets <t:{int(datetime(2030, 1, 2, tzinfo=UTC).timestamp())}:R>",
         "Jobs: 1 running, 2 queued",
         "Lifetime images: 120",
+        "GPU time: 93.2 s",
     ]
     jobs = [_job(id=5, status=JobStatus.RUNNING, progress=30), _job(id=6)]
     text = info_content(_Status(period="total", resets_at=None), jobs, {6: 2})
