@@ -25,6 +25,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -37,13 +39,15 @@ from PIL import Image
 
 from gpu_worker.conditioning import Conditioning, encode
 from gpu_worker.errors import InvalidTask, JobCancelled, OutOfMemory
+from gpu_worker.features import Features
 from gpu_worker.imaging import blend_images, fit_cover, scale_size
 from gpu_worker.models import LoadedModel, ModelRegistry
 from gpu_worker.tiling import circular_padding
-from storage.contract import GRID_SIZE, MAX_SEED, GenerationRequest, JobKind
+from storage.contract import GRID_SIZE, MAX_SEED, GenerationRequest, JobKind, SpeedMode
 from storage.sampling import SamplingPlan, bilinear_std, composition_grid, sampling_plan
 
 _CPU = torch.device("cpu")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class RenderResult:
     steps_run: int
     seconds: float
     model: str
+    # What painted it beyond the model (profile, LoRA styles...), stored with the job.
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 StepCallback = Callable[[StepEvent], None]
@@ -118,6 +124,7 @@ class Engine:
     def __init__(self, registry: ModelRegistry, *, cpu_threads: int | None = None) -> None:
         self.registry = registry
         self.cpu_threads = cpu_threads
+        self.features = Features(registry.extras)
 
     def _threads(self) -> None:
         # torch's CPU thread count is per calling thread under OpenMP, and renders run in a
@@ -128,7 +135,13 @@ class Engine:
     def prepare(self) -> str:
         """Load the default model now; returns its source (hub id or directory)."""
         self._threads()
+        if self.features.problems:
+            log.warning("not offered on this worker: %s", "; ".join(self.features.problems))
         return self.registry.get(None).source
+
+    def capabilities(self) -> dict[str, Any]:
+        """What this engine serves beyond the models: profiles, LoRA styles, ControlNets..."""
+        return self.features.capabilities()
 
     def render(
         self,
@@ -140,17 +153,24 @@ class Engine:
         """Render ``task``; raises ``JobCancelled`` when ``cancelled()`` turns true."""
         started = time.perf_counter()
         self._threads()
-        model = self.registry.get(task.request.model)
         if task.kind is JobKind.UPSCALE:
             from gpu_worker.upscale import upscale
 
+            # Upscales refine with the model as configured (never a fast profile), the
+            # request's LoRA styles switched on.
+            default = dataclasses.replace(task.request, mode=SpeedMode.FAST)
+            model = self.features.prepare(self.registry, default, sampling_plan(default)).model
             return upscale(self, model, task, on_step=on_step, cancelled=cancelled)
         if not task.indices or any(not 0 <= i < 16 for i in task.indices):
             raise InvalidTask(f"image indices must be 0..15, got {list(task.indices)}")
         if not 0 <= task.seed <= MAX_SEED:
             raise InvalidTask(f"seed must be between 0 and {MAX_SEED}, got {task.seed}")
-        plan = sampling_plan(task.request)
-        width, height = task.size or self.render_size(model, task.request)
+        prepared = self.features.prepare(self.registry, task.request, sampling_plan(task.request))
+        model, plan = prepared.model, prepared.plan
+        request = task.request
+        width, height = task.size or scale_size(
+            request.width, request.height, prepared.native, model.vae_scale_factor
+        )
         conditioning = self.conditioning(model, plan)
         init, strength = self._init_image(task, (width, height))
         runner = _Run(model, plan, conditioning, width, height, on_step, cancelled, init, strength)
@@ -165,6 +185,7 @@ class Engine:
             steps_run=runner.steps_done,
             seconds=time.perf_counter() - started,
             model=model.name,
+            info=prepared.info,
         )
 
     @staticmethod

@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from PIL import Image
 
@@ -62,6 +62,10 @@ class RenderEngine(Protocol):
 
     def prepare(self) -> str:
         """Load the default model; return a short description of it."""
+        ...
+
+    def capabilities(self) -> dict[str, Any]:
+        """What it serves beyond the model (profiles, LoRA styles...), registered as JSON."""
         ...
 
     def render(
@@ -130,13 +134,15 @@ class Worker:
         self._stop = asyncio.Event()
         self.device_busy_seconds = 0.0
         self.jobs_done = 0
+        self._capabilities: dict[str, Any] = {}
 
     async def run(self, stop: asyncio.Event, *, once: bool = False) -> None:
         """Serve until ``stop`` is set (or, with ``once``, until the queue is empty)."""
         self._stop = stop
         loop = asyncio.get_running_loop()
         description = await loop.run_in_executor(self._device, self.engine.prepare)
-        await self.queue.register_worker(self.worker_id, socket.gethostname(), description)
+        self._capabilities = self.engine.capabilities()
+        await self._register(description)
         log.info("worker %s ready with %s", self.worker_id, description)
         housekeeping = asyncio.create_task(self._housekeeping(stop, description))
         try:
@@ -209,9 +215,14 @@ class Worker:
                 reaped = await self.queue.reap_expired()
                 if reaped:
                     log.warning("took back %d job(s) whose worker stopped responding", reaped)
-                await self.queue.register_worker(self.worker_id, socket.gethostname(), description)
+                await self._register(description)
             except StorageError as exc:
                 log.error("housekeeping failed: %s", exc)
+
+    async def _register(self, description: str) -> None:
+        await self.queue.register_worker(
+            self.worker_id, socket.gethostname(), description, self._capabilities
+        )
 
     # -- one job -------------------------------------------------------------------------------
 
@@ -362,7 +373,9 @@ class Worker:
             ]
             # No lease renewal may race the finishing write (it would find the lease gone).
             keepalive.cancel()
-            await self.queue.finish(job.id, self.worker_id, stored, gpu_seconds=result.seconds)
+            await self.queue.finish(
+                job.id, self.worker_id, stored, gpu_seconds=result.seconds, rendered=result.info
+            )
             self.jobs_done += 1
             if self.metrics is not None:
                 self.metrics.gpu_seconds.inc(result.seconds)

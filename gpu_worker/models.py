@@ -38,6 +38,7 @@ from diffusers.utils import logging as diffusers_logging
 from transformers.utils import logging as _transformers_logging
 
 from gpu_worker.errors import ModelLoadError, UnknownModel
+from gpu_worker.extras import Extras
 from imagine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,8 @@ class ModelRegistry:
         self._settings = settings
         self.upscaler_model = settings.upscaler_model
         self._sources = {DEFAULT_ALIAS: settings.model, **settings.model_aliases}
+        # Profiles, LoRA styles, ControlNets...: checked now, so a typo fails at start.
+        self.extras = Extras.from_settings(settings)
         self._loaded: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
 

@@ -11,6 +11,7 @@ import asyncio
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from gpu_worker.engine import Engine, RenderResult, RenderTask, StepEvent
 from gpu_worker.models import ModelRegistry
@@ -33,6 +34,9 @@ class HoldingEngine:
 
     def prepare(self) -> str:
         return self.inner.prepare()
+
+    def capabilities(self) -> dict[str, Any]:
+        return self.inner.capabilities()
 
     def render(
         self,
