@@ -39,7 +39,7 @@ from PIL import Image
 
 from gpu_worker.conditioning import Conditioning, encode
 from gpu_worker.errors import InvalidTask, JobCancelled, OutOfMemory
-from gpu_worker.features import Features
+from gpu_worker.features import Features, Guide
 from gpu_worker.imaging import blend_images, fit_cover, scale_size
 from gpu_worker.models import LoadedModel, ModelRegistry
 from gpu_worker.tiling import circular_padding
@@ -64,6 +64,8 @@ class RenderTask:
     indices: tuple[int, ...] = tuple(range(GRID_SIZE))
     # Render at exactly this size instead of the request's size scaled to the model.
     size: tuple[int, int] | None = None
+    # A variation's image prompts (those of the grid it varies): its ControlNet source.
+    references: tuple[Image.Image, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,8 +174,12 @@ class Engine:
             request.width, request.height, prepared.native, model.vae_scale_factor
         )
         conditioning = self.conditioning(model, plan)
-        init, strength = self._init_image(task, (width, height))
+        guide = self.features.guide(model, task, (width, height))
+        init, strength = (None, None)
+        if guide.init_allowed:
+            init, strength = self._init_image(task, (width, height))
         runner = _Run(model, plan, conditioning, width, height, on_step, cancelled, init, strength)
+        runner.guide = guide
         tiling = circular_padding(model.txt2img.unet, model.txt2img.vae) if plan.tile else None
         with tiling or contextlib.nullcontext():
             images = runner.run_batched(task.seed, list(task.indices))
@@ -185,7 +191,7 @@ class Engine:
             steps_run=runner.steps_done,
             seconds=time.perf_counter() - started,
             model=model.name,
-            info=prepared.info,
+            info={**prepared.info, **guide.info},
         )
 
     @staticmethod
@@ -241,6 +247,7 @@ class _Run:
         self.total_steps = 0
         self._call_steps = 0
         self._stop_after = 0
+        self.guide = Guide()
 
     def schedule_steps(self) -> tuple[int, int]:
         """(schedule length for the pipeline, steps after which ``--stop`` interrupts)."""
@@ -290,13 +297,15 @@ class _Run:
         }
         latents, conditioning = self.inputs(generators)
         kwargs.update(conditioning.pipeline_kwargs())
+        guide = self.guide
         if latents is not None:
             kwargs["latents"] = latents
-            result = model.txt2img(width=self.width, height=self.height, **kwargs)
+            pipe = guide.txt2img or model.txt2img
+            result = pipe(width=self.width, height=self.height, **kwargs, **guide.txt2img_kwargs)
         else:
             kwargs["image"] = [self.init] * len(indices)
             kwargs["strength"] = self.strength
-            result = model.img2img(**kwargs)
+            result = (guide.img2img or model.img2img)(**kwargs, **guide.img2img_kwargs)
         images: list[Image.Image] = list(result.images)
         return images
 

@@ -12,14 +12,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from gpu_worker.control import ControlNets, control_scale
+from gpu_worker.errors import InvalidTask
 from gpu_worker.extras import Extras
 from gpu_worker.lora import Adapter, Adapters, style_adapters, with_triggers
 from gpu_worker.models import LoadedModel
 from gpu_worker.profiles import DEFAULT_PROFILE, build_profile, pick_profile, profile_plan
-from storage.contract import GenerationRequest
+from storage.contract import GenerationRequest, JobKind
 from storage.sampling import SamplingPlan
+
+if TYPE_CHECKING:
+    from gpu_worker.engine import RenderTask
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,22 @@ class Prepared:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Guide:
+    """Pipelines and extra call inputs that steer a render beyond the prompt (ControlNet...).
+
+    ``None`` pipelines mean the model's own. ``init_allowed`` is False when the image prompts
+    steer the render some other way instead of being its img2img canvas.
+    """
+
+    txt2img: Any = None
+    img2img: Any = None
+    txt2img_kwargs: dict[str, Any] = field(default_factory=dict)
+    img2img_kwargs: dict[str, Any] = field(default_factory=dict)
+    init_allowed: bool = True
+    info: dict[str, Any] = field(default_factory=dict)
+
+
 class Features:
     """The optional features one engine offers, and their loaded state."""
 
@@ -51,6 +72,7 @@ class Features:
         self.extras = extras.available()
         self._profiles: dict[tuple[str, str], LoadedModel] = {}
         self._adapters: dict[str, Adapters] = {}
+        self.controlnets = ControlNets(dict(self.extras.controlnets), self.extras.depth_estimator)
 
     def capabilities(self) -> dict[str, Any]:
         """What this worker serves (profiles, LoRA styles, ControlNets...), JSON-ready."""
@@ -86,3 +108,34 @@ class Features:
             info["loras"] = [[name, weight] for name, weight in request.loras]
         native = profile.size if profile is not None and profile.size else model.native_resolution
         return Prepared(model=model, plan=plan, native=native, info=info)
+
+    def guide(self, model: LoadedModel, task: RenderTask, size: tuple[int, int]) -> Guide:
+        """What steers ``task`` besides its prompt: its ControlNet map, if it asks for one."""
+        control = task.request.control
+        if not control:
+            return Guide()
+        # A variation keeps its grid's control image: the job's image prompts come with it.
+        prompts = task.references if task.kind is JobKind.VARIATION else task.init_images
+        if not prompts:
+            raise InvalidTask(
+                "--control needs an image to follow: give an image prompt (a URL at the start "
+                "of the prompt) or attach one"
+            )
+        kind = str(control.get("kind"))
+        scale = control_scale(control)
+        controls = self.controlnets
+        hint = controls.control_map(kind, prompts[0], size, model.device)
+        info = {"control": {"kind": kind, "scale": scale}}
+        common = {"controlnet_conditioning_scale": scale}
+        if task.kind is JobKind.VARIATION:
+            return Guide(
+                img2img=controls.pipeline(model, kind, img2img=True),
+                img2img_kwargs={"control_image": hint, **common},
+                info=info,
+            )
+        return Guide(
+            txt2img=controls.pipeline(model, kind, img2img=False),
+            txt2img_kwargs={"image": hint, **common},
+            init_allowed=False,
+            info=info,
+        )

@@ -328,10 +328,16 @@ class Worker:
             except StorageError as exc:
                 raise InvalidTask(f"input image {key[:12]}... is not in the image store") from exc
             init.append(await asyncio.to_thread(decode_image, data))
+        references: list[Image.Image] = []
+        if job.kind is JobKind.VARIATION and request.control:
+            # A variation of a ControlNet grid follows the same control image.
+            for key in job.input_images:
+                references.append(await asyncio.to_thread(decode_image, await self.images.get(key)))
         return RenderTask(
             request=request,
             seed=job.seed,
             kind=job.kind,
+            references=tuple(references),
             init_images=tuple(init),
             strength=job.strength,
             indices=(0,) if job.kind is JobKind.UPSCALE else tuple(range(GRID_SIZE)),

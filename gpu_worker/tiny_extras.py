@@ -3,7 +3,8 @@
 Each is written the way the real one is published and loads through the same path: a distilled
 UNet directory (``save_pretrained``) for the turbo profile, LoRA ``.safetensors`` files in
 diffusers' format (``save_lora_weights``) for a style and for the draft profile's LCM-style
-LoRA. ``write_extras`` writes them all and a TOML config wiring them.
+LoRA, canny and depth ControlNets (``save_pretrained``) and a DPT depth estimator.
+``write_extras`` writes them all and a TOML config wiring them.
 """
 
 from __future__ import annotations
@@ -53,6 +54,50 @@ def write_tiny_lora(path: Path, seed: int = 2) -> Path:
     return path
 
 
+def write_tiny_depth_estimator(directory: Path, seed: int = 6) -> Path:
+    """A tiny random DPT depth estimator with its image processor (a transformers model)."""
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    torch.manual_seed(seed)
+    config = DPTConfig(
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=37,
+        image_size=32,
+        patch_size=8,
+        backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[8, 16, 16, 32],
+        fusion_hidden_size=16,
+        reassemble_factors=[4, 2, 1, 0.5],
+    )
+    DPTForDepthEstimation(config).save_pretrained(directory)
+    DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False).save_pretrained(
+        directory
+    )
+    return directory
+
+
+def write_tiny_controlnet(directory: Path, seed: int = 4) -> Path:
+    """A canny-style ControlNet derived from the tiny UNet (``ControlNetModel.from_unet``).
+
+    ``from_unet`` starts the ControlNet's output convolutions at zero, as training does, which
+    would leave images untouched; they get small random weights so the control shows.
+    """
+    controlnet = _diffusers.ControlNetModel.from_unet(
+        build_tiny_pipeline(0).unet, conditioning_embedding_out_channels=(8, 16, 32, 32)
+    )
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for block in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
+            block.weight.copy_(torch.randn(block.weight.shape, generator=generator) * 0.3)
+        for layer in controlnet.controlnet_cond_embedding.modules():
+            if isinstance(layer, torch.nn.Conv2d):
+                layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * 0.3)
+    controlnet.save_pretrained(directory, safe_serialization=True)
+    return directory
+
+
 def _toml_string(value: str | Path) -> str:
     # A TOML basic string: JSON's escaping is valid TOML for these characters.
     return json.dumps(str(value))
@@ -65,9 +110,13 @@ def write_extras(directory: Path) -> Path:
     turbo = write_tiny_unet(root / "turbo-unet")
     style = write_tiny_lora(root / "loras" / "tiny-style.safetensors", seed=2)
     lcm = write_tiny_lora(root / "lcm-lora.safetensors", seed=3)
+    canny = write_tiny_controlnet(root / "controlnet-canny", seed=4)
+    depth = write_tiny_controlnet(root / "controlnet-depth", seed=5)
+    estimator = write_tiny_depth_estimator(root / "depth-estimator")
     lines = [
         "# Tiny random optional components for the tiny SDXL in this directory.",
         f"model = {_toml_string(directory)}",
+        f"depth_estimator = {_toml_string(estimator)}",
         "",
         "[profiles.turbo]  # a distilled UNet, as SDXL-Lightning ships",
         f"unet = {_toml_string(turbo)}",
@@ -86,6 +135,10 @@ def write_extras(directory: Path) -> Path:
         f"path = {_toml_string(style)}",
         f'trigger = "{STYLE_TRIGGER}"',
         "weight = 0.8",
+        "",
+        "[controlnets]",
+        f"canny = {_toml_string(canny)}",
+        f"depth = {_toml_string(depth)}",
     ]
     config = directory / "extras.toml"
     config.write_text("\n".join(lines) + "\n")
