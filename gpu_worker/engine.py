@@ -65,7 +65,13 @@ class RenderTask:
     # Render at exactly this size instead of the request's size scaled to the model.
     size: tuple[int, int] | None = None
     # A variation's image prompts (those of the grid it varies): its ControlNet source.
-    references: tuple[Image.Image, ...] = ()
+    prompt_images: tuple[Image.Image, ...] = ()
+    # Style (--sref, weight --sw 0..1000) and character (--cref, --cw 0..100) references,
+    # painted through the IP-Adapter when the worker has one.
+    style_images: tuple[Image.Image, ...] = ()
+    style_weight: int = 100
+    character_images: tuple[Image.Image, ...] = ()
+    character_weight: int = 100
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,7 @@ class Engine:
             request.width, request.height, prepared.native, model.vae_scale_factor
         )
         conditioning = self.conditioning(model, plan)
-        guide = self.features.guide(model, task, (width, height))
+        guide = self.features.guide(model, task, (width, height), plan)
         init, strength = (None, None)
         if guide.init_allowed:
             init, strength = self._init_image(task, (width, height))
@@ -301,11 +307,13 @@ class _Run:
         if latents is not None:
             kwargs["latents"] = latents
             pipe = guide.txt2img or model.txt2img
-            result = pipe(width=self.width, height=self.height, **kwargs, **guide.txt2img_kwargs)
+            extra = guide.call_kwargs(False, len(indices))
+            result = pipe(width=self.width, height=self.height, **kwargs, **extra)
         else:
             kwargs["image"] = [self.init] * len(indices)
             kwargs["strength"] = self.strength
-            result = (guide.img2img or model.img2img)(**kwargs, **guide.img2img_kwargs)
+            extra = guide.call_kwargs(True, len(indices))
+            result = (guide.img2img or model.img2img)(**kwargs, **extra)
         images: list[Image.Image] = list(result.images)
         return images
 

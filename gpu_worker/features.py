@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gpu_worker.control import ControlNets, control_scale
-from gpu_worker.errors import InvalidTask
+from gpu_worker.errors import InvalidTask, ModelLoadError
 from gpu_worker.extras import Extras
 from gpu_worker.lora import Adapter, Adapters, style_adapters, with_triggers
 from gpu_worker.models import LoadedModel
 from gpu_worker.profiles import DEFAULT_PROFILE, build_profile, pick_profile, profile_plan
+from gpu_worker.references import (
+    IpAdapter,
+    Reference,
+    character_reference,
+    image_prompt_reference,
+    style_reference,
+)
 from storage.contract import GenerationRequest, JobKind
 from storage.sampling import SamplingPlan
 
@@ -61,6 +69,15 @@ class Guide:
     img2img_kwargs: dict[str, Any] = field(default_factory=dict)
     init_allowed: bool = True
     info: dict[str, Any] = field(default_factory=dict)
+    # Inputs that depend on how many images one pipeline call paints (IP-Adapter embeddings).
+    per_batch: Callable[[int], dict[str, Any]] | None = None
+
+    def call_kwargs(self, img2img: bool, batch: int) -> dict[str, Any]:
+        """Extra keyword arguments for one pipeline call of ``batch`` images."""
+        extra = dict(self.img2img_kwargs if img2img else self.txt2img_kwargs)
+        if self.per_batch is not None:
+            extra.update(self.per_batch(batch))
+        return extra
 
 
 class Features:
@@ -73,6 +90,11 @@ class Features:
         self._profiles: dict[tuple[str, str], LoadedModel] = {}
         self._adapters: dict[str, Adapters] = {}
         self.controlnets = ControlNets(dict(self.extras.controlnets), self.extras.depth_estimator)
+        self.ip_adapter = (
+            IpAdapter(self.extras.ip_adapter, self.extras.ip_adapter_image_encoder)
+            if self.extras.ip_adapter and self.extras.ip_adapter_image_encoder
+            else None
+        )
 
     def capabilities(self) -> dict[str, Any]:
         """What this worker serves (profiles, LoRA styles, ControlNets...), JSON-ready."""
@@ -100,6 +122,9 @@ class Features:
                 adapters.append(Adapter(f"profile-{profile.name}", profile.lora, 1.0))
         adapters += style_adapters(request.loras, self.extras.loras)
         self.adapters(base).use(model.txt2img, adapters)
+        if self.ip_adapter is not None:
+            # Off unless this job's references switch it on (see ``guide``).
+            self.ip_adapter.use(model, None)
         triggers = [self.extras.loras[name].trigger for name, _ in request.loras]
         plan = profile_plan(plan, profile, request.stop)
         plan = dataclasses.replace(plan, segments=with_triggers(plan.segments, triggers))
@@ -109,13 +134,41 @@ class Features:
         native = profile.size if profile is not None and profile.size else model.native_resolution
         return Prepared(model=model, plan=plan, native=native, info=info)
 
-    def guide(self, model: LoadedModel, task: RenderTask, size: tuple[int, int]) -> Guide:
-        """What steers ``task`` besides its prompt: its ControlNet map, if it asks for one."""
-        control = task.request.control
-        if not control:
-            return Guide()
+    def guide(
+        self, model: LoadedModel, task: RenderTask, size: tuple[int, int], plan: SamplingPlan
+    ) -> Guide:
+        """What steers ``task`` besides its prompt: a ControlNet map, IP-Adapter references.
+
+        A grid's image prompts go to the ControlNet when the job asks for one, else to the
+        IP-Adapter when the worker has one, else they stay the img2img canvas. Style and
+        character references need the IP-Adapter; without one they are left out.
+        """
+        control = self._control(model, task, size) if task.request.control else None
+        reference = self._reference(task, prompts_taken=control is not None)
+        if reference is None:
+            return control or Guide()
+        steer = self.reference_guide(model, reference, plan)
+        if control is None:
+            return steer
+        return dataclasses.replace(
+            control, per_batch=steer.per_batch, info={**control.info, **steer.info}
+        )
+
+    def _reference(self, task: RenderTask, *, prompts_taken: bool) -> Reference | None:
+        if self.ip_adapter is None:
+            return None
+        if task.character_images:
+            return character_reference(task.character_images, task.character_weight)
+        if task.style_images:
+            return style_reference(task.style_images, task.style_weight)
+        if prompts_taken or task.kind is JobKind.VARIATION or not task.init_images:
+            return None
+        return image_prompt_reference(task.init_images, task.request.image_weight)
+
+    def _control(self, model: LoadedModel, task: RenderTask, size: tuple[int, int]) -> Guide:
+        control = task.request.control or {}
         # A variation keeps its grid's control image: the job's image prompts come with it.
-        prompts = task.references if task.kind is JobKind.VARIATION else task.init_images
+        prompts = task.prompt_images if task.kind is JobKind.VARIATION else task.init_images
         if not prompts:
             raise InvalidTask(
                 "--control needs an image to follow: give an image prompt (a URL at the start "
@@ -138,4 +191,24 @@ class Features:
             txt2img_kwargs={"image": hint, **common},
             init_allowed=False,
             info=info,
+        )
+
+    def reference_guide(
+        self, model: LoadedModel, reference: Reference, plan: SamplingPlan
+    ) -> Guide:
+        """Condition through the IP-Adapter on ``reference`` instead of an img2img canvas."""
+        adapter = self.ip_adapter
+        if adapter is None:
+            raise ModelLoadError("image references need an IP-Adapter, which is not configured")
+        adapter.use(model, reference)
+        unet_config = model.txt2img.unet.config
+        guided = plan.guidance_scale > 1 and unet_config.get("time_cond_proj_dim") is None
+
+        def per_batch(batch: int) -> dict[str, Any]:
+            return {"ip_adapter_image_embeds": adapter.embeds(model, reference, batch, guided)}
+
+        return Guide(
+            init_allowed=False,
+            per_batch=per_batch,
+            info={"reference": {"role": reference.role, "scale": round(reference.scale, 4)}},
         )

@@ -337,7 +337,7 @@ class Worker:
             request=request,
             seed=job.seed,
             kind=job.kind,
-            references=tuple(references),
+            prompt_images=tuple(references),
             init_images=tuple(init),
             strength=job.strength,
             indices=(0,) if job.kind is JobKind.UPSCALE else tuple(range(GRID_SIZE)),

@@ -3,7 +3,8 @@
 Each is written the way the real one is published and loads through the same path: a distilled
 UNet directory (``save_pretrained``) for the turbo profile, LoRA ``.safetensors`` files in
 diffusers' format (``save_lora_weights``) for a style and for the draft profile's LCM-style
-LoRA, canny and depth ControlNets (``save_pretrained``) and a DPT depth estimator.
+LoRA, canny and depth ControlNets (``save_pretrained``), a DPT depth estimator and an
+IP-Adapter with its image encoder.
 ``write_extras`` writes them all and a TOML config wiring them.
 """
 
@@ -23,6 +24,7 @@ from gpu_worker.tiny import build_tiny_pipeline
 _diffusers: Any = diffusers
 LORA_RANK = 4
 STYLE_TRIGGER = "tinystyle"
+IMAGE_EMBED_DIM = 32
 
 
 def write_tiny_unet(directory: Path, seed: int = 1) -> Path:
@@ -98,6 +100,57 @@ def write_tiny_controlnet(directory: Path, seed: int = 4) -> Path:
     return directory
 
 
+def write_tiny_ip_adapter(directory: Path, seed: int = 7) -> tuple[Path, Path]:
+    """A random IP-Adapter for the tiny UNet in the published format, and its image encoder.
+
+    The weights file holds ``image_proj.*`` (an ``ImageProjection``: four tokens of the UNet's
+    cross-attention width from the encoder's image embedding) and ``ip_adapter.N.to_k_ip`` /
+    ``to_v_ip`` for the cross-attention processors in order (N = 1, 3, 5, ...), what
+    ``load_ip_adapter`` reads; the encoder is a tiny ``CLIPVisionModelWithProjection``.
+    Returns (weights file, encoder directory).
+    """
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(seed)
+    encoder_dir = directory / "image_encoder"
+    vision = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+        projection_dim=IMAGE_EMBED_DIM,
+    )
+    CLIPVisionModelWithProjection(vision).save_pretrained(encoder_dir)
+    unet = build_tiny_pipeline(0).unet
+    width = int(unet.config.cross_attention_dim)
+    tensors = {
+        "image_proj.proj.weight": torch.randn(4 * width, IMAGE_EMBED_DIM) * 0.2,
+        "image_proj.proj.bias": torch.zeros(4 * width),
+        "image_proj.norm.weight": torch.ones(width),
+        "image_proj.norm.bias": torch.zeros(width),
+    }
+    channels = list(unet.config.block_out_channels)
+    key = 1
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        if name.startswith("mid_block"):
+            hidden = channels[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(channels))[int(name[len("up_blocks.")])]
+        else:
+            hidden = channels[int(name[len("down_blocks.")])]
+        for part in ("to_k_ip", "to_v_ip"):
+            tensors[f"ip_adapter.{key}.{part}.weight"] = torch.randn(hidden, width) * 0.3
+        key += 2
+    weights = directory / "ip-adapter_tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(weights))
+    return weights, encoder_dir
+
+
 def _toml_string(value: str | Path) -> str:
     # A TOML basic string: JSON's escaping is valid TOML for these characters.
     return json.dumps(str(value))
@@ -113,10 +166,13 @@ def write_extras(directory: Path) -> Path:
     canny = write_tiny_controlnet(root / "controlnet-canny", seed=4)
     depth = write_tiny_controlnet(root / "controlnet-depth", seed=5)
     estimator = write_tiny_depth_estimator(root / "depth-estimator")
+    ip_weights, ip_encoder = write_tiny_ip_adapter(root / "ip-adapter")
     lines = [
         "# Tiny random optional components for the tiny SDXL in this directory.",
         f"model = {_toml_string(directory)}",
         f"depth_estimator = {_toml_string(estimator)}",
+        f"ip_adapter = {_toml_string(ip_weights)}",
+        f"ip_adapter_image_encoder = {_toml_string(ip_encoder)}",
         "",
         "[profiles.turbo]  # a distilled UNet, as SDXL-Lightning ships",
         f"unet = {_toml_string(turbo)}",

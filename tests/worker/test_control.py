@@ -123,7 +123,7 @@ def test_control_works_with_the_turbo_profile_and_in_variations(extras_engine: E
     assert apart(turbo, grid(extras_engine, changes={"mode": SpeedMode.TURBO})) > 1.0
     source = Image.fromarray(turbo[0].astype(np.uint8))
     varied = {"kind": JobKind.VARIATION, "init_images": (source,), "strength": 0.85}
-    followed = grid(extras_engine, references=(shapes(),), changes={"control": CANNY}, **varied)
+    followed = grid(extras_engine, prompt_images=(shapes(),), changes={"control": CANNY}, **varied)
     free = grid(extras_engine, **varied)
     assert apart(followed, free) > 1.0
 
