@@ -61,7 +61,24 @@ def job_content(job: Job, options: ParserOptions | None = None) -> str:
         who = f"Upscaled ({_strength_label(job)}) image #{index} by {user}"
     else:
         who = user
-    return _fit(_title(job, options), f" - {who} ({job_status(job)})")
+    content = _fit(_title(job, options), f" - {who} ({job_status(job)})")
+    english = painted_english(job)
+    if english is None:
+        return content
+    line = f"\nPainted in English: {escape_markdown(english)}"
+    room = MAX_CONTENT - len(content)
+    if len(line) > room:
+        line = line[: max(0, room - 1)].rstrip(chr(92)) + "…"
+    return content + line if room > len("\nPainted in English: …") else content
+
+
+def painted_english(job: Job) -> str | None:
+    """The English a worker painted a translated prompt as (None when not translated)."""
+    translation = (job.rendered or {}).get("translation")
+    if not isinstance(translation, dict) or job.status is not JobStatus.SUCCEEDED:
+        return None
+    english = translation.get("prompt")
+    return english if isinstance(english, str) and english.strip() else None
 
 
 def single_image_content(

@@ -44,7 +44,7 @@ from gpu_worker.imaging import blend_images, fit_cover, scale_size
 from gpu_worker.models import LoadedModel, ModelRegistry
 from gpu_worker.tiling import circular_padding
 from storage.contract import GRID_SIZE, MAX_SEED, GenerationRequest, JobKind, SpeedMode
-from storage.sampling import SamplingPlan, bilinear_std, composition_grid, sampling_plan
+from storage.sampling import SamplingPlan, bilinear_std, composition_grid
 
 _CPU = torch.device("cpu")
 log = logging.getLogger(__name__)
@@ -167,13 +167,13 @@ class Engine:
             # Upscales refine with the model as configured (never a fast profile), the
             # request's LoRA styles switched on.
             default = dataclasses.replace(task.request, mode=SpeedMode.FAST)
-            model = self.features.prepare(self.registry, default, sampling_plan(default)).model
+            model = self.features.prepare(self.registry, default).model
             return upscale(self, model, task, on_step=on_step, cancelled=cancelled)
         if not task.indices or any(not 0 <= i < 16 for i in task.indices):
             raise InvalidTask(f"image indices must be 0..15, got {list(task.indices)}")
         if not 0 <= task.seed <= MAX_SEED:
             raise InvalidTask(f"seed must be between 0 and {MAX_SEED}, got {task.seed}")
-        prepared = self.features.prepare(self.registry, task.request, sampling_plan(task.request))
+        prepared = self.features.prepare(self.registry, task.request)
         model, plan = prepared.model, prepared.plan
         request = task.request
         width, height = task.size or scale_size(

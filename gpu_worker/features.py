@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import torch
+
 from gpu_worker.control import ControlNets, control_scale
 from gpu_worker.errors import InvalidTask, ModelLoadError
 from gpu_worker.extras import Extras
@@ -28,8 +30,9 @@ from gpu_worker.references import (
     image_prompt_reference,
     style_reference,
 )
+from gpu_worker.translate import Translator, needs_translation
 from storage.contract import GenerationRequest, JobKind
-from storage.sampling import SamplingPlan
+from storage.sampling import SamplingPlan, sampling_plan
 
 if TYPE_CHECKING:
     from gpu_worker.engine import RenderTask
@@ -90,6 +93,8 @@ class Features:
         self._profiles: dict[tuple[str, str], LoadedModel] = {}
         self._adapters: dict[str, Adapters] = {}
         self.controlnets = ControlNets(dict(self.extras.controlnets), self.extras.depth_estimator)
+        translation = self.extras.translation_model
+        self.translator = Translator(translation) if translation else None
         self.ip_adapter = (
             IpAdapter(self.extras.ip_adapter, self.extras.ip_adapter_image_encoder)
             if self.extras.ip_adapter and self.extras.ip_adapter_image_encoder
@@ -106,10 +111,13 @@ class Features:
             self._adapters[base.name] = Adapters(base.txt2img)
         return self._adapters[base.name]
 
-    def prepare(self, models: Models, request: GenerationRequest, plan: SamplingPlan) -> Prepared:
-        """Load what the request needs and switch its LoRAs on (and every other one off)."""
+    def prepare(self, models: Models, request: GenerationRequest) -> Prepared:
+        """Load what the request needs, switch its LoRAs on (and every other one off), and
+        translate its text when it is in another script; the plan to render with."""
         profile = pick_profile(request, self.extras.profiles)
         base = models.get(request.model or (profile.model if profile else None))
+        request, translation = self.translated(request, base.device)
+        plan = sampling_plan(request)
         model = base
         adapters: list[Adapter] = []
         if profile is not None:
@@ -131,8 +139,34 @@ class Features:
         info: dict[str, Any] = {"profile": profile.name if profile else DEFAULT_PROFILE}
         if request.loras:
             info["loras"] = [[name, weight] for name, weight in request.loras]
+        if translation is not None:
+            info["translation"] = translation
         native = profile.size if profile is not None and profile.size else model.native_resolution
         return Prepared(model=model, plan=plan, native=native, info=info)
+
+    def translated(
+        self, request: GenerationRequest, device: torch.device
+    ) -> tuple[GenerationRequest, dict[str, Any] | None]:
+        """The request with its non-Latin pieces in English, and what was painted (or None)."""
+        if not request.translate or self.translator is None:
+            return request, None
+        negative = request.negative_prompt
+        pieces = [request.prompt, *(text for text, _ in request.segments), negative or ""]
+        todo = sorted({piece for piece in pieces if piece and needs_translation(piece)})
+        if not todo:
+            return request, None
+        english = dict(zip(todo, self.translator.translate(todo, device), strict=True))
+        request = dataclasses.replace(
+            request,
+            prompt=english.get(request.prompt, request.prompt),
+            segments=tuple((english.get(text, text), w) for text, w in request.segments),
+            negative_prompt=english.get(negative, negative) if negative else negative,
+        )
+        return request, {
+            "prompt": request.prompt,
+            "segments": [[text, weight] for text, weight in request.segments],
+            "negative_prompt": request.negative_prompt,
+        }
 
     def guide(
         self, model: LoadedModel, task: RenderTask, size: tuple[int, int], plan: SamplingPlan

@@ -4,7 +4,7 @@ Each is written the way the real one is published and loads through the same pat
 UNet directory (``save_pretrained``) for the turbo profile, LoRA ``.safetensors`` files in
 diffusers' format (``save_lora_weights``) for a style and for the draft profile's LCM-style
 LoRA, canny and depth ControlNets (``save_pretrained``), a DPT depth estimator and an
-IP-Adapter with its image encoder.
+IP-Adapter with its image encoder, a zh->en MarianMT translation model.
 ``write_extras`` writes them all and a TOML config wiring them.
 """
 
@@ -167,12 +167,14 @@ def write_extras(directory: Path) -> Path:
     depth = write_tiny_controlnet(root / "controlnet-depth", seed=5)
     estimator = write_tiny_depth_estimator(root / "depth-estimator")
     ip_weights, ip_encoder = write_tiny_ip_adapter(root / "ip-adapter")
+    translator = write_tiny_translator(root / "translate-zh-en")
     lines = [
         "# Tiny random optional components for the tiny SDXL in this directory.",
         f"model = {_toml_string(directory)}",
         f"depth_estimator = {_toml_string(estimator)}",
         f"ip_adapter = {_toml_string(ip_weights)}",
         f"ip_adapter_image_encoder = {_toml_string(ip_encoder)}",
+        f"translation_model = {_toml_string(translator)}",
         "",
         "[profiles.turbo]  # a distilled UNet, as SDXL-Lightning ships",
         f"unet = {_toml_string(turbo)}",
@@ -199,3 +201,54 @@ def write_extras(directory: Path) -> Path:
     config = directory / "extras.toml"
     config.write_text("\n".join(lines) + "\n")
     return config
+
+
+# A few caption pairs to learn the tiny translation tokenizer's vocabulary from.
+_TRANSLATION_LINES = (
+    "一只红色的狐狸在雪地里",
+    "a red fox in the snow",
+    "日落时的灯塔",
+    "a lighthouse at sunset",
+    "山上的城堡, 油画",
+    "a castle on the mountain, oil painting",
+    "可爱的猫, 水彩",
+    "a cute cat, watercolor",
+)
+
+
+def write_tiny_translator(directory: Path, seed: int = 8) -> Path:
+    """A tiny random MarianMT zh->en model and a BPE tokenizer trained on a few lines."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers import MarianConfig, MarianMTModel, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.Whitespace()
+    bpe.train_from_iterator(
+        _TRANSLATION_LINES,
+        trainers.BpeTrainer(vocab_size=200, special_tokens=["<pad>", "</s>", "<unk>"]),
+    )
+    eos = bpe.token_to_id("</s>")
+    bpe.post_processor = processors.TemplateProcessing(
+        single="$A </s>", special_tokens=[("</s>", eos)]
+    )
+    fast: Any = PreTrainedTokenizerFast
+    tokenizer = fast(tokenizer_object=bpe, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    torch.manual_seed(seed)
+    pad = tokenizer.pad_token_id
+    config = MarianConfig(
+        vocab_size=len(tokenizer),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=64,
+        pad_token_id=pad,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=pad,
+    )
+    MarianMTModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import io
 import os
@@ -380,3 +381,33 @@ async def test_a_turbo_style_job_records_what_painted_it_and_its_gpu_seconds(
     assert registered.capabilities["loras"] == {
         "tiny-style": {"trigger": "tinystyle", "weight": 0.8}
     }
+
+
+async def test_a_chinese_prompt_job_stores_the_original_and_the_english(
+    services: dict[str, Any],
+    extras_engine: Engine,
+    extras_settings: Settings,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    queue: JobQueue = services["queue"]
+    fox = "一只红色的狐狸"
+    chinese = GenerationRequest(prompt=fox, segments=((fox, 1.0),), steps=2)
+    notr = dataclasses.replace(chinese, translate=False)
+    jobs = await queue.enqueue(
+        USER,
+        [JobSpec(kind=JobKind.IMAGINE, request=r, cost=4) for r in (chinese, notr)],
+        interaction_id=78,
+    )
+    settings = worker_settings(extras_settings, database_url, tmp_path)
+    worker = Worker(
+        settings, queue=queue, images=services["images"], engine=extras_engine, worker_id="w-zh"
+    )
+    await serve_until_empty(worker)
+    translated, kept = [await queue.get(job.id) for job in jobs]
+    assert translated.status is kept.status is JobStatus.SUCCEEDED
+    assert translated.request.prompt == fox
+    assert translated.rendered is not None
+    english = translated.rendered["translation"]["prompt"]
+    assert english and english != fox
+    assert kept.request.prompt == fox and "translation" not in (kept.rendered or {})
