@@ -225,7 +225,9 @@ def write_tiny_translator(directory: Path, seed: int = 8) -> Path:
     bpe.pre_tokenizer = pre_tokenizers.Whitespace()
     bpe.train_from_iterator(
         _TRANSLATION_LINES,
-        trainers.BpeTrainer(vocab_size=200, special_tokens=["<pad>", "</s>", "<unk>"]),
+        trainers.BpeTrainer(
+            vocab_size=200, special_tokens=["<pad>", "</s>", "<unk>"], show_progress=False
+        ),
     )
     eos = bpe.token_to_id("</s>")
     bpe.post_processor = processors.TemplateProcessing(

@@ -1,4 +1,10 @@
-"""``imagine tiny-model DIR``: write the tiny random-weight SDXL used for smoke tests."""
+"""``imagine tiny-model DIR [--extras]``: write the tiny random-weight SDXL used for smoke tests.
+
+``--extras`` also writes tiny random versions of every optional component under ``DIR/extras``
+and ``DIR/extras.toml`` wiring them (``IMAGINE_CONFIG=DIR/extras.toml imagine run`` serves
+``--turbo``, ``--draft``, ``--lora tiny-style``, ``--control canny|depth``, IP-Adapter image
+prompts and Chinese prompts with no download); its path is printed on a second line.
+"""
 
 from __future__ import annotations
 
@@ -23,4 +29,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     path = write_tiny_model(args.out, seed=args.seed)
     print(path)
+    if args.extras:
+        from gpu_worker.tiny_extras import write_extras
+
+        print(write_extras(path))
     return 0
