@@ -20,7 +20,7 @@ from bot.settings_menu import SettingsSelect
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.exts.imagine", "bot.exts.user", "bot.exts.admin")
+EXTENSIONS = ("bot.exts.imagine", "bot.exts.user", "bot.exts.admin", "bot.exts.styles")
 BANNED_WORDS_REFRESH = 60.0
 QUEUE_GAUGES_REFRESH = 15.0
 

@@ -2,7 +2,8 @@
 
 Each worker registers its capabilities (``gpu_worker`` builds them from its configuration, less
 what its host lacks the weights for) with ``JobQueue.register_worker``; a worker counts while it
-was seen within ``fresh_seconds``. Plain data, no torch: the bot stays slim.
+was seen within ``fresh_seconds`` (an hour by default, so a worker that restarts or is down for
+a while still counts: its jobs wait in the queue). Plain data, no torch: the bot stays slim.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-FRESH_SECONDS = 120.0
+from sqlalchemy import select
+
+from storage.db import Database
+from storage.tables import workers
+
+FRESH_SECONDS = 3600.0
 
 
 class Registered(Protocol):
@@ -71,3 +77,19 @@ def merge(
         ip_adapter=ip_adapter,
         translation=translation,
     )
+
+
+@dataclass(frozen=True)
+class _Row:
+    last_seen: datetime
+    capabilities: Mapping[str, Any] | None
+
+
+async def read_offered(
+    db: Database, now: datetime, fresh_seconds: float = FRESH_SECONDS
+) -> Offered:
+    """What the workers recorded in ``db`` serve together (see ``merge``)."""
+    async with db.read() as conn:
+        rows = await conn.execute(select(workers.c.last_seen, workers.c.capabilities))
+        registered = [_Row(row.last_seen, row.capabilities) for row in rows]
+    return merge(registered, now, fresh_seconds)

@@ -19,7 +19,9 @@ from bot.jobs import (
     queued_text,
     store_attachment,
 )
+from bot.offered import check_offered, style_choices, with_style
 from bot.prompt import parse
+from storage.capabilities import read_offered
 from storage.contract import GRID_SIZE, JobKind, JobSpec
 
 if TYPE_CHECKING:
@@ -67,12 +69,14 @@ class Imagine(commands.Cog):
     @app_commands.describe(
         prompt="What to draw, with --parameters (e.g. a lighthouse at dusk --ar 3:2)",
         image="An image to start from (PNG, JPEG, WebP or GIF)",
+        style="A LoRA style to paint with, at its default weight (see /styles)",
     )
     async def imagine(
         self,
         interaction: discord.Interaction,
         prompt: str,
         image: discord.Attachment | None = None,
+        style: str | None = None,
     ) -> None:
         """Queue a grid for each request the prompt makes."""
         started = time.perf_counter()
@@ -98,12 +102,26 @@ class Imagine(commands.Cog):
         if services.metrics is not None:
             services.metrics.ack_seconds.observe(time.perf_counter() - started)
         try:
-            await self._queue(interaction, prompt, image)
+            await self._queue(interaction, prompt, image, style)
         except Exception as exc:
             await send_error(interaction, exc)
 
+    @imagine.autocomplete("style")
+    async def _style_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        offered = await read_offered(self.services.db, self.services.queue.now())
+        return [
+            app_commands.Choice(name=label, value=value)
+            for label, value in style_choices(offered, current)
+        ]
+
     async def _queue(
-        self, interaction: discord.Interaction, prompt: str, image: discord.Attachment | None
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        image: discord.Attachment | None,
+        style: str | None,
     ) -> None:
         services = self.services
         # Downloads wait on the network, not the CPU: outside the admission limit.
@@ -118,7 +136,7 @@ class Imagine(commands.Cog):
         # one a few milliseconds sooner.
         await self._acks.wait(ACK_PRIORITY_WAIT)
         async with self._admission:
-            await self._enqueue(interaction, prompt, stored, attached)
+            await self._enqueue(interaction, prompt, stored, attached, style)
 
     async def _enqueue(
         self,
@@ -126,10 +144,15 @@ class Imagine(commands.Cog):
         prompt: str,
         stored: dict[str, str],
         attached: tuple[str, ...],
+        style: str | None,
     ) -> None:
         services = self.services
         defaults = await services.users.get_settings(interaction.user.id)
         requests = parse(prompt, options=services.parser, defaults=defaults)
+        # Styles, fast profiles and ControlNets exist where workers registered them.
+        offered = await read_offered(services.db, services.queue.now())
+        requests = with_style(requests, style, offered)
+        check_offered(requests, offered)
         specs = [
             JobSpec(
                 kind=JobKind.IMAGINE,

@@ -12,7 +12,7 @@ import asyncio
 import io
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from PIL import Image
 
@@ -114,8 +114,8 @@ class ScriptedWorker:
         """Report progress (and maybe a preview)."""
         return await self.storage.queue.report_progress(job.id, self.worker_id, percent, preview)
 
-    async def finish(self, job: Job, count: int = 4) -> Job:
-        """Store ``count`` images plus a 2x2 grid and finish the job."""
+    async def finish(self, job: Job, count: int = 4, rendered: dict[str, Any] | None = None) -> Job:
+        """Store ``count`` images plus a 2x2 grid and finish the job (with ``rendered``)."""
         stored = []
         for index in range(count):
             blob = await self.storage.images.put(png(self.colors[index % 4]))
@@ -132,7 +132,9 @@ class ScriptedWorker:
         grid.save(out, format="PNG")
         blob = await self.storage.images.put(out.getvalue())
         stored.append(StoredImage(-1, blob.sha256, 64, 64, job.seed, blob.size, str(blob.path)))
-        return await self.storage.queue.finish(job.id, self.worker_id, stored, gpu_seconds=0.5)
+        return await self.storage.queue.finish(
+            job.id, self.worker_id, stored, gpu_seconds=0.5, rendered=rendered
+        )
 
     async def fail(self, job: Job, error: str) -> Job:
         """Fail the job for good."""

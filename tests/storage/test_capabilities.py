@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storage.capabilities import merge
+from storage.capabilities import merge, read_offered
 from storage.queue import JobQueue
 from tests.plugins.database import FakeClock
 
@@ -34,8 +34,10 @@ async def test_registered_capabilities_merge_over_live_workers(
     assert offered.unknown_loras(["pastel", "watercolor", "ink"]) == ["watercolor"]
     assert (offered.ip_adapter, offered.translation) == (False, False)
 
+    assert await read_offered(queue.db, clock()) == offered
+
     # A worker that stopped refreshing drops out; one that re-registers updates what it serves.
-    clock.advance(200)
+    clock.advance(3601)
     await queue.register_worker("w2", "gpu-2", "sdxl", {"loras": {}, "translation": True})
-    offered = merge((await queue.stats()).workers, clock())
+    offered = await read_offered(queue.db, clock())
     assert (dict(offered.profiles), dict(offered.loras), offered.translation) == ({}, {}, True)
