@@ -27,13 +27,14 @@ from typing import Any
 import torch
 from PIL import Image, ImageDraw
 
-from gpu_worker.engine import Engine, RenderTask
+from gpu_worker.engine import Engine
 from gpu_worker.lora import Adapter
 from gpu_worker.models import ModelRegistry
+from gpu_worker.task import RenderTask
 from gpu_worker.tiny import write_tiny_model
 from gpu_worker.tiny_extras import write_extras
 from imagine.settings import Settings
-from storage.contract import GenerationRequest, SpeedMode
+from storage.contract import Control, ControlKind, GenerationRequest, SpeedMode
 
 PROMPT = "a lighthouse at dusk"
 
@@ -112,7 +113,7 @@ def memory(engine: Engine) -> dict[str, Any]:
     ImageDraw.Draw(source).rectangle((12, 12, 50, 40), fill="white")
     engine.render(RenderTask(request(steps=4), seed=3))
     txt2img = peak_rss_mb()
-    control = request(steps=4, control={"kind": "canny", "scale": 0.5})
+    control = request(steps=4, control=Control(ControlKind.CANNY, 0.5))
     engine.render(RenderTask(control, seed=3, init_images=(source,)))
     with_control = peak_rss_mb()
     engine.render(RenderTask(request(steps=4), seed=3, init_images=(source,)))
@@ -137,7 +138,7 @@ def main() -> None:
         model_dir = write_tiny_model(Path(tmp) / "tiny")
         config = write_extras(model_dir)
         settings = Settings.load({}, config_file=config, data_dir=Path(tmp))
-        engine = Engine(ModelRegistry(settings), cpu_threads=args.threads)
+        engine = Engine(ModelRegistry(settings.engine()), cpu_threads=args.threads)
         engine.prepare()
         report = {
             "benchmark": "profiles",

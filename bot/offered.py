@@ -37,7 +37,7 @@ def check_offered(requests: Sequence[GenerationRequest], offered: Offered) -> No
             )
         control = request.control
         if control:
-            kind = str(control.get("kind"))
+            kind = str(control.kind)
             if kind not in offered.controlnets:
                 have = ", ".join(f"`{k}`" for k in sorted(offered.controlnets)) or "none"
                 raise UserFacingError(

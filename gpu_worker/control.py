@@ -32,7 +32,6 @@ from gpu_worker.models import LoadedModel, _quiet
 _diffusers: Any = diffusers
 CANNY_LOW = 100
 CANNY_HIGH = 200
-DEFAULT_SCALE = 0.5
 
 
 def canny_map(image: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -42,9 +41,9 @@ def canny_map(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return Image.fromarray(np.stack([edges] * 3, axis=-1))
 
 
-def control_scale(control: dict[str, Any]) -> float:
-    """The conditioning scale of a request's ``control`` (0..2)."""
-    scale = float(control.get("scale", DEFAULT_SCALE))
+def control_scale(scale: float) -> float:
+    """A request's ``--control`` conditioning scale, checked (0..2)."""
+    scale = float(scale)
     if not 0 <= scale <= 2:
         raise InvalidTask(f"--control scale must be between 0 and 2, got {scale:g}")
     return scale

@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -30,12 +30,10 @@ from gpu_worker.references import (
     image_prompt_reference,
     style_reference,
 )
+from gpu_worker.task import RenderTask
 from gpu_worker.translate import Translator, needs_translation
 from storage.contract import GenerationRequest, JobKind
 from storage.sampling import SamplingPlan, sampling_plan
-
-if TYPE_CHECKING:
-    from gpu_worker.engine import RenderTask
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +53,8 @@ class Prepared:
     model: LoadedModel
     plan: SamplingPlan
     native: int
+    # The request as painted (its text in English when it was translated).
+    request: GenerationRequest
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -142,7 +142,7 @@ class Features:
         if translation is not None:
             info["translation"] = translation
         native = profile.size if profile is not None and profile.size else model.native_resolution
-        return Prepared(model=model, plan=plan, native=native, info=info)
+        return Prepared(model=model, plan=plan, native=native, request=request, info=info)
 
     def translated(
         self, request: GenerationRequest, device: torch.device
@@ -200,7 +200,8 @@ class Features:
         return image_prompt_reference(task.init_images, task.request.image_weight)
 
     def _control(self, model: LoadedModel, task: RenderTask, size: tuple[int, int]) -> Guide:
-        control = task.request.control or {}
+        control = task.request.control
+        assert control is not None
         # A variation keeps its grid's control image: the job's image prompts come with it.
         prompts = task.prompt_images if task.kind is JobKind.VARIATION else task.init_images
         if not prompts:
@@ -208,8 +209,8 @@ class Features:
                 "--control needs an image to follow: give an image prompt (a URL at the start "
                 "of the prompt) or attach one"
             )
-        kind = str(control.get("kind"))
-        scale = control_scale(control)
+        kind = str(control.kind)
+        scale = control_scale(control.scale)
         controls = self.controlnets
         hint = controls.control_map(kind, prompts[0], size, model.device)
         info = {"control": {"kind": kind, "scale": scale}}

@@ -6,7 +6,7 @@ translation a worker offers, so the bot can check and list names without loading
 styles, the English text of a translated prompt), stored with its result.
 
 Revision ID: 0006_engine_capabilities
-Revises: 0002
+Revises: 0003_single_posts
 Create Date: 2026-12-01
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_engine_capabilities"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003_single_posts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

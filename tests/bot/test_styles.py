@@ -7,7 +7,7 @@ import pytest
 from bot.errors import UserFacingError
 from bot.offered import check_offered, style_choices, styles_content, with_style
 from storage.capabilities import Offered
-from storage.contract import GenerationRequest, JobStatus, SpeedMode
+from storage.contract import Control, ControlKind, GenerationRequest, JobStatus, SpeedMode
 from tests.bot.harness import BotRun, ScriptedWorker, ephemeral_reply
 from tests.fakediscord import FakeDiscord, User
 
@@ -46,7 +46,7 @@ def req(**changes: object) -> GenerationRequest:
             "this server does not offer. Fast profiles here: `--draft`.",
         ),
         (
-            req(control={"kind": "depth", "scale": 0.5}),
+            req(control=Control(ControlKind.DEPTH, 0.5)),
             "`--control depth`: this server has no depth ControlNet. ControlNets here: `canny`.",
         ),
     ],
@@ -62,7 +62,7 @@ def test_what_no_worker_serves_is_refused_with_what_is_there(
 def test_served_requests_pass_and_the_style_option_adds_its_default_weight() -> None:
     served = [
         req(loras=(("tiny-style", 0.5),), mode=SpeedMode.DRAFT),
-        req(control={"kind": "canny", "scale": 1.0}),
+        req(control=Control(ControlKind.CANNY, 1.0)),
     ]
     check_offered(served, OFFERED)
     styled = with_style([req(), served[0]], "tiny-style", OFFERED)

@@ -144,7 +144,7 @@ def test_tiny_model_extras_wire_every_optional_component(
     config = target / "extras.toml"
     assert capsys.readouterr().out.split() == [str(target), str(config)]
     settings = Settings.load({}, config_file=config)
-    offered = Engine(ModelRegistry(settings), cpu_threads=1).capabilities()
+    offered = Engine(ModelRegistry(settings.engine()), cpu_threads=1).capabilities()
     assert offered == {
         "profiles": {
             "draft": {"steps": 2, "guidance": 1.0, "size": 32},

@@ -12,9 +12,10 @@ import torch
 from PIL import Image, ImageDraw
 
 from gpu_worker.control import CANNY_HIGH, CANNY_LOW, canny_map
-from gpu_worker.engine import Engine, RenderTask
+from gpu_worker.engine import Engine
 from gpu_worker.errors import InvalidTask, ModelLoadError
-from storage.contract import JobKind, SpeedMode
+from gpu_worker.task import RenderTask
+from storage.contract import Control, ControlKind, JobKind, SpeedMode
 from storage.sampling import sampling_plan
 from tests.worker.conftest import pixels, request
 
@@ -40,7 +41,8 @@ def apart(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return min(float(np.abs(x - y).mean()) for x, y in zip(a, b, strict=True))
 
 
-CANNY = {"kind": "canny", "scale": 0.5}
+CANNY = Control(ControlKind.CANNY, 0.5)
+CANNY_INFO = {"kind": "canny", "scale": 0.5}
 
 
 def test_canny_map_is_white_edges_on_black_at_the_render_size() -> None:
@@ -58,7 +60,7 @@ def test_control_grid_matches_a_plain_diffusers_controlnet_call(
 ) -> None:
     req = request("a house", steps=3, control=CANNY)
     ours = extras_engine.render(RenderTask(req, seed=8, init_images=(shapes(),)))
-    assert ours.info == {"profile": "default", "control": CANNY}
+    assert ours.info == {"profile": "default", "control": CANNY_INFO}
     controlnet = _diffusers.ControlNetModel.from_pretrained(
         tiny_extras_dir / "extras" / "controlnet-canny"
     )
@@ -97,17 +99,17 @@ def test_the_control_image_steers_the_grid_and_scale_zero_is_plain_txt2img(
     off = grid(
         extras_engine,
         init_images=(shapes(),),
-        changes={"control": {"kind": "canny", "scale": 0.0}},
+        changes={"control": Control(ControlKind.CANNY, 0.0)},
     )
     assert apart(off, plain) == 0.0
 
 
 def test_depth_control_uses_the_configured_depth_estimator(extras_engine: Engine) -> None:
-    depth = {"kind": "depth", "scale": 1.0}
+    depth = Control(ControlKind.DEPTH, 1.0)
     result = extras_engine.render(
         RenderTask(request(control=depth), seed=3, init_images=(shapes(),))
     )
-    assert result.info["control"] == depth
+    assert result.info["control"] == {"kind": "depth", "scale": 1.0}
     hint = extras_engine.features.controlnets.control_map(
         "depth", shapes(), (64, 48), torch.device("cpu")
     )
@@ -136,7 +138,7 @@ def test_control_without_an_image_or_a_controlnet_is_refused(
     with pytest.raises(InvalidTask, match="--control scale must be between 0 and 2, got 3"):
         extras_engine.render(
             RenderTask(
-                request(control={"kind": "canny", "scale": 3}), seed=1, init_images=(shapes(),)
+                request(control=Control(ControlKind.CANNY, 3)), seed=1, init_images=(shapes(),)
             )
         )
     with pytest.raises(ModelLoadError, match=r"does not have \(ControlNets here: none\)"):

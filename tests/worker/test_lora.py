@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gpu_worker.engine import Engine, RenderTask
+from gpu_worker.engine import Engine
 from gpu_worker.errors import InvalidTask
 from gpu_worker.extras import Extras
 from gpu_worker.lora import with_triggers
 from gpu_worker.models import ModelRegistry
+from gpu_worker.task import RenderTask
 from gpu_worker.tiny_extras import STYLE_TRIGGER, write_tiny_lora
 from imagine.settings import Settings
 from storage.contract import SpeedMode
@@ -67,7 +68,7 @@ def test_bad_style_entries_are_refused(loras: dict[str, Any], message: str) -> N
 def test_a_job_without_loras_after_one_with_is_bit_identical_to_before(
     two_styles: Settings,
 ) -> None:
-    engine = Engine(ModelRegistry(two_styles), cpu_threads=1)
+    engine = Engine(ModelRegistry(two_styles.engine()), cpu_threads=1)
     before = grid(engine)
     styled = grid(engine, loras=(("tiny-style", 1.0), ("ink-wash", 0.7)))
     assert apart(before, styled) > 1.0
@@ -81,7 +82,7 @@ def test_a_job_without_loras_after_one_with_is_bit_identical_to_before(
 
 
 def test_each_lora_is_loaded_once_and_weights_switch_per_job(two_styles: Settings) -> None:
-    engine = Engine(ModelRegistry(two_styles), cpu_threads=1)
+    engine = Engine(ModelRegistry(two_styles.engine()), cpu_threads=1)
     full = grid(engine, loras=(("ink-wash", 1.0),))
     half = grid(engine, loras=(("ink-wash", 0.5),))
     assert apart(full, half) > 0

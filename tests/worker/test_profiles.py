@@ -12,10 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from gpu_worker.engine import Engine, RenderTask
+from gpu_worker.engine import Engine
 from gpu_worker.errors import InvalidTask, ModelLoadError
 from gpu_worker.extras import Extras
 from gpu_worker.models import ModelRegistry
+from gpu_worker.task import RenderTask
 from imagine.settings import Settings
 from storage.contract import JobKind, SpeedMode
 from storage.sampling import sampling_plan
@@ -70,7 +71,7 @@ def test_missing_weights_are_reported_once_and_not_advertised(
         model=str(tiny_model_dir),
         profiles={"turbo": {"unet": str(tmp_path / "nowhere")}, "draft": {"steps": 3}},
     )
-    engine = Engine(ModelRegistry(settings), cpu_threads=1)
+    engine = Engine(ModelRegistry(settings.engine()), cpu_threads=1)
     with caplog.at_level(logging.WARNING, logger="gpu_worker.engine"):
         engine.prepare()
     lines = [r.getMessage() for r in caplog.records if "not offered" in r.getMessage()]
@@ -148,7 +149,7 @@ def test_a_distilled_unet_profile_refuses_another_model(
         config_file=tiny_extras_dir / "extras.toml",
         model_aliases={"other": str(tiny_model_dir)},
     )
-    engine = Engine(ModelRegistry(settings), cpu_threads=1)
+    engine = Engine(ModelRegistry(settings.engine()), cpu_threads=1)
     with pytest.raises(InvalidTask, match="cannot be combined with --model other"):
         engine.render(RenderTask(request(mode=SpeedMode.TURBO, model="other"), seed=1))
 

@@ -11,11 +11,13 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from gpu_worker.engine import Engine, RenderTask
+from gpu_worker.engine import Engine
 from gpu_worker.errors import InvalidTask
 from gpu_worker.models import ModelRegistry
 from gpu_worker.references import STYLE_LAYERS
+from gpu_worker.task import RenderTask
 from imagine.settings import Settings
+from storage.contract import Control, ControlKind
 from storage.sampling import sampling_plan
 from tests.worker.conftest import pixels, request
 
@@ -88,7 +90,7 @@ def test_image_prompts_condition_instead_of_being_a_canvas(extras_engine: Engine
 def test_jobs_without_references_paint_as_if_no_adapter_was_loaded(
     extras_settings: Settings,
 ) -> None:
-    engine = Engine(ModelRegistry(extras_settings), cpu_threads=1)
+    engine = Engine(ModelRegistry(extras_settings.engine()), cpu_threads=1)
     before = grid(engine)
     grid(engine, init_images=(picture(),))
     grid(engine, style_images=(picture(),))
@@ -115,7 +117,7 @@ def test_style_reference_reaches_only_the_style_layers(extras_engine: Engine) ->
 
 
 def test_character_reference_and_control_together(extras_engine: Engine) -> None:
-    canny = {"kind": "canny", "scale": 0.5}
+    canny = Control(ControlKind.CANNY, 0.5)
     both = extras_engine.render(
         RenderTask(
             request(control=canny),
@@ -125,7 +127,7 @@ def test_character_reference_and_control_together(extras_engine: Engine) -> None
             character_weight=50,
         )
     )
-    assert both.info["control"] == canny
+    assert both.info["control"] == {"kind": "canny", "scale": 0.5}
     assert both.info["reference"] == {"role": "character", "scale": 0.4}
     control_only = grid(extras_engine, init_images=(picture(),), changes={"control": canny})
     # The ControlNet pipeline takes the reference's embeddings too.

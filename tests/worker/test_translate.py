@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gpu_worker.engine import Engine, RenderTask
+from gpu_worker.engine import Engine
+from gpu_worker.task import RenderTask
 from gpu_worker.translate import latin_share, needs_translation
 from tests.worker.conftest import pixels, request
 
