@@ -8,7 +8,7 @@ from bot.errors import UserFacingError
 from bot.offered import check_offered, style_choices, styles_content, with_style
 from storage.capabilities import Offered
 from storage.contract import Control, ControlKind, GenerationRequest, JobStatus, SpeedMode
-from tests.bot.harness import BotRun, ScriptedWorker, ephemeral_reply
+from tests.bot.harness import BotRun, ScriptedWorker, ephemeral_reply, png
 from tests.fakediscord import FakeDiscord, User
 
 SERVED = {
@@ -115,6 +115,41 @@ async def test_style_option_queues_the_lora_and_unknown_styles_are_refused(
     assert await ephemeral_reply(fake_discord, accepted) == "Queued 1 job: #1."
     [job] = await queue.user_jobs(alice.id, [JobStatus.QUEUED])
     assert job.request.loras == (("tiny-style", 0.8),)
+
+
+async def test_lora_and_control_parameters_are_checked_against_the_workers(
+    fake_discord: FakeDiscord, bot_run: BotRun, alice: User
+) -> None:
+    await _register(bot_run)
+    assert bot_run.storage is not None
+    queue = bot_run.storage.queue
+    refused = await fake_discord.invoke_command(
+        "imagine", {"prompt": "a fox --lora pastel:0.5"}, user=alice
+    )
+    assert await ephemeral_reply(fake_discord, refused) == (
+        "`--lora pastel`: there is no such style here. Available styles: `ink-wash`, "
+        "`tiny-style` (see /styles)."
+    )
+    picture = [("edges.png", png((200, 10, 10), (48, 40)))]
+    depth = await fake_discord.invoke_command(
+        "imagine", {"prompt": "a fox --control depth"}, user=alice, attachments=picture
+    )
+    assert await ephemeral_reply(fake_discord, depth) == (
+        "`--control depth`: this server has no depth ControlNet. ControlNets here: `canny`."
+    )
+    assert await queue.user_jobs(alice.id, [JobStatus.QUEUED]) == []
+    accepted = await fake_discord.invoke_command(
+        "imagine",
+        {"prompt": "a fox --lora ink-wash:0.5 --lora tiny-style --draft --control canny:0.8"},
+        user=alice,
+        attachments=picture,
+    )
+    assert await ephemeral_reply(fake_discord, accepted) == "Queued 1 job: #1."
+    [job] = await queue.user_jobs(alice.id, [JobStatus.QUEUED])
+    assert job.request.loras == (("ink-wash", 0.5), ("tiny-style", 1.0))
+    assert job.request.mode is SpeedMode.DRAFT
+    assert job.request.control == Control(ControlKind.CANNY, 0.8)
+    assert len(job.input_images) == 1  # the control image, stored with the job
 
 
 async def test_turbo_without_a_turbo_profile_is_refused_and_draft_is_queued(

@@ -169,6 +169,16 @@ def test_tiny_model_extras_wire_every_optional_component(
     )
     assert main(["--config", str(config), "generate", "一只狐狸 --seed 4", "--out", str(out)]) == 0
     assert len(json.loads(capsys.readouterr().out)["images"]) == 4
+    styled = "a fox --seed 4 --lora tiny-style:0.5 --draft"
+    assert main(["--config", str(config), "generate", styled, "--out", str(out)]) == 0
+    draft = json.loads(capsys.readouterr().out)
+    assert (draft["width"], draft["height"]) == (32, 32)
+    assert (
+        main(["--config", str(config), "generate", "a fox --lora pastel", "--out", str(out)]) == 1
+    )
+    assert "'pastel' is not available on this worker; available: tiny-style" in (
+        capsys.readouterr().err
+    )
 
 
 def test_worker_command_with_a_missing_model_is_one_line_exit_1(
