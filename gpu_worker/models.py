@@ -40,6 +40,7 @@ from transformers.utils import logging as _transformers_logging
 from gpu_worker.config import EngineSettings
 from gpu_worker.errors import ModelLoadError, UnknownModel
 from gpu_worker.extras import Extras
+from gpu_worker.sources import resolve
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +235,8 @@ class ModelRegistry:
         return LoadedModel(name=name, source=source, txt2img=pipe, device=device, dtype=dtype)
 
 
-def _from_pretrained(source: str, dtype: torch.dtype) -> Pipeline:
+def _from_pretrained(configured: str, dtype: torch.dtype) -> Pipeline:
+    source = resolve(configured)
     looks_local = source.startswith((".", "/", "~")) or Path(source).expanduser().exists()
     if looks_local:
         path = Path(source).expanduser()
