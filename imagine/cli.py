@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write tiny turbo/draft profiles, a LoRA, ControlNets, an IP-Adapter, a "
         "zh->en translator and DIR/extras.toml wiring them",
     )
+    tiny.add_argument(
+        "--cascade",
+        action="store_true",
+        help="write a tiny random-weight Stable Cascade (prior, decoder, Paella VQ) instead",
+    )
 
     quota = sub.add_parser("quota", help="show or set a user's image quota")
     qsub = quota.add_subparsers(dest="quota_command", required=True, metavar="ACTION")
