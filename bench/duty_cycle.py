@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,6 +62,9 @@ class HoldingDevice:
 
     def prepare(self) -> str:
         return "stand-in device"
+
+    def capabilities(self) -> dict[str, Any]:
+        return {}
 
     def render(
         self,

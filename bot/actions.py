@@ -154,6 +154,7 @@ def spec_for(
                 parent_job_id=parent.parent_job_id,
                 parent_index=parent.parent_index,
                 strength=parent.strength,
+                input_images=parent.input_images,
             )
         return JobSpec(
             kind=JobKind.REROLL,
@@ -173,6 +174,8 @@ def spec_for(
             parent_job_id=parent.id,
             parent_index=click.index,
             strength=variation.denoise,
+            # A ControlNet grid's variations follow its control image (the image prompt).
+            input_images=parent.input_images if request.control else (),
         )
     strength = UPSCALE_SUBTLE if click.action is Action.UPSCALE_SUBTLE else UPSCALE_CREATIVE
     return JobSpec(

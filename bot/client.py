@@ -23,7 +23,7 @@ from bot.settings_menu import SettingsSelect
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.exts.imagine", "bot.exts.user", "bot.exts.admin")
+EXTENSIONS = ("bot.exts.imagine", "bot.exts.user", "bot.exts.admin", "bot.exts.styles")
 BANNED_WORDS_REFRESH = 60.0
 # How long ``close`` lets clicks in progress finish (a post, then recording it).
 CLICK_GRACE = 10.0

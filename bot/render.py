@@ -79,7 +79,8 @@ def job_content(job: Job, options: ParserOptions | None = None) -> str:
         who = user
     tail = f" - {who} ({job_status(job)})"
     line = notes_line(job.request.notes)
-    return _fit(_title(job, options), f"{tail}\n{line}" if line else tail)
+    content = _fit(_title(job, options), f"{tail}\n{line}" if line else tail)
+    return with_english(content, job)
 
 
 def notes_line(notes: Sequence[str]) -> str | None:
@@ -105,6 +106,27 @@ def notes_line(notes: Sequence[str]) -> str | None:
             shown.append(parameter)
         full = ", ".join(shown)
     return "-# " + escape_mentions(escape_markdown(f"Not as written: {full}"))
+
+
+def with_english(content: str, job: Job) -> str:
+    """``content`` plus the English a translated prompt was painted as, if it fits."""
+    english = painted_english(job)
+    if english is None:
+        return content
+    line = f"\nPainted in English: {escape_mentions(escape_markdown(english))}"
+    room = MAX_CONTENT - len(content)
+    if len(line) > room:
+        line = line[: max(0, room - 1)].rstrip(chr(92)) + "…"
+    return content + line if room > len("\nPainted in English: …") else content
+
+
+def painted_english(job: Job) -> str | None:
+    """The English a worker painted a translated prompt as (None when not translated)."""
+    translation = (job.rendered or {}).get("translation")
+    if not isinstance(translation, dict) or job.status is not JobStatus.SUCCEEDED:
+        return None
+    english = translation.get("prompt")
+    return english if isinstance(english, str) and english.strip() else None
 
 
 def single_image_content(
@@ -155,6 +177,8 @@ class QuotaView(Protocol):
     @property
     def lifetime_images(self) -> int: ...
     @property
+    def gpu_seconds(self) -> float: ...
+    @property
     def resets_at(self) -> datetime | None: ...
 
 
@@ -168,6 +192,7 @@ def quota_lines(status: QuotaView) -> list[str]:
         lines.append(f"Resets {_when(status.resets_at)}")
     lines.append(f"Jobs: {status.running} running, {status.queued} queued")
     lines.append(f"Lifetime images: {status.lifetime_images}")
+    lines.append(f"GPU time: {status.gpu_seconds:.1f} s")
     return lines
 
 

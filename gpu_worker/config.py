@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,16 @@ class EngineSettings:
     cpu_offload: bool
     # An ESRGAN-type checkpoint for the first 2x of an upscale (Lanczos when unset).
     upscaler_model: Path | None
+    # The optional features (``gpu_worker.extras``): speed profiles, LoRA styles, ControlNets,
+    # an IP-Adapter and a translation model.
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    loras: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lora_dir: Path | None = None
+    controlnets: dict[str, str] = field(default_factory=dict)
+    depth_estimator: str | None = None
+    ip_adapter: str | None = None
+    ip_adapter_image_encoder: str | None = None
+    translation_model: str | None = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -36,6 +38,7 @@ from PIL import Image
 
 from gpu_worker.conditioning import Conditioning, encode
 from gpu_worker.errors import InvalidTask, JobCancelled, OutOfMemory
+from gpu_worker.features import Features, Guide
 from gpu_worker.imaging import blend_images, fit_cover, scale_size
 from gpu_worker.models import LoadedModel, ModelRegistry
 from gpu_worker.task import (
@@ -48,10 +51,11 @@ from gpu_worker.task import (
 )
 from gpu_worker.tiling import circular_padding
 from gpu_worker.upscale import upscale
-from storage.contract import MAX_SEED, GenerationRequest, JobKind
-from storage.sampling import SamplingPlan, bilinear_std, composition_grid, sampling_plan
+from storage.contract import MAX_SEED, GenerationRequest, JobKind, SpeedMode
+from storage.sampling import SamplingPlan, bilinear_std, composition_grid
 
 _CPU = torch.device("cpu")
+log = logging.getLogger(__name__)
 
 
 def image_prompt_strength(image_weight: float) -> float:
@@ -67,6 +71,7 @@ class Engine:
     def __init__(self, registry: ModelRegistry, *, cpu_threads: int | None = None) -> None:
         self.registry = registry
         self.cpu_threads = cpu_threads
+        self.features = Features(registry.extras)
 
     def _threads(self) -> None:
         # torch's CPU thread count is per calling thread under OpenMP, and renders run in a
@@ -77,7 +82,13 @@ class Engine:
     def prepare(self) -> str:
         """Load the default model now; returns its source (hub id or directory)."""
         self._threads()
+        if self.features.problems:
+            log.warning("not offered on this worker: %s", "; ".join(self.features.problems))
         return self.registry.get(None).source
+
+    def capabilities(self) -> dict[str, Any]:
+        """What this engine serves beyond the models: profiles, LoRA styles, ControlNets..."""
+        return self.features.capabilities()
 
     def render(
         self,
@@ -89,11 +100,14 @@ class Engine:
         """Render ``task``; raises ``JobCancelled`` when ``cancelled()`` turns true."""
         started = time.perf_counter()
         self._threads()
-        model = self.registry.get(task.request.model)
         if task.kind is JobKind.UPSCALE:
+            # Upscales refine with the model as configured (never a fast profile), the
+            # request's LoRA styles switched on and its text in English.
+            default = dataclasses.replace(task.request, mode=SpeedMode.FAST)
+            prepared = self.features.prepare(self.registry, default)
             return upscale(
-                model,
-                task,
+                prepared.model,
+                dataclasses.replace(task, request=prepared.request),
                 upscaler_model=self.registry.upscaler_model,
                 on_step=on_step,
                 cancelled=cancelled,
@@ -102,11 +116,19 @@ class Engine:
             raise InvalidTask(f"image indices must be 0..15, got {list(task.indices)}")
         if not 0 <= task.seed <= MAX_SEED:
             raise InvalidTask(f"seed must be between 0 and {MAX_SEED}, got {task.seed}")
-        plan = sampling_plan(task.request)
-        width, height = task.size or self.render_size(model, task.request)
+        prepared = self.features.prepare(self.registry, task.request)
+        model, plan = prepared.model, prepared.plan
+        request = task.request
+        width, height = task.size or scale_size(
+            request.width, request.height, prepared.native, model.vae_scale_factor
+        )
         conditioning = self.conditioning(model, plan)
-        init, strength = self._init_image(task, (width, height))
+        guide = self.features.guide(model, task, (width, height), plan)
+        init, strength = (None, None)
+        if guide.init_allowed:
+            init, strength = self._init_image(task, (width, height))
         runner = _Run(model, plan, conditioning, width, height, on_step, cancelled, init, strength)
+        runner.guide = guide
         tiling = circular_padding(model.txt2img.unet, model.txt2img.vae) if plan.tile else None
         with tiling or contextlib.nullcontext():
             images = runner.run_batched(task.seed, list(task.indices))
@@ -118,6 +140,7 @@ class Engine:
             steps_run=runner.steps_done,
             seconds=time.perf_counter() - started,
             model=model.name,
+            info={**prepared.info, **guide.info},
         )
 
     @staticmethod
@@ -173,6 +196,7 @@ class _Run:
         self.total_steps = 0
         self._call_steps = 0
         self._stop_after = 0
+        self.guide = Guide()
 
     def schedule_steps(self) -> tuple[int, int]:
         """(schedule length for the pipeline, steps after which ``--stop`` interrupts)."""
@@ -222,13 +246,17 @@ class _Run:
         }
         latents, conditioning = self.inputs(generators)
         kwargs.update(conditioning.pipeline_kwargs())
+        guide = self.guide
         if latents is not None:
             kwargs["latents"] = latents
-            result = model.txt2img(width=self.width, height=self.height, **kwargs)
+            pipe = guide.txt2img or model.txt2img
+            extra = guide.call_kwargs(False, len(indices))
+            result = pipe(width=self.width, height=self.height, **kwargs, **extra)
         else:
             kwargs["image"] = [self.init] * len(indices)
             kwargs["strength"] = self.strength
-            result = model.img2img(**kwargs)
+            extra = guide.call_kwargs(True, len(indices))
+            result = (guide.img2img or model.img2img)(**kwargs, **extra)
         images: list[Image.Image] = list(result.images)
         return images
 

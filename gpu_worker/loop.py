@@ -36,6 +36,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from PIL import Image
 
@@ -115,6 +116,7 @@ class Worker:
         self._drain = asyncio.Event()
         self.device_busy_seconds = 0.0
         self.jobs_done = 0
+        self._capabilities: dict[str, Any] = {}
 
     async def run(
         self, stop: asyncio.Event, *, once: bool = False, drain: asyncio.Event | None = None
@@ -124,7 +126,8 @@ class Worker:
         self._drain = drain = drain or asyncio.Event()
         loop = asyncio.get_running_loop()
         description = await loop.run_in_executor(self._device, self.engine.prepare)
-        await self.queue.register_worker(self.worker_id, socket.gethostname(), description)
+        self._capabilities = self.engine.capabilities()
+        await self._register(description)
         log.info("worker %s ready with %s", self.worker_id, description)
         housekeeping = asyncio.create_task(self._housekeeping(stop, description))
         try:
@@ -205,9 +208,14 @@ class Worker:
                 reaped = await self.queue.reap_expired()
                 if reaped:
                     log.warning("took back %d job(s) whose worker stopped responding", reaped)
-                await self.queue.register_worker(self.worker_id, socket.gethostname(), description)
+                await self._register(description)
             except StorageError as exc:
                 log.error("housekeeping failed: %s", exc)
+
+    async def _register(self, description: str) -> None:
+        await self.queue.register_worker(
+            self.worker_id, socket.gethostname(), description, self._capabilities
+        )
 
     # -- one job -------------------------------------------------------------------------------
 
@@ -319,10 +327,20 @@ class Worker:
                 raise InvalidTask(f"input image {key[:12]}... is not in the image store") from exc
             except ValueError as exc:
                 raise InvalidTask(f"input image {key[:12]}... could not be read") from exc
+        references: list[Image.Image] = []
+        if job.kind is JobKind.VARIATION and request.control:
+            # A variation of a ControlNet grid follows the same control image.
+            size = (request.width, request.height)
+            for key in dict.fromkeys(job.input_images):
+                data = await self.images.get(key)
+                references.append(
+                    await loop.run_in_executor(self._device, decode_image, data, size)
+                )
         return RenderTask(
             request=request,
             seed=job.seed,
             kind=job.kind,
+            prompt_images=tuple(references),
             init_images=tuple(init),
             strength=job.strength,
             indices=(0,) if job.kind is JobKind.UPSCALE else tuple(range(GRID_SIZE)),
@@ -349,7 +367,9 @@ class Worker:
             stored = await store_images(result, self.images, self._post)
             # No lease renewal may race the finishing write (it would find the lease gone).
             keepalive.cancel()
-            await self.queue.finish(job.id, self.worker_id, stored, gpu_seconds=result.seconds)
+            await self.queue.finish(
+                job.id, self.worker_id, stored, gpu_seconds=result.seconds, rendered=result.info
+            )
             self.jobs_done += 1
             if self.metrics is not None:
                 self.metrics.gpu_seconds.inc(result.seconds)

@@ -39,6 +39,8 @@ from transformers.utils import logging as _transformers_logging
 
 from gpu_worker.config import EngineSettings
 from gpu_worker.errors import ModelLoadError, UnknownModel
+from gpu_worker.extras import Extras
+from gpu_worker.sources import resolve
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +181,8 @@ class ModelRegistry:
         self._settings = settings
         self.upscaler_model = settings.upscaler_model
         self._sources = {DEFAULT_ALIAS: settings.model, **settings.model_aliases}
+        # Profiles, LoRA styles, ControlNets...: checked now, so a typo fails at start.
+        self.extras = Extras.from_settings(settings)
         self._loaded: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
 
@@ -231,7 +235,8 @@ class ModelRegistry:
         return LoadedModel(name=name, source=source, txt2img=pipe, device=device, dtype=dtype)
 
 
-def _from_pretrained(source: str, dtype: torch.dtype) -> Pipeline:
+def _from_pretrained(configured: str, dtype: torch.dtype) -> Pipeline:
+    source = resolve(configured)
     looks_local = source.startswith((".", "/", "~")) or Path(source).expanduser().exists()
     if looks_local:
         path = Path(source).expanduser()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from PIL import Image
@@ -31,6 +31,14 @@ class RenderTask:
     indices: tuple[int, ...] = tuple(range(GRID_SIZE))
     # Render at exactly this size instead of the request's size scaled to the model.
     size: tuple[int, int] | None = None
+    # A variation's image prompts (those of the grid it varies): its ControlNet source.
+    prompt_images: tuple[Image.Image, ...] = ()
+    # Style (--sref, weight --sw 0..1000) and character (--cref, --cw 0..100) references,
+    # painted through the IP-Adapter when the worker has one.
+    style_images: tuple[Image.Image, ...] = ()
+    style_weight: int = 100
+    character_images: tuple[Image.Image, ...] = ()
+    character_weight: int = 100
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,8 @@ class RenderResult:
     steps_run: int
     seconds: float
     model: str
+    # What painted it beyond the model (profile, LoRA styles...), stored with the job.
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 StepCallback = Callable[[StepEvent], None]
@@ -81,6 +91,10 @@ class RenderEngine(Protocol):
 
     def prepare(self) -> str:
         """Load the default model; return a short description of it."""
+        ...
+
+    def capabilities(self) -> dict[str, Any]:
+        """What it serves beyond the model (profiles, LoRA styles...), registered as JSON."""
         ...
 
     def render(

@@ -59,6 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     tiny = sub.add_parser("tiny-model", help="write a tiny random-weight SDXL for smoke tests")
     tiny.add_argument("out", type=Path, help="directory to write the model into")
     tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument(
+        "--extras",
+        action="store_true",
+        help="also write tiny turbo/draft profiles, a LoRA, ControlNets, an IP-Adapter, a "
+        "zh->en translator and DIR/extras.toml wiring them",
+    )
+    tiny.add_argument(
+        "--cascade",
+        action="store_true",
+        help="write a tiny random-weight Stable Cascade (prior, decoder, Paella VQ) instead",
+    )
 
     quota = sub.add_parser("quota", help="show or set a user's image quota")
     qsub = quota.add_subparsers(dest="quota_command", required=True, metavar="ACTION")

@@ -128,6 +128,22 @@ class Settings(BaseSettings):
         default_factory=lambda: {"0.25": 8, "0.5": 15, "1": 30, "2": 60}
     )
     upscaler_model: Path | None = None
+    # Speed profiles, LoRA styles, ControlNet, IP-Adapter and translation (gpu_worker.extras).
+    profiles: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="turbo/draft -> {model, unet | lora, scheduler, steps, guidance, size}.",
+    )
+    loras: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Style name -> {path, trigger, weight}."
+    )
+    lora_dir: Path | None = None
+    controlnets: dict[str, str] = Field(
+        default_factory=dict, description="canny/depth -> ControlNet directory or hub id."
+    )
+    depth_estimator: str | None = None
+    ip_adapter: str | None = None
+    ip_adapter_image_encoder: str | None = None
+    translation_model: str | None = None
 
     # Queue and workers
     worker_id: str | None = None

@@ -138,6 +138,14 @@ async def lifetime_images(conn: AsyncConnection, user_id: int) -> int:
     return int(count.scalar_one())
 
 
+async def gpu_seconds_used(conn: AsyncConnection, user_id: int) -> float:
+    """Seconds the device spent on the user's finished jobs, ever."""
+    total = await conn.execute(
+        select(func.coalesce(func.sum(jobs.c.gpu_seconds), 0.0)).where(jobs.c.user_id == user_id)
+    )
+    return float(total.scalar_one())
+
+
 async def add_entry(
     conn: AsyncConnection,
     *,

@@ -182,6 +182,7 @@ class Job:
     error: str | None = None
     cancel_requested: bool = False
     gpu_seconds: float | None = None
+    rendered: dict[str, Any] | None = field(default=None, repr=False)
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

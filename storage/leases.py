@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import case, select, update
@@ -96,7 +96,12 @@ class Leases(QueueBase):
         return job
 
     async def finish(
-        self, job_id: int, worker_id: str, images: Sequence[StoredImage], gpu_seconds: float
+        self,
+        job_id: int,
+        worker_id: str,
+        images: Sequence[StoredImage],
+        gpu_seconds: float,
+        rendered: Mapping[str, Any] | None = None,
     ) -> Job:
         """Mark the job succeeded with its stored images; only the lease holder may."""
         _check_worker(worker_id)
@@ -116,6 +121,7 @@ class Leases(QueueBase):
                     progress=100,
                     lease_expires_at=None,
                     gpu_seconds=float(gpu_seconds),
+                    rendered=dict(rendered) if rendered else None,
                     finished_at=now,
                 ),
             )

@@ -13,6 +13,7 @@ from storage._ledger import (
     check_user_id,
     effective_limits,
     ensure_user,
+    gpu_seconds_used,
     job_counts,
     lifetime_images,
     lock_user,
@@ -45,6 +46,7 @@ class QuotaStatus:
     max_concurrent: int
     max_queued: int
     custom: bool
+    gpu_seconds: float = 0.0
 
     def lines(self) -> list[str]:
         """Human-readable ``name: value`` lines, as ``imagine quota show`` prints them."""
@@ -63,6 +65,7 @@ class QuotaStatus:
         lines.append(f"running: {self.running} (at most {self.max_concurrent})")
         lines.append(f"queued: {self.queued} (at most {self.max_queued})")
         lines.append(f"lifetime images: {self.lifetime_images}")
+        lines.append(f"gpu time: {self.gpu_seconds:.1f} s")
         return lines
 
 
@@ -214,4 +217,5 @@ class Quotas:
             max_concurrent=limits.max_concurrent,
             max_queued=limits.max_queued,
             custom=custom,
+            gpu_seconds=await gpu_seconds_used(conn, user_id),
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +28,7 @@ class WorkerInfo:
     model: str
     started_at: datetime
     last_seen: datetime
+    capabilities: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -163,10 +164,17 @@ class Readers(QueueBase):
             queued=counts.get("queued", 0), running=counts.get("running", 0), workers=known
         )
 
-    async def register_worker(self, worker_id: str, host: str, model: str) -> None:
-        """Record a worker (or refresh it) and its last-seen time."""
+    async def register_worker(
+        self,
+        worker_id: str,
+        host: str,
+        model: str,
+        capabilities: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a worker (or refresh it), what it serves and its last-seen time."""
         _check_worker(worker_id)
         now = self.now()
+        served = dict(capabilities) if capabilities is not None else None
         async with self.db.write() as tx:
             stmt = upsert(
                 tx.conn,
@@ -177,11 +185,12 @@ class Readers(QueueBase):
                     "model": model,
                     "started_at": now,
                     "last_seen": now,
+                    "capabilities": served,
                 },
             )
             await tx.conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["id"],
-                    set_={"host": host, "model": model, "last_seen": now},
+                    set_={"host": host, "model": model, "last_seen": now, "capabilities": served},
                 )
             )

@@ -144,6 +144,8 @@ jobs = Table(
     Column("error", Text, nullable=True),
     Column("cancel_requested", Boolean, nullable=False, server_default=text("false")),
     Column("gpu_seconds", Float, nullable=True),
+    # What painted the job beyond its request (profile, styles, translated text), from the worker.
+    Column("rendered", JSON, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime, nullable=True),
     Column("finished_at", UTCDateTime, nullable=True),
@@ -220,6 +222,8 @@ workers = Table(
     Column("model", Text, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
+    # What the worker serves: profiles, LoRA styles, ControlNets... (gpu_worker capabilities).
+    Column("capabilities", JSON, nullable=True),
 )
 
 banned_words = Table(

@@ -21,7 +21,9 @@ from bot.inputs import (
     render_size,
 )
 from bot.jobs import enqueue, post_job_messages, queued_text
+from bot.offered import check_offered, style_choices, with_style
 from bot.prompt import parse
+from storage.capabilities import read_offered
 from storage.contract import GRID_SIZE, JobKind, JobSpec
 
 if TYPE_CHECKING:
@@ -69,12 +71,14 @@ class Imagine(commands.Cog):
     @app_commands.describe(
         prompt="What to draw, with --parameters (e.g. a lighthouse at dusk --ar 3:2)",
         image="An image to start from (PNG, JPEG, WebP or GIF)",
+        style="A LoRA style to paint with, at its default weight (see /styles)",
     )
     async def imagine(
         self,
         interaction: discord.Interaction,
         prompt: str,
         image: discord.Attachment | None = None,
+        style: str | None = None,
     ) -> None:
         """Queue a grid for each request the prompt makes."""
         started = time.perf_counter()
@@ -103,12 +107,26 @@ class Imagine(commands.Cog):
         if services.metrics is not None:
             services.metrics.ack_seconds.observe(time.perf_counter() - started)
         try:
-            await self._queue(interaction, prompt, image)
+            await self._queue(interaction, prompt, image, style)
         except Exception as exc:
             await send_error(interaction, exc)
 
+    @imagine.autocomplete("style")
+    async def _style_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        offered = await read_offered(self.services.db, self.services.queue.now())
+        return [
+            app_commands.Choice(name=label, value=value)
+            for label, value in style_choices(offered, current)
+        ]
+
     async def _queue(
-        self, interaction: discord.Interaction, prompt: str, image: discord.Attachment | None
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        image: discord.Attachment | None,
+        style: str | None,
     ) -> None:
         services = self.services
         requests = parse(prompt, options=services.parser, image_attached=image is not None)
@@ -119,7 +137,13 @@ class Imagine(commands.Cog):
             async with self._admission:
                 await services.queue.check_admission(
                     interaction.user.id,
-                    await self._specs(interaction, prompt, None, image_attached=image is not None),
+                    await self._specs(
+                        interaction,
+                        prompt,
+                        None,
+                        image_attached=image is not None,
+                        style=style,
+                    ),
                     interaction_id=interaction.id,
                 )
             # Downloads wait on the network, not the CPU: outside the admission limit.
@@ -133,7 +157,7 @@ class Imagine(commands.Cog):
         # one a few milliseconds sooner.
         await self._acks.wait(ACK_PRIORITY_WAIT)
         async with self._admission:
-            await self._enqueue(interaction, prompt, images)
+            await self._enqueue(interaction, prompt, images, style)
 
     async def _specs(
         self,
@@ -142,6 +166,7 @@ class Imagine(commands.Cog):
         images: CommandImages | None,
         *,
         image_attached: bool,
+        style: str | None,
     ) -> list[JobSpec]:
         """The command's jobs; with the inputs of ``images`` once they are stored."""
         services = self.services
@@ -149,6 +174,10 @@ class Imagine(commands.Cog):
         requests = parse(
             prompt, options=services.parser, defaults=defaults, image_attached=image_attached
         )
+        # Styles, fast profiles and ControlNets exist where workers registered them.
+        offered = await read_offered(services.db, services.queue.now())
+        requests = with_style(requests, style, offered)
+        check_offered(requests, offered)
         return [
             JobSpec(
                 kind=JobKind.IMAGINE,
@@ -160,13 +189,21 @@ class Imagine(commands.Cog):
         ]
 
     async def _enqueue(
-        self, interaction: discord.Interaction, prompt: str, images: CommandImages
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        images: CommandImages,
+        style: str | None,
     ) -> None:
         services = self.services
         try:
             await images.store(services)
             specs = await self._specs(
-                interaction, prompt, images, image_attached=images.attachment is not None
+                interaction,
+                prompt,
+                images,
+                image_attached=images.attachment is not None,
+                style=style,
             )
             jobs = await enqueue(interaction, services, specs)
         except Exception:

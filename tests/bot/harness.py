@@ -124,8 +124,8 @@ class ScriptedWorker:
         """Report progress (and maybe a preview)."""
         return await self.storage.queue.report_progress(job.id, self.worker_id, percent, preview)
 
-    async def finish(self, job: Job, count: int = 4) -> Job:
-        """Store ``count`` images plus a 2x2 grid and finish the job."""
+    async def finish(self, job: Job, count: int = 4, rendered: dict[str, Any] | None = None) -> Job:
+        """Store ``count`` images plus a 2x2 grid and finish the job (with ``rendered``)."""
         stored = []
         for index in range(count):
             blob = await self.storage.images.put(png(self.colors[index % 4]))
@@ -142,7 +142,9 @@ class ScriptedWorker:
         grid.save(out, format="PNG")
         blob = await self.storage.images.put(out.getvalue())
         stored.append(StoredImage(-1, blob.sha256, 64, 64, job.seed, blob.size, str(blob.path)))
-        return await self.storage.queue.finish(job.id, self.worker_id, stored, gpu_seconds=0.5)
+        return await self.storage.queue.finish(
+            job.id, self.worker_id, stored, gpu_seconds=0.5, rendered=rendered
+        )
 
     async def fail(self, job: Job, error: str) -> Job:
         """Fail the job for good."""

@@ -55,6 +55,27 @@ def test_running_and_finished_states() -> None:
     assert job_content(_job(status=JobStatus.CANCELLED)).endswith("(Cancelled, refunded)")
 
 
+def test_a_translated_prompt_shows_the_original_and_the_english_painted() -> None:
+    chinese = GenerationRequest(
+        prompt="一只红色的狐狸", segments=(("一只红色的狐狸", 1.0),), seed=3
+    )
+    rendered = {"translation": {"prompt": "a *red* fox", "segments": [["a *red* fox", 1.0]]}}
+    done = _job(status=JobStatus.SUCCEEDED, request=chinese, rendered=rendered)
+    assert job_content(done) == (
+        "**一只红色的狐狸 --seed 3** - <@42> (fast)\nPainted in English: a \\*red\\* fox"
+    )
+    running = _job(status=JobStatus.RUNNING, request=chinese, rendered=rendered)
+    assert "English" not in job_content(running)
+    huge = _job(
+        status=JobStatus.SUCCEEDED,
+        request=chinese,
+        rendered={"translation": {"prompt": "fox " * 600}},
+    )
+    content = job_content(huge)
+    assert len(content) <= 2000 and content.endswith("…")
+    assert content.startswith("**一只红色的狐狸 --seed 3** - <@42> (fast)\nPainted in English: fox")
+
+
 def test_failed_job_says_why_and_that_it_was_refunded() -> None:
     failed = _job(
         status=JobStatus.FAILED,
@@ -123,6 +144,7 @@ class _Status:
     running: int = 1
     queued: int = 2
     lifetime_images: int = 120
+    gpu_seconds: float = 93.25
     resets_at: datetime | None = datetime(2030, 1, 2, tzinfo=UTC)
 
 
@@ -132,6 +154,7 @@ def test_quota_and_info_lines() -> None:
         f"Resets <t:{int(datetime(2030, 1, 2, tzinfo=UTC).timestamp())}:R>",
         "Jobs: 1 running, 2 queued",
         "Lifetime images: 120",
+        "GPU time: 93.2 s",
     ]
     jobs = [_job(id=5, status=JobStatus.RUNNING, progress=30), _job(id=6)]
     text = info_content(_Status(period="total", resets_at=None), jobs, {6: 2})

@@ -47,6 +47,7 @@ def test_migrate_then_quota_set_show_reset(empty_database_url: str, tmp_path: Pa
         "left: 5",
     ]
     assert "running: 0 (at most 3)" in lines and "lifetime images: 0" in lines
+    assert lines[-1] == "gpu time: 0.0 s"
 
     show = _imagine("quota", "show", "42", environ=environ)
     assert show.returncode == 0 and show.stdout == shown.stdout

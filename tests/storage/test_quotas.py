@@ -13,7 +13,7 @@ from storage.queue import JobQueue
 from storage.quotas import Quotas
 from storage.users import Users
 from tests.plugins.database import FakeClock
-from tests.storage.helpers import spec
+from tests.storage.helpers import grid_images, spec
 
 ALICE, BOB = 1001, 1002
 
@@ -139,3 +139,18 @@ def test_period_boundaries() -> None:
     assert period_end("total", now) is None
     with pytest.raises(InvalidValue, match="got 'hour'"):
         period_start("hour", now)
+
+
+async def test_status_adds_up_the_gpu_seconds_of_the_users_jobs(
+    quotas: Quotas, queue: JobQueue
+) -> None:
+    first, second = await queue.enqueue(ALICE, [spec(4), spec(4)], interaction_id=901)
+    await queue.enqueue(BOB, [spec(4)], interaction_id=902)
+    for _ in range(3):
+        (job,) = await queue.claim("w1")
+        seconds = {first.id: 1.25, second.id: 2.5}.get(job.id, 40.0)
+        await queue.finish(job.id, "w1", grid_images(job.id, job.seed), gpu_seconds=seconds)
+    status = await quotas.status(ALICE)
+    assert status.gpu_seconds == 3.75
+    assert "gpu time: 3.8 s" in status.lines()
+    assert (await quotas.status(BOB)).gpu_seconds == 40.0

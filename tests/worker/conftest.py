@@ -37,6 +37,22 @@ def engine(tiny_settings: Settings) -> Engine:
     return engine
 
 
+@pytest.fixture(scope="session")
+def extras_settings(tiny_extras_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings from the tiny model's ``extras.toml`` (profiles, LoRA styles, ...)."""
+    return Settings.load(
+        {}, config_file=tiny_extras_dir / "extras.toml", data_dir=tmp_path_factory.mktemp("data")
+    )
+
+
+@pytest.fixture(scope="session")
+def extras_engine(extras_settings: Settings) -> Engine:
+    """An engine over the tiny model and its optional components (shared by the session)."""
+    engine = Engine(ModelRegistry(extras_settings.engine()), cpu_threads=1)
+    engine.prepare()
+    return engine
+
+
 def request(prompt: str = "a red fox", **changes: Any) -> GenerationRequest:
     """A request as the parser makes it: 1:1 SDXL size, 2 steps unless told otherwise."""
     values: dict[str, Any] = {"segments": ((prompt, 1.0),), "steps": 2}

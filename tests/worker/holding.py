@@ -13,6 +13,7 @@ import asyncio
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from gpu_worker.engine import Engine
 from gpu_worker.models import ModelRegistry
@@ -42,6 +43,9 @@ class HoldingEngine:
 
     def prepare(self) -> str:
         return self.inner.prepare()
+
+    def capabilities(self) -> dict[str, Any]:
+        return self.inner.capabilities()
 
     def render(
         self,

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -73,6 +74,9 @@ class BlendingEngine:
 
     def prepare(self) -> str:
         return "blending stand-in"
+
+    def capabilities(self) -> dict[str, Any]:
+        return {}
 
     def render(
         self,

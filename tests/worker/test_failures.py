@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,6 +68,9 @@ class _BrokenEngine:
 
     def prepare(self) -> str:
         return "broken"
+
+    def capabilities(self) -> dict[str, Any]:
+        return {}
 
     def render(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import io
 import os
@@ -19,7 +20,7 @@ from PIL import Image
 from gpu_worker.engine import Engine
 from gpu_worker.loop import Worker
 from imagine.settings import Settings
-from storage.contract import GenerationRequest, Job, JobKind, JobSpec, JobStatus
+from storage.contract import GenerationRequest, Job, JobKind, JobSpec, JobStatus, SpeedMode
 from storage.db import Database
 from storage.images import FileImageStore
 from storage.limits import Limits
@@ -376,3 +377,77 @@ async def test_a_second_sigterm_gives_the_running_job_back_and_exits_0(
     assert back.lease_owner is None
     assert back.attempts == 0  # giving a job back spends no attempt
     assert (await services["quotas"].status(USER)).used == 4  # still reserved, not refunded
+
+
+async def test_a_turbo_style_job_records_what_painted_it_and_its_gpu_seconds(
+    services: dict[str, Any],
+    extras_engine: Engine,
+    extras_settings: Settings,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    queue: JobQueue = services["queue"]
+    request = GenerationRequest(
+        prompt="a fox",
+        segments=(("a fox", 1.0),),
+        steps=30,
+        mode=SpeedMode.TURBO,
+        loras=(("tiny-style", 0.8),),
+    )
+    (job,) = await queue.enqueue(
+        USER, [JobSpec(kind=JobKind.IMAGINE, request=request, cost=4)], interaction_id=77
+    )
+    settings = worker_settings(extras_settings, database_url, tmp_path)
+    worker = Worker(
+        settings.worker(),
+        queue=queue,
+        images=services["images"],
+        engine=extras_engine,
+        worker_id="w-x",
+    )
+    await serve_until_empty(worker)
+    done = await queue.get(job.id)
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.rendered == {"profile": "turbo", "loras": [["tiny-style", 0.8]]}
+    assert done.request.loras == (("tiny-style", 0.8),)
+    assert done.gpu_seconds is not None and done.gpu_seconds > 0
+    [registered] = (await queue.stats()).workers
+    assert registered.capabilities is not None
+    assert sorted(registered.capabilities["profiles"]) == ["draft", "turbo"]
+    assert registered.capabilities["loras"] == {
+        "tiny-style": {"trigger": "tinystyle", "weight": 0.8}
+    }
+
+
+async def test_a_chinese_prompt_job_stores_the_original_and_the_english(
+    services: dict[str, Any],
+    extras_engine: Engine,
+    extras_settings: Settings,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    queue: JobQueue = services["queue"]
+    fox = "一只红色的狐狸"
+    chinese = GenerationRequest(prompt=fox, segments=((fox, 1.0),), steps=2)
+    notr = dataclasses.replace(chinese, translate=False)
+    jobs = await queue.enqueue(
+        USER,
+        [JobSpec(kind=JobKind.IMAGINE, request=r, cost=4) for r in (chinese, notr)],
+        interaction_id=78,
+    )
+    settings = worker_settings(extras_settings, database_url, tmp_path)
+    worker = Worker(
+        settings.worker(),
+        queue=queue,
+        images=services["images"],
+        engine=extras_engine,
+        worker_id="w-zh",
+    )
+    await serve_until_empty(worker)
+    translated, kept = [await queue.get(job.id) for job in jobs]
+    assert translated.status is kept.status is JobStatus.SUCCEEDED
+    assert translated.request.prompt == fox
+    assert translated.rendered is not None
+    english = translated.rendered["translation"]["prompt"]
+    assert english and english != fox
+    assert kept.request.prompt == fox and "translation" not in (kept.rendered or {})
