@@ -34,6 +34,10 @@ GRID_KINDS = frozenset({JobKind.IMAGINE, JobKind.REROLL, JobKind.VARIATION})
 
 UPSCALE_SUBTLE = 0.2
 UPSCALE_CREATIVE = 0.4
+# E1-E4 re-render a draft or turbo cell with the default profile, img2img from it: at 0.55 the
+# composition, colours and subject stay and the detail is painted anew.
+ENHANCE_STRENGTH = 0.55
+FAST_PROFILE_MODES = frozenset({SpeedMode.TURBO, SpeedMode.DRAFT})
 
 
 class Action(StrEnum):
@@ -47,6 +51,12 @@ class Action(StrEnum):
     UPSCALE_CREATIVE = "upcreative"
     VARY_SUBTLE = "varysubtle"
     VARY_STRONG = "varystrong"
+    ENHANCE = "enhance"  # E1-E4: a draft or turbo cell again with the default profile
+
+
+def is_enhance(job: Job) -> bool:
+    """Whether a job is an E button's re-render (a variation at the enhance strength)."""
+    return job.kind is JobKind.VARIATION and job.strength == ENHANCE_STRENGTH
 
 
 class InvalidButton(ValueError):
@@ -105,7 +115,12 @@ def refusal(exc: InvalidButton) -> str:
     return f"This button cannot be used: {exc}. Nothing was queued or charged."
 
 
-_GRID_ONLY = {Action.UPSCALE: "U", Action.VARIATION: "V", Action.REROLL: "🔄"}
+_GRID_ONLY = {
+    Action.UPSCALE: "U",
+    Action.VARIATION: "V",
+    Action.REROLL: "🔄",
+    Action.ENHANCE: "E",
+}
 
 
 def check_fits(click: Click, parent: Job) -> None:
@@ -116,6 +131,11 @@ def check_fits(click: Click, parent: Job) -> None:
     """
     if click.action is Action.CANCEL:
         return
+    if click.action is Action.ENHANCE and parent.request.mode not in FAST_PROFILE_MODES:
+        raise InvalidButton(
+            f"E buttons belong to a draft or turbo grid, and job #{parent.id} was painted "
+            f"in {parent.request.mode} mode"
+        )
     if parent.kind in GRID_KINDS:
         return
     if click.action in _GRID_ONLY:
@@ -144,6 +164,21 @@ def spec_for(
     request = dataclasses.replace(parent.request, seed=None, mode=mode)
     if click.action in (Action.UPSCALE, Action.CANCEL):
         return None
+    if click.action is Action.ENHANCE:
+        # The cell's own seed, the default profile (relax stays relax), composition kept.
+        return JobSpec(
+            kind=JobKind.VARIATION,
+            request=dataclasses.replace(
+                request,
+                seed=parent.seed + click.index,
+                mode=SpeedMode.RELAX if mode is SpeedMode.RELAX else SpeedMode.FAST,
+            ),
+            cost=GRID_SIZE,
+            parent_job_id=parent.id,
+            parent_index=click.index,
+            strength=ENHANCE_STRENGTH,
+            input_images=parent.input_images if request.control else (),
+        )
     if click.action is Action.REROLL:
         if parent.kind is JobKind.VARIATION:
             # Rerolling a variation grid varies the same source image again.

@@ -56,8 +56,8 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CUSTOM_
         self.click = Click(action, job_id, index)
         label: str | None
         emoji: str | None
-        if action in (Action.UPSCALE, Action.VARIATION):
-            label, emoji = f"{action.value.upper()}{index + 1}", None
+        if action in (Action.UPSCALE, Action.VARIATION, Action.ENHANCE):
+            label, emoji = f"{action.value[0].upper()}{index + 1}", None
             style = discord.ButtonStyle.secondary
         else:
             label, emoji, style = _LOOKS[action]

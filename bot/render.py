@@ -10,6 +10,7 @@ from typing import Protocol
 import discord
 from discord.utils import escape_markdown, escape_mentions
 
+from bot.actions import is_enhance
 from bot.prompt import ParserOptions
 from bot.prompt import render as render_prompt
 from storage.contract import Job, JobKind, JobStatus, UserSettings
@@ -70,7 +71,9 @@ def _title(job: Job, options: ParserOptions | None) -> str:
 def job_content(job: Job, options: ParserOptions | None = None) -> str:
     """``**<prompt> <params>** - <@user> (<status>)``, labelled by kind."""
     user = f"<@{job.user_id}>"
-    if job.kind is JobKind.VARIATION:
+    if is_enhance(job):
+        who = f"Enhanced image #{(job.parent_index or 0) + 1} by {user}"
+    elif job.kind is JobKind.VARIATION:
         who = f"Variations ({_strength_label(job)}) by {user}"
     elif job.kind is JobKind.UPSCALE:
         index = (job.parent_index or 0) + 1

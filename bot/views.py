@@ -6,7 +6,7 @@ from typing import Any
 
 import discord
 
-from bot.actions import Action
+from bot.actions import FAST_PROFILE_MODES, Action
 from bot.buttons import JobButton
 from storage.contract import GRID_SIZE, Job, JobKind, JobStatus
 
@@ -23,13 +23,15 @@ def cancel_view(job_id: int) -> discord.ui.View:
     return _view(JobButton(Action.CANCEL, job_id))
 
 
-def grid_view(job_id: int) -> discord.ui.View:
-    """U1-U4 and 🔄 on the first row, V1-V4 on the second."""
+def grid_view(job_id: int, *, enhance: bool = False) -> discord.ui.View:
+    """U1-U4 and 🔄 on the first row, V1-V4 on the second, E1-E4 (draft and turbo) on a third."""
     items: list[discord.ui.Item[Any]] = [
         JobButton(Action.UPSCALE, job_id, i, row=0) for i in range(GRID_SIZE)
     ]
     items.append(JobButton(Action.REROLL, job_id, 0, row=0))
     items += [JobButton(Action.VARIATION, job_id, i, row=1) for i in range(GRID_SIZE)]
+    if enhance:
+        items += [JobButton(Action.ENHANCE, job_id, i, row=2) for i in range(GRID_SIZE)]
     return _view(*items)
 
 
@@ -60,4 +62,4 @@ def job_view(job: Job) -> discord.ui.View | None:
         return None
     if job.kind is JobKind.UPSCALE:
         return upscaled_view(job.id)
-    return grid_view(job.id)
+    return grid_view(job.id, enhance=job.request.mode in FAST_PROFILE_MODES)

@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("text", help="the /imagine prompt text")
     gen.add_argument("--model", help="hub id, local directory or configured alias")
     gen.add_argument("--out", type=Path, default=Path("."), help="output directory")
+    gen.add_argument(
+        "--image",
+        type=Path,
+        action="append",
+        default=[],
+        help="a local image, as the command's attachment: an image prompt or the --control source",
+    )
 
     tiny = sub.add_parser("tiny-model", help="write a tiny random-weight SDXL for smoke tests")
     tiny.add_argument("out", type=Path, help="directory to write the model into")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.actions import (
+    ENHANCE_STRENGTH,
     MAX_JOB_ID,
     Action,
     Click,
@@ -104,7 +105,39 @@ SINGLE_BUTTONS = [
 @pytest.mark.parametrize("action", list(Action))
 @pytest.mark.parametrize("index", [0, 3])
 def test_every_button_fits_a_grid(kind: JobKind, action: Action, index: int) -> None:
-    check_fits(Click(action, 7, index), _job(kind=kind))
+    # A draft grid: E buttons are only on draft and turbo grids.
+    draft = GenerationRequest(prompt="a red fox", seed=1234, mode=SpeedMode.DRAFT)
+    check_fits(Click(action, 7, index), _job(kind=kind, request=draft))
+
+
+@pytest.mark.parametrize("mode", [SpeedMode.DRAFT, SpeedMode.TURBO])
+@pytest.mark.parametrize(
+    ("clicker", "painted"), [(SpeedMode.TURBO, SpeedMode.FAST), (SpeedMode.RELAX, SpeedMode.RELAX)]
+)
+def test_enhance_re_renders_the_cell_with_the_default_profile_at_its_seed(
+    mode: SpeedMode, clicker: SpeedMode, painted: SpeedMode
+) -> None:
+    parent = _job(request=GenerationRequest(prompt="a red fox", seed=1234, mode=mode))
+    spec = spec_for(
+        Click(Action.ENHANCE, 7, 2), parent, variation=VariationStrength.STRONG, mode=clicker
+    )
+    assert spec is not None
+    assert (spec.kind, spec.cost, spec.parent_job_id, spec.parent_index) == (
+        JobKind.VARIATION,
+        4,
+        7,
+        2,
+    )
+    assert spec.request.seed == 1236 and spec.request.mode is painted
+    assert spec.strength == ENHANCE_STRENGTH == 0.55
+
+
+def test_enhance_fits_only_a_draft_or_turbo_grid() -> None:
+    with pytest.raises(InvalidButton) as refused:
+        check_fits(Click(Action.ENHANCE, 7, 0), _job())
+    assert str(refused.value) == (
+        "E buttons belong to a draft or turbo grid, and job #7 was painted in fast mode"
+    )
 
 
 @pytest.mark.parametrize("action", [*SINGLE_BUTTONS, Action.CANCEL])

@@ -66,7 +66,7 @@ async def _grid(fake: FakeDiscord, user: User, prompt: str, **options: object) -
     assert (await ephemeral_reply(fake, interaction)).startswith("Queued 1 job")
     title = f"**{prompt.split(' --')[0]}"
     return await fake.wait_for_message(
-        lambda m: m.content.startswith(title) and len(m.buttons) == 9 and bool(m.attachments),
+        lambda m: m.content.startswith(title) and len(m.buttons) >= 9 and bool(m.attachments),
         timeout=120,
     )
 
@@ -80,6 +80,13 @@ async def test_turbo_draft_style_control_and_chinese_grids_are_delivered(
     assert turbo.content.endswith(f"<@{alice.id}> (turbo)")
     draft = await _grid(fake_discord, alice, "a harbour --draft --seed 3")
     assert (draft.attachments[0].width, draft.attachments[0].height) == (64, 64)  # 2x2 of 32 px
+    # E1: the first cell again with the default profile, at its seed, at the full size.
+    await fake_discord.click(draft, draft.button("E1").custom_id or "", user=alice)
+    enhanced = await fake_discord.wait_for_message(
+        lambda m: "Enhanced image #1" in m.content and len(m.buttons) == 9 and bool(m.attachments),
+        timeout=120,
+    )
+    assert (enhanced.attachments[0].width, enhanced.attachments[0].height) == (128, 128)
     picture = [("edges.png", png((250, 250, 250), (48, 48)))]
     await _grid(fake_discord, alice, "a tower --control canny:0.8 --seed 3", attachments=picture)
     chinese = await _grid(fake_discord, alice, "一只红色的狐狸 --seed 3")
@@ -88,7 +95,11 @@ async def test_turbo_draft_style_control_and_chinese_grids_are_delivered(
     }
     assert jobs["a lighthouse"].rendered == {"profile": "turbo", "loras": [["tiny-style", 0.6]]}
     assert jobs["a lighthouse"].request.mode is SpeedMode.TURBO
-    assert jobs["a harbour"].rendered == {"profile": "draft"}
+    done = await queue.user_jobs(alice.id, [JobStatus.SUCCEEDED])
+    [draft_job] = [job for job in done if job.request.mode is SpeedMode.DRAFT]
+    [better] = [job for job in done if job.parent_job_id == draft_job.id]
+    assert draft_job.rendered == {"profile": "draft"}
+    assert better.rendered == {"profile": "default"} and better.seed == draft_job.seed
     assert jobs["a tower"].rendered == {
         "profile": "default",
         "control": {"kind": "canny", "scale": 0.8},

@@ -78,6 +78,9 @@ async def test_control_needs_an_image_and_an_attachment_counts(
         "attach an image"
     )
     assert fake_discord.channel_messages() == []
+    assert bot_run.storage is not None
+    # The bot queues --control only for a kind some worker registered a ControlNet for.
+    await bot_run.storage.queue.register_worker("gpu-1", "host", "sdxl", {"controlnets": ["canny"]})
     command = await fake_discord.invoke_command(
         "imagine",
         {"prompt": "a house --control canny:0.8"},

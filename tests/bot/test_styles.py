@@ -7,8 +7,17 @@ import pytest
 from bot.errors import UserFacingError
 from bot.offered import check_offered, style_choices, styles_content, with_style
 from storage.capabilities import Offered
-from storage.contract import Control, ControlKind, GenerationRequest, JobStatus, SpeedMode
-from tests.bot.harness import BotRun, ScriptedWorker, ephemeral_reply, png
+from storage.contract import (
+    Control,
+    ControlKind,
+    GenerationRequest,
+    Job,
+    JobKind,
+    JobStatus,
+    SpeedMode,
+)
+from storage.errors import JobNotFound
+from tests.bot.harness import BotRun, ScriptedWorker, button_rows, ephemeral_reply, eventually, png
 from tests.fakediscord import FakeDiscord, User
 
 SERVED = {
@@ -182,3 +191,49 @@ async def test_a_translated_result_shows_the_original_and_the_english(
     assert message.content == (
         f"**一只红色的狐狸 --seed 5** - <@{alice.id}> (fast)\nPainted in English: a red fox"
     )
+
+
+async def test_a_draft_grid_gets_e_buttons_that_enhance_a_cell(
+    fake_discord: FakeDiscord, bot_run: BotRun, worker: ScriptedWorker, alice: User
+) -> None:
+    await _register(bot_run)
+    assert bot_run.storage is not None
+    queue = bot_run.storage.queue
+    interaction = await fake_discord.invoke_command(
+        "imagine", {"prompt": "a harbour --draft --seed 40"}, user=alice
+    )
+    assert await ephemeral_reply(fake_discord, interaction) == "Queued 1 job: #1."
+    message = await fake_discord.wait_for_message(
+        lambda m: m.content.startswith("**a harbour") and m.interaction is None
+    )
+    draft = await worker.claim()
+    await worker.finish(draft)
+    await fake_discord.wait_for(lambda: len(message.buttons) == 13, what="the draft grid")
+    assert button_rows(message) == [
+        ["U1", "U2", "U3", "U4", "🔄"],
+        ["V1", "V2", "V3", "V4"],
+        ["E1", "E2", "E3", "E4"],
+    ]
+    click = await fake_discord.click(message, "imagine:enhance:1:1", user=alice)
+    await click.wait_acked()
+    enhanced = await eventually(lambda: _job(bot_run, 2))
+    assert (enhanced.kind, enhanced.parent_job_id, enhanced.parent_index) == (
+        JobKind.VARIATION,
+        1,
+        1,
+    )
+    assert enhanced.seed == 41 and enhanced.request.mode is SpeedMode.FAST
+    assert enhanced.strength == 0.55 and enhanced.cost == 4
+    posted = await fake_discord.wait_for_message(
+        lambda m: m.content.startswith("**a harbour") and "Enhanced image #2" in m.content
+    )
+    assert posted.content.endswith(f"Enhanced image #2 by <@{alice.id}> (Waiting to start)")
+    assert [j.id for j in await queue.user_jobs(alice.id, [JobStatus.QUEUED])] == [2]
+
+
+async def _job(run: BotRun, job_id: int) -> Job | None:
+    assert run.storage is not None
+    try:
+        return await run.storage.queue.get(job_id)
+    except JobNotFound:
+        return None

@@ -173,6 +173,15 @@ def test_tiny_model_extras_wire_every_optional_component(
     assert main(["--config", str(config), "generate", styled, "--out", str(out)]) == 0
     draft = json.loads(capsys.readouterr().out)
     assert (draft["width"], draft["height"]) == (32, 32)
+    edges = tmp_path / "edges.png"
+    Image.new("RGB", (48, 48), "white").save(edges)
+    tower = ["--config", str(config), "generate", "a tower --control canny:0.9 --seed 2"]
+    assert main([*tower, "--out", str(out / "c"), "--image", str(edges)]) == 0
+    assert len(json.loads(capsys.readouterr().out)["images"]) == 4
+    assert main([*tower, "--out", str(out / "c")]) == 2
+    assert "`--control canny:0.9` needs an image" in capsys.readouterr().err
+    assert main([*tower, "--out", str(out / "c"), "--image", str(tmp_path / "absent.png")]) == 2
+    assert "cannot read --image" in capsys.readouterr().err
     assert (
         main(["--config", str(config), "generate", "a fox --lora pastel", "--out", str(out)]) == 1
     )
