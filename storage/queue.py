@@ -265,6 +265,7 @@ class JobQueue:
                     "progress": 0,
                     "cancel_requested": False,
                     "created_at": now,
+                    "prompt_text": spec.prompt_text,
                 }
             )
         inserted = await conn.execute(
