@@ -22,7 +22,7 @@ from bot.web.site import start_web
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.exts.imagine", "bot.exts.user", "bot.exts.admin")
+EXTENSIONS = ("bot.exts.imagine", "bot.exts.user", "bot.exts.admin", "bot.exts.history")
 BANNED_WORDS_REFRESH = 60.0
 QUEUE_GAUGES_REFRESH = 15.0
 
