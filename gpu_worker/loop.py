@@ -42,11 +42,12 @@ from PIL import Image
 from sqlalchemy.exc import SQLAlchemyError
 
 from gpu_worker.engine import RenderResult, RenderTask, StepEvent
-from gpu_worker.errors import EngineError, InvalidTask, JobCancelled, ModelLoadError
+from gpu_worker.errors import EngineError, JobCancelled, ModelLoadError
 from gpu_worker.health import WorkerHealth, health_server
-from gpu_worker.imaging import decode_image, encode_png, make_grid
+from gpu_worker.imaging import encode_png, make_grid
+from gpu_worker.tasks import task_for
 from imagine.settings import Settings
-from storage.contract import GRID_SIZE, Job, JobKind, StoredImage
+from storage.contract import GRID_SIZE, Job, StoredImage
 from storage.errors import LeaseLost, StorageError
 from storage.images import ImageStore
 from storage.metrics import Metrics
@@ -307,43 +308,7 @@ class Worker:
 
     async def _task_for(self, job: Job) -> RenderTask:
         """The render task for a job, with its input images loaded from the store."""
-        request = job.request
-        if job.kind in (JobKind.VARIATION, JobKind.UPSCALE):
-            if job.parent_job_id is not None:
-                keys = [await self._parent_image(job)]
-            elif job.input_images:
-                keys = [job.input_images[0]]
-            else:
-                raise InvalidTask(f"{job.kind} job {job.id} names no source image")
-        else:
-            keys = list(job.input_images)
-        init: list[Image.Image] = []
-        for key in keys:
-            try:
-                data = await self.images.get(key)
-            except StorageError as exc:
-                raise InvalidTask(f"input image {key[:12]}... is not in the image store") from exc
-            init.append(await asyncio.to_thread(decode_image, data))
-        return RenderTask(
-            request=request,
-            seed=job.seed,
-            kind=job.kind,
-            init_images=tuple(init),
-            strength=job.strength,
-            indices=(0,) if job.kind is JobKind.UPSCALE else tuple(range(GRID_SIZE)),
-        )
-
-    async def _parent_image(self, job: Job) -> str:
-        assert job.parent_job_id is not None
-        index = job.parent_index if job.parent_index is not None else 0
-        records = await self.queue.images(job.parent_job_id)
-        for record in records:
-            if record.index == index:
-                return record.sha256
-        raise InvalidTask(
-            f"job {job.parent_job_id} has no image {index + 1} to work from "
-            f"(it has {sorted(r.index + 1 for r in records if r.index >= 0)})"
-        )
+        return await task_for(job, self.queue, self.images)
 
     async def _finish(
         self, held: _Held, keepalive: asyncio.Task[None], result: RenderResult

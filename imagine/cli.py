@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     jshow = jsub.add_parser("show", help="one job: prompt, parameters, timings, ledger, images")
     jshow.add_argument("job_id", type=int)
     jshow.add_argument("--json", action="store_true", help="print a JSON object")
+
+    replay = sub.add_parser("replay", help="render a stored job again and compare its images")
+    replay.add_argument("job_id", type=int)
+    replay.add_argument("--out", type=Path, help="also write the replayed images here")
     return parser
 
 
