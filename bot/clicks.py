@@ -15,10 +15,12 @@ from bot.render import single_image_content
 from bot.services import Services, services_of
 from bot.uploads import fit_upload
 from storage.contract import Job, JobStatus, SpeedMode
+from storage.logcontext import bind
 
 
 async def handle_click(interaction: discord.Interaction, click: Click) -> None:
     """Acknowledge a job button, then run it; every failure ends in one ephemeral message."""
+    bind(job_id=click.job_id, user_id=interaction.user.id)
     try:
         services = services_of(interaction.client)
         # A silent acknowledgement: results appear as new channel messages, refusals as

@@ -16,6 +16,7 @@ from discord import app_commands
 from bot.prompt import PromptError
 from bot.safety import FetchRefused
 from storage.errors import StorageError
+from storage.logcontext import bind
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,11 @@ async def reply_private(
 
 class ErrorTree(app_commands.CommandTree[discord.Client]):
     """A command tree whose errors all go through ``send_error``."""
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Tag this interaction's log lines with its user (each runs in its own task)."""
+        bind(user_id=interaction.user.id)
+        return True
 
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

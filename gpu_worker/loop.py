@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import math
 import os
@@ -50,6 +51,7 @@ from imagine.settings import Settings
 from storage.contract import GRID_SIZE, Job, StoredImage
 from storage.errors import LeaseLost, StorageError
 from storage.images import ImageStore
+from storage.logcontext import bind, bound
 from storage.metrics import Metrics
 from storage.queue import JobQueue
 
@@ -139,6 +141,7 @@ class Worker:
     async def run(self, stop: asyncio.Event, *, once: bool = False) -> None:
         """Serve until ``stop`` is set (or, with ``once``, until the queue is empty)."""
         self._stop = stop
+        bind(worker_id=self.worker_id)
         loop = asyncio.get_running_loop()
         description = await loop.run_in_executor(self._device, self.engine.prepare)
         await self.queue.register_worker(self.worker_id, socket.gethostname(), description)
@@ -224,6 +227,11 @@ class Worker:
     # -- one job -------------------------------------------------------------------------------
 
     async def _run_job(self, job: Job, stop: asyncio.Event) -> None:
+        # Every log line about this job (its keep-alive and finishing tasks too) carries its ids.
+        with bound(job_id=job.id, user_id=job.user_id):
+            await self._run_held(job, stop)
+
+    async def _run_held(self, job: Job, stop: asyncio.Event) -> None:
         held = _Held(job)
         if self.metrics is not None and job.created_at is not None and job.created_at.tzinfo:
             waited = (datetime.now(UTC) - job.created_at).total_seconds()
@@ -235,7 +243,10 @@ class Worker:
             task = await self._task_for(job)
             started = time.perf_counter()
             try:
-                result = await loop.run_in_executor(self._device, self._render, task, held, loop)
+                ids = contextvars.copy_context()  # the device thread logs with the job's ids
+                result = await loop.run_in_executor(
+                    self._device, ids.run, self._render, task, held, loop
+                )
             finally:
                 self.device_busy_seconds += time.perf_counter() - started
         except JobCancelled:

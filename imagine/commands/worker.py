@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -23,10 +22,10 @@ if TYPE_CHECKING:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the worker loop until stopped."""
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from imagine.commands._logs import configure_logging, route_model_library_logs
+
+    configure_logging(settings)
+    route_model_library_logs()
     return asyncio.run(_serve(settings, once=bool(getattr(args, "once", False))))
 
 
