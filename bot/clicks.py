@@ -31,6 +31,11 @@ async def handle_click(interaction: discord.Interaction, click: Click) -> None:
             return
         parent = await services.queue.get(click.job_id)
         _check_clicker(interaction, services, parent)
+        if parent.images_purged_at is not None:
+            raise UserFacingError(
+                f"The stored images of job #{parent.id} were removed after the retention "
+                "period, so its buttons no longer work; the images in this message remain."
+            )
         if click.action is Action.UPSCALE:
             await _show_single(interaction, services, parent, click.index)
             return

@@ -15,6 +15,7 @@ from discord.ext import commands
 from bot.buttons import JobButton
 from bot.delivery import Courier
 from bot.errors import ErrorTree
+from bot.retention import retention_loop
 from bot.services import Services
 from bot.settings_menu import SettingsSelect
 from bot.web.server import WebServer
@@ -80,6 +81,9 @@ class ImagineBot(commands.Bot):
         self._start(self._refresh_banned_words(), "banned-words")
         if self.services.metrics is not None:
             self._start(self._refresh_queue_gauges(), "queue-gauges")
+        retention = self.services.settings.image_retention_days
+        if retention is not None:
+            self._start(retention_loop(self.services, retention), "retention")
         await self.sync_commands()
 
     def _start(self, coro: Coroutine[Any, Any, None], name: str) -> None:

@@ -68,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="render a stored job again and compare its images")
     replay.add_argument("job_id", type=int)
     replay.add_argument("--out", type=Path, help="also write the replayed images here")
+
+    purge = sub.add_parser("purge", help="remove old jobs' image files, temp files, orphans")
+    purge.add_argument(
+        "--older-than",
+        help="jobs finished longer ago than this (30d, 12h, 2w; default: image_retention_days)",
+    )
+    purge.add_argument("--dry-run", action="store_true", help="count only, remove nothing")
+    purge.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 

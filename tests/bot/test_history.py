@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from datetime import UTC, datetime, timedelta
+
 from imagine.settings import Settings
+from storage.retention import FileBlobs, purge
 from tests.bot.harness import (
     BotRun,
     ScriptedWorker,
@@ -120,3 +124,66 @@ async def test_history_lists_your_jobs_privately_with_links(
     assert " imagine succeeded: a red kite <t:" in lines[2]
     assert "bob" not in text
     assert lines[-1] == "Use /show with a job's number to post its result again."
+
+
+async def test_a_purged_job_says_so_and_its_discord_copy_stays(
+    fake_discord: FakeDiscord, bot_run: BotRun, worker: ScriptedWorker, alice: User
+) -> None:
+    original = await _finished_grid(fake_discord, bot_run, worker, alice, "long ago")
+    grid = original.attachments[0].data
+    assert bot_run.storage is not None and bot_run.services is not None
+    later = datetime.now(UTC) + timedelta(days=31)
+    store = FileBlobs(bot_run.settings.data_dir / "images")
+    report = await purge(bot_run.storage.db, store, now=later, older_than=timedelta(days=30))
+    assert (report.jobs, report.job_files) == (1, 5)
+
+    show = await fake_discord.invoke_command("show", {"job": 1}, user=alice)
+    link = f"https://discord.com/channels/{original.guild_id}/{original.channel_id}/{original.id}"
+    assert await ephemeral_reply(fake_discord, show) == (
+        "The stored images of job #1 were removed after the retention period; its original "
+        f"message is still at {link}."
+    )
+    click = await fake_discord.click(original, original.button("U1").custom_id or "", user=alice)
+    assert await ephemeral_reply(fake_discord, click) == (
+        "The stored images of job #1 were removed after the retention period, so its buttons "
+        "no longer work; the images in this message remain."
+    )
+    assert original.attachments[0].data == grid
+    history = await fake_discord.invoke_command("history", user=alice)
+    assert "imagine succeeded, images removed: long ago" in await ephemeral_reply(
+        fake_discord, history
+    )
+
+
+async def test_the_bot_applies_image_retention_days_by_itself(
+    fake_discord: FakeDiscord, bot_environ: dict[str, str]
+) -> None:
+    from storage.bundle import open_storage
+    from storage.contract import GenerationRequest, JobKind, JobSpec, StoredImage
+    from tests.plugins.database import FakeClock
+
+    settings = Settings.load({**bot_environ, "IMAGINE_IMAGE_RETENTION_DAYS": "7"})
+    clock = FakeClock(datetime.now(UTC) - timedelta(days=8))
+    async with await open_storage(settings, clock=clock) as storage:
+        spec = JobSpec(JobKind.IMAGINE, GenerationRequest(prompt="last week"), cost=4)
+        (job,) = await storage.queue.enqueue(5, [spec], interaction_id=None)
+        (claimed,) = await storage.queue.claim("w")
+        blob = await storage.images.put(png((1, 2, 3)))
+        image = StoredImage(0, blob.sha256, 32, 32, 1, blob.size, blob.path)
+        await storage.queue.finish(claimed.id, "w", [image], gpu_seconds=0.1)
+    old = (datetime.now(UTC) - timedelta(days=8)).timestamp()
+    os.utime(blob.path, (old, old))
+
+    run = BotRun(settings)
+    try:
+        await run.start(fake_discord)
+        assert run.storage is not None
+        queue = run.storage.queue
+
+        async def purged() -> datetime | None:
+            return (await queue.get(job.id)).images_purged_at
+
+        await eventually(purged)
+        assert run.storage.images.path(blob.sha256) is None
+    finally:
+        await run.stop()
