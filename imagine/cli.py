@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     purge.add_argument("--dry-run", action="store_true", help="count only, remove nothing")
     purge.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    link = sub.add_parser("admin-link", help="print a one-time login link to the dashboard")
+    link.add_argument("--user", type=int, help="record changes as this Discord user id")
     return parser
 
 

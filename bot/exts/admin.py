@@ -16,6 +16,7 @@ from discord.ext import commands
 from bot.actions import is_admin
 from bot.errors import UserFacingError, defer_private, reply_private
 from bot.render import queue_content, quota_lines
+from bot.web.dashboard import LINK_LIFETIME, login_link
 from storage.audit import Actor
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class Admin(commands.Cog):
     words = app_commands.Group(name="words", description="Banned prompt words", parent=admin)
 
     def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
         self.services = bot.services
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
@@ -165,6 +167,22 @@ class Admin(commands.Cog):
         stats = await self.services.queue.stats()
         running = await self.services.queue.running_jobs()
         await self._reply(interaction, queue_content(stats, running))
+
+    @admin.command(name="dashboard", description="A private one-time login link to the dashboard")
+    async def dashboard(self, interaction: discord.Interaction) -> None:
+        """Send the caller a signed login link, privately."""
+        await defer_private(interaction)
+        if self.bot.web is None:
+            raise UserFacingError(
+                "The web dashboard is off: set web_port (and public_url) in the bot's settings."
+            )
+        minutes = int(LINK_LIFETIME.total_seconds() // 60)
+        link = login_link(self.bot.web, interaction.user.id)
+        await self._reply(
+            interaction,
+            f"Your dashboard login link (works once, for {minutes} minutes; do not share it): "
+            f"<{link}>",
+        )
 
     @words.command(name="add", description="Refuse prompts containing a word")
     async def words_add(self, interaction: discord.Interaction, word: str) -> None:

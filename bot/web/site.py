@@ -6,6 +6,7 @@ import asyncio
 from typing import Protocol
 
 from bot.services import Services
+from bot.web import dashboard
 from bot.web.server import WebConfig, WebServer
 from storage.health import Check, add_health_routes, database_checks
 from storage.migrate import head_revision
@@ -44,5 +45,6 @@ async def start_web(client: Gateway, services: Services) -> WebServer | None:
         return [gateway_check(client)]
 
     add_health_routes(server.app, [database, gateway])
+    dashboard.setup(server, services)
     await server.start()
     return server

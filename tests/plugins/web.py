@@ -114,3 +114,36 @@ async def proxied_postgres(postgres_session_url: str) -> AsyncIterator[tuple[str
         yield url.set(port=proxy.port).render_as_string(hide_password=False), proxy
     finally:
         await proxy.stop()
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Chromium (Debian's ``chromium`` package) driven by Playwright.
+
+    Skipped when Chromium or Playwright is missing, unless ``CI`` is set: then the test fails,
+    since CI installs both.
+    """
+    import os
+    import shutil
+
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError as exc:
+        problem = f"playwright is not installed: {exc}"
+    else:
+        problem = (
+            "" if shutil.which(CHROMIUM) else f"{CHROMIUM} is missing (apt-get install chromium)"
+        )
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(problem + " (CI is set, so browser tests must run)")
+        pytest.skip(problem)
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
