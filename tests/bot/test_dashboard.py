@@ -162,6 +162,15 @@ async def test_expired_or_used_links_and_missing_sessions_are_refused(
     assert (await quotas.status(alice.id)).limit == 40
     assert await AuditLog(web_run.storage.db).recent() == []
 
+    # Bad input: the page says what is allowed, and nothing changes.
+    await admin.goto(f"{base}/admin/users/{alice.id}")
+    await admin.fill("#quota-form input[name=images]", "-3")
+    await admin.click("#quota-form button")
+    assert await admin.inner_text("#error") == (
+        "images must be a whole number from 0 to 1000000; got '-3'"
+    )
+    assert (await quotas.status(alice.id)).limit == 40
+
     # A session past its time is refused like none.
     async with web_run.storage.db.write() as tx:
         await tx.conn.execute(

@@ -16,8 +16,8 @@ from imagine.settings import Settings
 from storage.db import Database
 from storage.health import database_checks
 from storage.migrate import downgrade, head_revision
-from tests.bot.harness import BotRun
-from tests.fakediscord import FakeDiscord
+from tests.bot.harness import BotRun, ephemeral_reply
+from tests.fakediscord import FakeDiscord, User
 from tests.plugins.web import TcpProxy, free_port, get_json, until
 
 
@@ -84,9 +84,13 @@ async def test_bot_readyz_says_when_discord_is_gone(
 
 
 async def test_no_web_server_unless_a_port_is_set(
-    fake_discord: FakeDiscord, bot_run: BotRun
+    fake_discord: FakeDiscord, bot_run: BotRun, boss: User
 ) -> None:
     assert bot_run.bot is not None and bot_run.bot.web is None
+    asked = await fake_discord.invoke_command("admin dashboard", user=boss)
+    assert await ephemeral_reply(fake_discord, asked) == (
+        "The web dashboard is off: set web_port (and public_url) in the bot's settings."
+    )
 
 
 async def test_readiness_names_a_schema_behind_the_code(
