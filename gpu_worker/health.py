@@ -66,8 +66,8 @@ async def health_server(
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
-        sockets = getattr(site._server, "sockets", None) or ()
-        health.port = sockets[0].getsockname()[1] if sockets else port
+        addresses = runner.addresses
+        health.port = int(addresses[0][1]) if addresses else port
         log.info("worker health endpoints on %s:%s", host, health.port)
         yield health
     finally:

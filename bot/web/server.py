@@ -104,9 +104,8 @@ class WebServer:
             await runner.cleanup()
             raise
         self._runner = runner
-        server = site._server
-        sockets = getattr(server, "sockets", None) or ()
-        self._port = sockets[0].getsockname()[1] if sockets else self.config.port
+        addresses = runner.addresses
+        self._port = int(addresses[0][1]) if addresses else self.config.port
         log.info("web server listening on %s:%s (%s)", self.config.host, self._port, self.base_url)
 
     async def stop(self) -> None:
