@@ -17,10 +17,10 @@ from typing import Any
 
 import discord
 
-from bot.buttons import cancel_view, job_view
-from bot.render import job_content
+from bot.render import job_content, pings
 from bot.services import Services
 from bot.uploads import UploadTooLarge, fit_upload
+from bot.views import cancel_view, job_view
 from storage.contract import Job, JobKind, JobStatus
 from storage.logcontext import bind
 
@@ -151,12 +151,15 @@ class Courier:
         if job.message_id is not None:
             try:
                 await channel.get_partial_message(job.message_id).edit(
-                    content=content, attachments=files, view=view
+                    content=content,
+                    attachments=files,
+                    view=view,
+                    allowed_mentions=pings(job.user_id),
                 )
                 return
             except discord.NotFound:
                 log.info("job %s: its message was deleted; posting the result anew", job.id)
-        kwargs: dict[str, Any] = {"files": files}
+        kwargs: dict[str, Any] = {"files": files, "allowed_mentions": pings(job.user_id)}
         if view is not None:
             kwargs["view"] = view
         message = await channel.send(content, **kwargs)
@@ -236,6 +239,7 @@ class Courier:
             kwargs: dict[str, Any] = {
                 "content": job_content(job, self._services.parser),
                 "view": cancel_view(job.id),
+                "allowed_mentions": pings(job.user_id),
             }
             if job.preview:
                 kwargs["attachments"] = [

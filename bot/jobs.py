@@ -1,72 +1,21 @@
 """From an acknowledged interaction to queued jobs with their public messages.
 
-Shared by /imagine and the buttons that make new jobs: fetch image prompts behind the SSRF guard,
-store them, enqueue in one transaction (idempotent on the interaction id), then post one message
-per job and store its id so the loops can edit it later with the bot token.
+Shared by /imagine and the buttons that make new jobs: enqueue in one transaction (idempotent on
+the interaction id), then post one message per job and store its id so the loops can edit it
+later with the bot token.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import aiohttp
 import discord
 
-from bot.buttons import cancel_view
 from bot.errors import UserFacingError
-from bot.render import job_content
-from bot.safety import FetchRefused, fetch_image, inspect_image
+from bot.render import job_content, pings
 from bot.services import Services
+from bot.views import cancel_view
 from storage.contract import Job, JobSpec
-
-MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
-_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "jpg": ".jpg", "webp": ".webp", "gif": ".gif"}
-
-
-def _suffix(fmt: str | None) -> str:
-    return _SUFFIXES.get((fmt or "").lower(), ".img")
-
-
-async def fetch_and_store_urls(
-    urls: Sequence[str], services: Services, session: aiohttp.ClientSession
-) -> dict[str, str]:
-    """Fetch each distinct image URL behind the SSRF guard and store it: ``url -> sha256``."""
-    stored: dict[str, str] = {}
-    for url in dict.fromkeys(urls):
-        try:
-            fetched = await fetch_image(url, session=session)
-        except FetchRefused as exc:
-            raise UserFacingError(f"Could not use the image {url}: {exc}.") from None
-        blob = await services.images.put(fetched.data, suffix=_suffix(fetched.format))
-        stored[url] = blob.sha256
-    return stored
-
-
-async def store_attachment(attachment: discord.Attachment, services: Services) -> str:
-    """Check and store the command's image attachment; returns its sha256."""
-    if attachment.size > MAX_ATTACHMENT_BYTES:
-        raise UserFacingError(
-            f"The attached file is {attachment.size} bytes; attachments may be at most "
-            f"{MAX_ATTACHMENT_BYTES} bytes."
-        )
-    content_type = (attachment.content_type or "").split(";")[0].strip()
-    if content_type and not content_type.startswith("image/"):
-        raise UserFacingError(
-            f"The attachment {attachment.filename!r} is {content_type}, not an image "
-            "(PNG, JPEG, WebP or GIF)."
-        )
-    data = await attachment.read()
-    info = await checked_image(data, attachment.filename)
-    blob = await services.images.put(data, suffix=_suffix(info))
-    return blob.sha256
-
-
-async def checked_image(data: bytes, name: str) -> str:
-    """Decode ``data`` with the same format and pixel limits as fetched URLs; its format."""
-    try:
-        return (await inspect_image(data)).format
-    except FetchRefused as exc:
-        raise UserFacingError(f"The attachment {name!r} was refused: {exc}.") from None
 
 
 async def enqueue(
@@ -107,7 +56,9 @@ async def post_job_messages(
     try:
         for job in jobs:
             message = await channel.send(
-                job_content(job, services.parser), view=cancel_view(job.id)
+                job_content(job, services.parser),
+                view=cancel_view(job.id),
+                allowed_mentions=pings(job.user_id),
             )
             await services.queue.set_message_id(job.id, message.id)
             services.messages.done_posting(job.id)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from discord.utils import escape_markdown
+import discord
+from discord.utils import escape_markdown, escape_mentions
 
 from bot.prompt import ParserOptions
 from bot.prompt import render as render_prompt
@@ -14,13 +16,27 @@ from storage.contract import Job, JobKind, JobStatus, UserSettings
 
 MAX_CONTENT = 2000
 _SUMMARY_CHARS = 180
+NOTES_CHARS = 160
+_NOTES_WITH_REASONS_CHARS = 120
+_NOTE_PARAMETER_CHARS = 20
 
 
-def failure_summary(error: str | None) -> str:
-    """One short line from a stored error (``Type: message`` plus maybe a traceback tail)."""
+# ``Type: message`` as Python prints an exception: never meant for the public message.
+_RAW_EXCEPTION = re.compile(r"(?:[a-z_][a-z0-9_]*\.)*[A-Z][A-Za-z0-9_]*: ")
+
+
+def failure_summary(error: str | None, job_id: int) -> str:
+    """The public reason of a stored error: its first line, shortened.
+
+    Workers put the reason meant for users on the first line and the details after it. A first
+    line that reads like a raw exception (an error stored some other way) is not shown; the
+    job id is the operator's reference to the stored error.
+    """
     if not error or not error.strip():
         return "the worker gave no reason"
     line = next((ln.strip() for ln in error.strip().splitlines() if ln.strip()), "")
+    if _RAW_EXCEPTION.match(line):
+        return f"internal error (reference job {job_id})"
     if len(line) > _SUMMARY_CHARS:
         line = line[: _SUMMARY_CHARS - 1].rstrip() + "…"
     return line
@@ -37,7 +53,7 @@ def job_status(job: Job) -> str:
     if job.status is JobStatus.CANCELLED:
         return "Cancelled" + (", refunded" if job.cost else "")
     refund = f"; {job.cost} image{'s' if job.cost != 1 else ''} refunded" if job.cost else ""
-    return f"Failed: {failure_summary(job.error)}{refund}"
+    return f"Failed: {failure_summary(job.error, job.id)}{refund}"
 
 
 def _strength_label(job: Job) -> str:
@@ -61,7 +77,34 @@ def job_content(job: Job, options: ParserOptions | None = None) -> str:
         who = f"Upscaled ({_strength_label(job)}) image #{index} by {user}"
     else:
         who = user
-    return _fit(_title(job, options), f" - {who} ({job_status(job)})")
+    tail = f" - {who} ({job_status(job)})"
+    line = notes_line(job.request.notes)
+    return _fit(_title(job, options), f"{tail}\n{line}" if line else tail)
+
+
+def notes_line(notes: Sequence[str]) -> str | None:
+    """One short line for the parameters a prompt had that were not honoured as written.
+
+    Each note is ``<parameter as typed>: <reason>``. The line lists them with their reasons,
+    or, when that is too long, only the (shortened) parameters, ending in ``+N more``.
+    """
+    if not notes:
+        return None
+    pairs = [note.partition(": ")[::2] for note in notes]
+    full = " · ".join(f"{parameter} ({reason})" for parameter, reason in pairs)
+    if len(full) > _NOTES_WITH_REASONS_CHARS:
+        shown: list[str] = []
+        for index, (parameter, _) in enumerate(pairs):
+            if len(parameter) > _NOTE_PARAMETER_CHARS:
+                parameter = parameter[: _NOTE_PARAMETER_CHARS - 1].rstrip() + "…"
+            more = len(pairs) - index - 1
+            rest = f", +{more} more" if more else ""
+            if len(", ".join([*shown, parameter]) + rest) > NOTES_CHARS:
+                shown.append(f"+{len(pairs) - index} more")
+                break
+            shown.append(parameter)
+        full = ", ".join(shown)
+    return "-# " + escape_mentions(escape_markdown(f"Not as written: {full}"))
 
 
 def single_image_content(
@@ -69,6 +112,13 @@ def single_image_content(
 ) -> str:
     """The message that shows one image of a grid (the U buttons)."""
     return _fit(_title(job, options), f" - Image #{index + 1} <@{clicker_id}>")
+
+
+def pings(user_id: int) -> discord.AllowedMentions:
+    """Mentions a job message may notify: its owner's only, whatever the prompt contains."""
+    return discord.AllowedMentions(
+        everyone=False, roles=False, replied_user=False, users=[discord.Object(id=user_id)]
+    )
 
 
 def _fit(title: str, tail: str) -> str:

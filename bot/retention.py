@@ -17,7 +17,7 @@ RETENTION_INTERVAL = 3600.0
 
 async def retention_loop(services: Services, days: float) -> None:
     """Purge images of jobs older than ``days`` every hour until cancelled."""
-    blobs = FileBlobs(services.settings.data_dir / "images")
+    blobs = FileBlobs(services.settings.storage.data_dir / "images")
     while True:
         try:
             report = await purge(

@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gpu_worker.engine import RenderResult
 from gpu_worker.imaging import decode_image, encode_png, make_grid
-from gpu_worker.loop import RenderEngine
-from gpu_worker.tasks import StoredImages, task_for
+from gpu_worker.inputs import StoredImages, task_for
+from gpu_worker.task import RenderEngine, RenderResult
 from storage.contract import GRID_SIZE, Job
 from storage.errors import StorageError
 from storage.images import ImageStore

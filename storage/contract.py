@@ -16,6 +16,9 @@ from typing import Any
 
 MAX_SEED = 4_294_967_295
 GRID_SIZE = 4
+# The largest image an upscale starts from: a grid image (about 1 MP) upscales twice, to at
+# most 4096x4096, and no further. The bot refuses bigger ones before charging; the worker too.
+MAX_UPSCALE_SOURCE_PIXELS = 2048 * 2048
 
 
 class JobKind(StrEnum):
@@ -47,6 +50,22 @@ class SpeedMode(StrEnum):
     TURBO = "turbo"
     FAST = "fast"
     RELAX = "relax"
+    DRAFT = "draft"
+
+
+class ControlKind(StrEnum):
+    """What a ControlNet conditions on, extracted from the image prompt."""
+
+    CANNY = "canny"
+    DEPTH = "depth"
+
+
+@dataclass(frozen=True)
+class Control:
+    """``--control K[:scale]``: structure from the image prompt, at this conditioning scale."""
+
+    kind: ControlKind
+    scale: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -75,6 +94,11 @@ class GenerationRequest:
     weird: int = 0
     model: str | None = None
     mode: SpeedMode = SpeedMode.FAST
+    loras: tuple[tuple[str, float], ...] = ()
+    control: Control | None = None
+    translate: bool = True
+    # One line per parameter accepted but not honoured as written, starting with it as typed.
+    notes: tuple[str, ...] = ()
 
     def with_seed(self, seed: int) -> GenerationRequest:
         """The same request with a fixed seed."""
@@ -86,6 +110,10 @@ class GenerationRequest:
         data["segments"] = [[text, weight] for text, weight in self.segments]
         data["image_urls"] = list(self.image_urls)
         data["mode"] = str(self.mode)
+        data["loras"] = [[name, weight] for name, weight in self.loras]
+        if self.control is not None:
+            data["control"] = {"kind": str(self.control.kind), "scale": self.control.scale}
+        data["notes"] = list(self.notes)
         return data
 
     @classmethod
@@ -96,6 +124,11 @@ class GenerationRequest:
         values["segments"] = tuple((str(t), float(w)) for t, w in values.get("segments", ()))
         values["image_urls"] = tuple(values.get("image_urls", ()))
         values["mode"] = SpeedMode(values.get("mode", SpeedMode.FAST))
+        values["loras"] = tuple((str(n), float(w)) for n, w in values.get("loras", ()))
+        control = values.get("control")
+        if control is not None:
+            values["control"] = Control(ControlKind(control["kind"]), float(control["scale"]))
+        values["notes"] = tuple(str(note) for note in values.get("notes", ()))
         return cls(**values)
 
 
@@ -145,6 +178,7 @@ class Job:
     lease_expires_at: datetime | None = None
     progress: int = 0
     preview: bytes | None = field(default=None, repr=False)
+    # First line: the reason the public job message shows; later lines: details for operators.
     error: str | None = None
     cancel_requested: bool = False
     gpu_seconds: float | None = None

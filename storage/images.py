@@ -42,6 +42,10 @@ class ImageStore(Protocol):
         """A local file with the bytes, when the store has one."""
         ...
 
+    async def delete(self, sha256: str) -> bool:
+        """Remove the bytes stored under ``sha256``; False when there were none."""
+        ...
+
 
 def check_sha256(sha256: str) -> str:
     """``sha256`` if it is 64 lowercase hex digits, else InvalidValue."""
@@ -95,6 +99,20 @@ class FileImageStore:
         if found is None:
             raise BlobNotFound(f"The image store has no image {sha256}.")
         return found.read_bytes()
+
+    async def delete(self, sha256: str) -> bool:
+        """Remove every file holding ``sha256``."""
+        check_sha256(sha256)
+        return await asyncio.to_thread(self._delete, sha256)
+
+    def _delete(self, sha256: str) -> bool:
+        directory = self._dir(sha256)
+        if not directory.is_dir():
+            return False
+        found = [p for p in directory.glob(f"{sha256}.*") if not p.name.startswith(".")]
+        for path in found:
+            path.unlink(missing_ok=True)
+        return bool(found)
 
     def path(self, sha256: str) -> Path | None:
         """The file holding ``sha256`` (any suffix), or None (blocking: call off the loop)."""

@@ -19,9 +19,11 @@ from discord import app_commands
 from PIL import Image
 
 from tests.fakediscord import (
+    MANAGE_GUILD,
     CommandInputError,
     FakeDiscord,
     FakeDiscordTimeout,
+    Pings,
 )
 
 
@@ -571,3 +573,76 @@ async def test_upload_over_the_limit_is_refused(bot: TinyBot, fake_discord: Fake
         await channel.send(file=discord.File(io.BytesIO(PNG), filename="big.png"))
     assert refused.value.status == 413 and refused.value.code == 40005
     assert fake_discord.channel_messages() == []
+
+
+async def test_pings_follow_allowed_mentions(bot: TinyBot, fake_discord: FakeDiscord) -> None:
+    alice, bob = fake_discord.add_user("alice"), fake_discord.add_user("bob")
+    mods = fake_discord.add_role("mods")
+    channel = bot.get_channel(fake_discord.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    text = f"{alice.mention} {bob.mention} <@&{mods.id}> @everyone"
+    everything = await channel.send(text)
+    assert fake_discord.messages[everything.id].pings == Pings(
+        users=(alice.id, bob.id), roles=(mods.id,), everyone=True
+    )
+    only_bob = await channel.send(
+        text,
+        allowed_mentions=discord.AllowedMentions.none().merge(
+            discord.AllowedMentions(users=[discord.Object(bob.id)])
+        ),
+    )
+    assert fake_discord.messages[only_bob.id].pings == Pings(users=(bob.id,))
+    await channel.get_partial_message(only_bob.id).edit(content=f"{alice.mention} now")
+    assert fake_discord.messages[only_bob.id].pings == Pings(users=(bob.id,))  # edits never ping
+
+
+async def test_several_guilds_with_their_own_roles_joins_and_leaves(
+    discord_to_fake: FakeDiscord,
+) -> None:
+    fake = discord_to_fake
+    other = fake.add_guild("Other Guild")
+    later = fake.add_guild("Later Guild", with_bot=False)
+    boss = fake.add_user("boss", manage_guild=True, guild=other)
+    fake.add_member(boss, fake.guild)  # a plain member here, Manage Server only in Other Guild
+    bob = fake.add_user("bob", guild=other)
+    client = TinyBot(fake.guild.id)
+    joined: asyncio.Queue[int] = asyncio.Queue()
+    removed: asyncio.Queue[int] = asyncio.Queue()
+
+    async def on_guild_join(guild: discord.Guild) -> None:
+        await joined.put(guild.id)
+
+    async def on_guild_remove(guild: discord.Guild) -> None:
+        await removed.put(guild.id)
+
+    client.event(on_guild_join)
+    client.event(on_guild_remove)
+    async with _run_bot(client, fake):
+        assert sorted(g.name for g in client.guilds) == ["Other Guild", "Test Guild"]
+        await client.tree.sync()  # global commands reach every guild
+        elsewhere = other.channels[0]
+        interaction = await fake.invoke_command(
+            "admin quota set",
+            {"user": bob, "images": 5, "period": "day"},
+            user=boss,
+            channel=elsewhere,
+        )
+        assert (await interaction.wait_acked()).content == "bob: 5/day by boss"
+        assert interaction.payload["guild_id"] == str(other.id)
+        assert int(interaction.payload["member"]["permissions"]) & MANAGE_GUILD
+        with pytest.raises(CommandInputError, match="hides /admin from boss"):
+            await fake.invoke_command(
+                "admin quota set", {"user": boss, "images": 5, "period": "day"}, user=boss
+            )
+
+        gone = client.get_guild(other.id)
+        assert gone is not None
+        await gone.leave()
+        assert fake.left_guilds == [other] and not other.has(fake.bot_user)
+        assert await asyncio.wait_for(removed.get(), 5) == other.id
+        assert client.get_guild(other.id) is None
+
+        await fake.invite_bot(later)
+        assert await asyncio.wait_for(joined.get(), 5) == later.id
+        arrived = client.get_guild(later.id)
+        assert arrived is not None and [c.name for c in arrived.text_channels] == ["general"]

@@ -2,7 +2,8 @@
 
 Discord hides the group from members without Manage Server (``default_permissions``), but that
 is a client-side default a server can change, so every call is checked here again: Manage
-Server, or a user id / role id from the configuration. A refused call changes nothing.
+Server in one of the bot's home guilds, or a user id / role id from the configuration (see
+``bot.permissions``). A refused call changes nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.actions import is_admin
 from bot.errors import UserFacingError, defer_private, reply_private
 from bot.render import queue_content, quota_lines
 from bot.web.dashboard import LINK_LIFETIME, login_link
@@ -52,21 +52,13 @@ class Admin(commands.Cog):
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         """Refuse anyone who is not an admin, whatever Discord's permission defaults say."""
-        settings = self.services.settings
+        rules = self.services.rules
         member = interaction.user
         roles = {role.id for role in getattr(member, "roles", ())}
-        manage_guild = interaction.guild is not None and interaction.permissions.manage_guild
-        if not is_admin(
-            member.id,
-            roles,
-            manage_guild=manage_guild,
-            admin_user_ids=settings.admin_user_ids,
-            admin_role_ids=settings.admin_role_ids,
-        ):
-            raise NotAdmin(
-                "Only server admins can use /admin (Manage Server permission, or listed in the "
-                "bot's admin_user_ids / admin_role_ids)."
-            )
+        guild_id = interaction.guild_id
+        manage_guild = guild_id is not None and interaction.permissions.manage_guild
+        if not rules.is_admin(member.id, roles, guild_id=guild_id, manage_guild=manage_guild):
+            raise NotAdmin(rules.admin_refusal(guild_id, manage_guild=manage_guild))
         return True
 
     async def _reply(self, interaction: discord.Interaction, text: str) -> None:

@@ -12,12 +12,12 @@ from discord import app_commands
 from discord.ext import commands
 from discord.utils import escape_markdown
 
-from bot.buttons import job_view
 from bot.delivery import result_index
 from bot.errors import UserFacingError, defer_private, reply_private
 from bot.jobs import channel_of
 from bot.render import job_content, message_link
 from bot.uploads import fit_upload
+from bot.views import job_view
 from storage.contract import Job, JobStatus
 from storage.history import JobHistory
 

@@ -32,8 +32,6 @@ class WebSettings(Protocol):
     def public_url(self) -> str | None: ...
     @property
     def web_secret(self) -> SecretStr | None: ...
-    @property
-    def data_dir(self) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -46,8 +44,9 @@ class WebConfig:
     secret: bytes
 
     @classmethod
-    def from_settings(cls, settings: WebSettings) -> WebConfig | None:
-        """The configuration, or None when ``web_port`` is not set (blocking: reads the secret)."""
+    def from_settings(cls, settings: WebSettings, data_dir: Path) -> WebConfig | None:
+        """The configuration, or None when ``web_port`` is not set (blocking: reads the secret,
+        or makes one in ``data_dir``)."""
         if settings.web_port is None:
             return None
         configured = settings.web_secret.get_secret_value() if settings.web_secret else None
@@ -55,7 +54,7 @@ class WebConfig:
             host=settings.web_host,
             port=settings.web_port,
             public_url=settings.public_url,
-            secret=load_secret(configured, settings.data_dir),
+            secret=load_secret(configured, data_dir),
         )
 
 

@@ -32,7 +32,8 @@ def gateway_check(client: Gateway) -> Check:
 
 async def start_web(client: Gateway, services: Services) -> WebServer | None:
     """Build and start the web server when ``web_port`` is set; None otherwise."""
-    config = await asyncio.to_thread(WebConfig.from_settings, services.settings)
+    settings = services.settings
+    config = await asyncio.to_thread(WebConfig.from_settings, settings, settings.storage.data_dir)
     if config is None:
         return None
     server = WebServer(config)

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"imagine admin-link: --user must be a Discord user id, got {user}", file=sys.stderr)
         return 2
     try:
-        config = WebConfig.from_settings(settings)
+        config = WebConfig.from_settings(settings, settings.data_dir)
     except (ValueError, OSError) as exc:
         print(f"imagine admin-link: {exc}", file=sys.stderr)
         return 2

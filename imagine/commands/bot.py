@@ -13,7 +13,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.runner import serve
     from imagine.commands._logs import configure_logging
 
+    bot = settings.bot()
     configure_logging(settings)
     # PostgreSQL schemas are upgraded by `imagine migrate` (one migrator per deployment); the
     # embedded SQLite file has no separate migration step, so it is brought to head here.
-    return asyncio.run(serve(settings, migrate=settings.is_sqlite))
+    return asyncio.run(serve(bot, migrate=settings.is_sqlite))

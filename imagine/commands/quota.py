@@ -37,7 +37,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _act(args: argparse.Namespace, settings: Settings) -> QuotaStatus:
-    async with await open_storage(settings) as storage:
+    async with await open_storage(settings.storage()) as storage:
         actor = Actor(OPERATOR, "cli")
         if args.quota_command == "set":
             return await storage.quotas.set_limit(

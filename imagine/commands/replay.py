@@ -74,7 +74,7 @@ async def _replay(job_id: int, settings: Settings, out: Path | None) -> dict[str
     from gpu_worker.replay import replay
     from storage.bundle import open_storage
 
-    async with await open_storage(settings) as storage:
+    async with await open_storage(settings.storage()) as storage:
         job = await storage.queue.get(job_id)
         if job.status is not JobStatus.SUCCEEDED:
             raise _NotReplayable(
@@ -85,7 +85,7 @@ async def _replay(job_id: int, settings: Settings, out: Path | None) -> dict[str
                 f"the stored images of job {job_id} were removed by retention "
                 f"({job.images_purged_at:%Y-%m-%d}); there is nothing to compare with"
             )
-        engine = Engine(ModelRegistry(settings))
+        engine = Engine(ModelRegistry(settings.engine()))
         report = await replay(job, storage.queue, storage.images, engine, out_dir=out)
     return {
         "job_id": report.job_id,

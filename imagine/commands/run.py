@@ -17,10 +17,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.runner import serve, token_of
     from imagine.commands._logs import configure_logging
 
+    bot = settings.bot()
     configure_logging(settings)
-    if token_of(settings) is None:
+    if token_of(bot) is None:
         # Reported before the worker (and torch) is loaded, so the mistake shows at once.
-        return asyncio.run(serve(settings, migrate=False))
+        return asyncio.run(serve(bot, migrate=False))
 
     from gpu_worker.loop import run_worker
     from imagine.commands._logs import route_model_library_logs
@@ -29,11 +30,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     async def worker(services: Services, stop: asyncio.Event) -> None:
         await run_worker(
-            settings,
+            settings.worker(),
             stop=stop,
             queue=services.queue,
             images=services.images,
             metrics=services.metrics,
         )
 
-    return asyncio.run(serve(settings, migrate=True, companions=[worker]))
+    return asyncio.run(serve(bot, migrate=True, companions=[worker]))

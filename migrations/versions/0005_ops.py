@@ -6,7 +6,7 @@ link usable once, ``web_sessions`` holds dashboard logins (hashed ids) and ``aud
 admin change with the admin's id.
 
 Revision ID: 0005_ops
-Revises: 0002
+Revises: 0003_single_posts
 Create Date: 2026-12-03
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_ops"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003_single_posts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -164,7 +164,7 @@ async def test_the_bot_applies_image_retention_days_by_itself(
 
     settings = Settings.load({**bot_environ, "IMAGINE_IMAGE_RETENTION_DAYS": "7"})
     clock = FakeClock(datetime.now(UTC) - timedelta(days=8))
-    async with await open_storage(settings, clock=clock) as storage:
+    async with await open_storage(settings.storage(), clock=clock) as storage:
         spec = JobSpec(JobKind.IMAGINE, GenerationRequest(prompt="last week"), cost=4)
         (job,) = await storage.queue.enqueue(5, [spec], interaction_id=None)
         (claimed,) = await storage.queue.claim("w")

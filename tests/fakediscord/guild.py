@@ -1,8 +1,9 @@
-"""The guild the fake hosts: roles with permission bitfields, members, channels."""
+"""The guilds the fake hosts: roles with permission bitfields, members, channels."""
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +54,10 @@ class Role:
 
 @dataclass(eq=False)
 class User:
-    """A Discord user; in the fake every user is also a member of the guild."""
+    """A Discord user; a member of one or more of the fake's guilds.
+
+    ``roles`` holds the user's roles in every guild; each guild counts only its own.
+    """
 
     id: int
     name: str
@@ -81,12 +85,15 @@ class User:
             data["bot"] = True
         return data
 
-    def member_payload(self, *, with_user: bool = True) -> dict[str, Any]:
-        """The guild member object (optionally without the nested user)."""
+    def member_payload(
+        self, *, with_user: bool = True, roles: Sequence[Role] | None = None
+    ) -> dict[str, Any]:
+        """The guild member object (optionally without the nested user), with ``roles``
+        (default: all the user's roles; a guild passes its own)."""
         data: dict[str, Any] = {
             "nick": None,
             "avatar": None,
-            "roles": [str(role.id) for role in self.roles],
+            "roles": [str(role.id) for role in (self.roles if roles is None else roles)],
             "joined_at": iso(self.joined_at),
             "premium_since": None,
             "deaf": False,
@@ -133,7 +140,7 @@ class Channel:
 
 @dataclass(eq=False)
 class Guild:
-    """The one guild the fake hosts, with its channels, roles and members."""
+    """A guild the fake hosts, with its channels, roles and members."""
 
     id: int
     name: str
@@ -143,12 +150,20 @@ class Guild:
     channels: list[Channel] = field(default_factory=list)
     members: list[User] = field(default_factory=list)
 
+    def roles_of(self, user: User) -> list[Role]:
+        """The user's roles in this guild."""
+        return [role for role in user.roles if any(role is mine for mine in self.roles)]
+
+    def has(self, user: User) -> bool:
+        """Whether the user is a member."""
+        return any(member is user for member in self.members)
+
     def permissions_of(self, user: User) -> int:
         """Guild-level permissions of a member (owner and administrators get all)."""
         if user.id == self.owner.id:
             return ALL_PERMISSIONS
         value = self.everyone.permissions
-        for role in user.roles:
+        for role in self.roles_of(user):
             value |= role.permissions
         if value & ADMINISTRATOR:
             return ALL_PERMISSIONS

@@ -83,6 +83,16 @@ class Attachment:
         return data
 
 
+@dataclass(frozen=True)
+class Pings:
+    """Who a new message notified: mentions in its content that its ``allowed_mentions`` let
+    through (without ``allowed_mentions``, every mention notifies)."""
+
+    users: tuple[int, ...] = ()
+    roles: tuple[int, ...] = ()
+    everyone: bool = False
+
+
 @dataclass(eq=False)
 class Message:
     """A message in a channel (or an ephemeral interaction response) with its edit history."""
@@ -103,6 +113,8 @@ class Message:
     interaction: Interaction | None = None
     deleted: bool = False
     history: list[Revision] = field(default_factory=list)
+    # Set when the message is created; edits never notify anyone.
+    pings: Pings = field(default_factory=Pings)
 
     @property
     def ephemeral(self) -> bool:
@@ -352,6 +364,7 @@ __all__ = [
     "Guild",
     "Interaction",
     "Message",
+    "Pings",
     "RateLimitRule",
     "Request",
     "Response",

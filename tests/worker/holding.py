@@ -1,4 +1,5 @@
-"""A real engine that holds its first render at step 1 (or its last step) until it is aborted.
+"""A real engine that holds its first render at step 1 (or its last step) until it is aborted
+(or, when given a ``release`` event, until that is set).
 
 Used in-process (``started`` is a ``threading.Event``) and as a worker process
 (``python -m tests.worker.holding``, configured by environment variables like ``imagine
@@ -12,8 +13,9 @@ import sys
 import threading
 from collections.abc import Callable
 
-from gpu_worker.engine import Engine, RenderResult, RenderTask, StepEvent
+from gpu_worker.engine import Engine
 from gpu_worker.models import ModelRegistry
+from gpu_worker.task import RenderResult, RenderTask, StepEvent
 from imagine.settings import Settings
 
 HOLD_LIMIT = 120.0
@@ -23,9 +25,15 @@ class HoldingEngine:
     """Wraps the real engine; the first render waits at a step until it is aborted."""
 
     def __init__(
-        self, inner: Engine, *, announce: bool = False, at_last_step: bool = False
+        self,
+        inner: Engine,
+        *,
+        announce: bool = False,
+        at_last_step: bool = False,
+        release: threading.Event | None = None,
     ) -> None:
         self.inner = inner
+        self.release = release
         self.announce = announce
         self.at_last_step = at_last_step
         self.started = threading.Event()
@@ -54,12 +62,16 @@ class HoldingEngine:
                 self.started.set()
                 if self.announce:
                     print(f"started {task.seed}", flush=True)
-                if not abort.wait(HOLD_LIMIT):
-                    raise TimeoutError("the held render was never aborted")
+                if not self._wait(abort):
+                    raise TimeoutError("the held render was never aborted or released")
             elif holding:
                 self.steps_after_hold += 1
 
         return self.inner.render(task, on_step=step, cancelled=cancelled)
+
+    def _wait(self, abort: threading.Event) -> bool:
+        """Until released (when a release event was given) or aborted; ``False`` on time-out."""
+        return (self.release or abort).wait(HOLD_LIMIT)
 
 
 def main() -> int:
@@ -67,7 +79,7 @@ def main() -> int:
     from imagine.commands.worker import _serve
 
     settings = Settings.load()
-    engine = HoldingEngine(Engine(ModelRegistry(settings)), announce=True)
+    engine = HoldingEngine(Engine(ModelRegistry(settings.engine())), announce=True)
     return asyncio.run(_serve(settings, once=False, engine=engine))
 
 

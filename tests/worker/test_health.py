@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gpu_worker.engine import Engine, RenderResult, RenderTask, StepEvent
+from gpu_worker.engine import Engine
+from gpu_worker.task import RenderResult, RenderTask, StepEvent
 from imagine.settings import Settings
 from tests.plugins.web import TcpProxy, free_port, get_json, until
 
@@ -56,11 +57,13 @@ async def test_worker_readyz_waits_for_the_model_and_the_database(
         poll_interval=60.0,
         lease_seconds=120.0,
     )
-    engine = GatedEngine(Engine(ModelRegistry(settings), cpu_threads=1))
+    engine = GatedEngine(Engine(ModelRegistry(settings.engine()), cpu_threads=1))
     stop = asyncio.Event()
-    storage = await open_storage(settings)
+    storage = await open_storage(settings.storage())
     task = asyncio.create_task(
-        run_worker(settings, stop=stop, queue=storage.queue, images=storage.images, engine=engine)
+        run_worker(
+            settings.worker(), stop=stop, queue=storage.queue, images=storage.images, engine=engine
+        )
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -186,7 +186,6 @@ class Pages:
             link=message_link(job),
             wait=_seconds(job.created_at, job.started_at),
             run=_seconds(job.started_at, job.finished_at),
-            default_model=self.services.settings.model,
             render=self._render,
         )
 

@@ -1,4 +1,4 @@
-"""From a stored job to the render task the engine runs: request, seed, input images.
+"""From a stored job to its render task: request, seed, and the input images from the store.
 
 Shared by the run loop and ``imagine replay``, so a replay renders exactly what the worker did.
 """
@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from typing import Protocol
 
 from PIL import Image
 
-from gpu_worker.engine import RenderTask
 from gpu_worker.errors import InvalidTask
 from gpu_worker.imaging import decode_image
+from gpu_worker.task import RenderTask
 from storage.contract import GRID_SIZE, ImageRecord, Job, JobKind
 from storage.errors import StorageError
 from storage.images import ImageStore
@@ -27,8 +28,15 @@ class StoredImages(Protocol):
         ...
 
 
-async def task_for(job: Job, queue: StoredImages, store: ImageStore) -> RenderTask:
-    """The render task for a job, with its input images loaded from the store."""
+async def task_for(
+    job: Job, queue: StoredImages, store: ImageStore, *, decoder: Executor | None = None
+) -> RenderTask:
+    """The render task for a job, with its input images loaded from the store.
+
+    Inputs are decoded one at a time on ``decoder`` (the worker's idle device thread; the
+    default pool when None), each no larger than the render needs (an upscale needs all of it).
+    """
+    request = job.request
     if job.kind in (JobKind.VARIATION, JobKind.UPSCALE):
         if job.parent_job_id is not None:
             keys = [await parent_image(job, queue)]
@@ -39,14 +47,18 @@ async def task_for(job: Job, queue: StoredImages, store: ImageStore) -> RenderTa
     else:
         keys = list(job.input_images)
     init: list[Image.Image] = []
-    for key in keys:
+    fit = None if job.kind is JobKind.UPSCALE else (request.width, request.height)
+    loop = asyncio.get_running_loop()
+    for key in dict.fromkeys(keys):
         try:
             data = await store.get(key)
+            init.append(await loop.run_in_executor(decoder, decode_image, data, fit))
         except StorageError as exc:
             raise InvalidTask(f"input image {key[:12]}... is not in the image store") from exc
-        init.append(await asyncio.to_thread(decode_image, data))
+        except ValueError as exc:
+            raise InvalidTask(f"input image {key[:12]}... could not be read") from exc
     return RenderTask(
-        request=job.request,
+        request=request,
         seed=job.seed,
         kind=job.kind,
         init_images=tuple(init),

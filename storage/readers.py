@@ -1,0 +1,187 @@
+"""The readers of the queue: the delivery outbox, jobs, images, queue positions, stats, workers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+
+from storage._claim import ranked_queue
+from storage._jobsql import get_job, returning
+from storage._ledger import upsert
+from storage._queue_base import QueueBase, _check_worker
+from storage.contract import ImageRecord, Job, JobStatus
+from storage.errors import InvalidValue
+from storage.tables import FINISHED_STATUSES, jobs, workers
+from storage.tables import images as images_table
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A registered worker and when it was last heard from."""
+
+    id: str
+    host: str
+    model: str
+    started_at: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Queue depth, running jobs and known workers."""
+
+    queued: int
+    running: int
+    workers: tuple[WorkerInfo, ...]
+
+
+class Readers(QueueBase):
+    """Read the queue's state, and the few bookkeeping writes that go with reading it."""
+
+    async def pending_deliveries(self, limit: int = 20) -> list[Job]:
+        """Finished jobs (succeeded, failed or cancelled) whose result was not delivered yet."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(jobs)
+                .where(jobs.c.status.in_(FINISHED_STATUSES), jobs.c.delivered_at.is_(None))
+                .order_by(jobs.c.finished_at, jobs.c.id)
+                .limit(limit)
+            )
+            return [Job.from_row(row) for row in rows.mappings()]
+
+    async def mark_delivered(self, job_id: int) -> Job:
+        """Record that the result reached Discord (the first time counts)."""
+        now = self.now()
+        async with self.db.write() as tx:
+            job = await returning(
+                tx.conn,
+                update(jobs)
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.status.in_(FINISHED_STATUSES),
+                    jobs.c.delivered_at.is_(None),
+                )
+                .values(delivered_at=now),
+            )
+            if job is not None:
+                return job
+            current = await get_job(tx.conn, job_id)
+        if not current.status.finished:
+            raise InvalidValue(
+                f"Job {job_id} is {current.status}; only finished jobs are delivered."
+            )
+        return current
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def get(self, job_id: int) -> Job:
+        """One job by id."""
+        async with self.db.read() as conn:
+            return await get_job(conn, job_id)
+
+    async def images(self, job_id: int) -> list[ImageRecord]:
+        """The job's stored images, the grid (index -1) first."""
+        async with self.db.read() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        select(images_table)
+                        .where(images_table.c.job_id == job_id)
+                        .order_by(images_table.c.index)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            if not rows:
+                await get_job(conn, job_id)
+        return [
+            ImageRecord(
+                job_id=row["job_id"],
+                index=row["index"],
+                sha256=row["sha256"],
+                width=row["width"],
+                height=row["height"],
+                seed=row["seed"],
+                size_bytes=row["size_bytes"],
+                path=row["path"],
+            )
+            for row in rows
+        ]
+
+    async def running_jobs(self) -> list[Job]:
+        """Every running job, oldest first."""
+        return await self._select(jobs.c.status == "running")
+
+    async def user_jobs(self, user_id: int, statuses: Iterable[JobStatus]) -> list[Job]:
+        """The user's jobs in the given statuses, oldest first."""
+        wanted = [JobStatus(status).value for status in statuses]
+        return await self._select(and_(jobs.c.user_id == user_id, jobs.c.status.in_(wanted)))
+
+    async def _select(self, where: Any) -> list[Job]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(jobs).where(where).order_by(jobs.c.id))
+            return [Job.from_row(row) for row in rows.mappings()]
+
+    async def queue_position(self, job_id: int) -> int | None:
+        """1 for the job claimed next, and so on (fair order); None when it is not queued."""
+        ranked = ranked_queue().subquery("ranked")
+        ordered = select(
+            ranked.c.id,
+            func.row_number()
+            .over(order_by=(ranked.c.priority.desc(), ranked.c.turn, ranked.c.id))
+            .label("position"),
+        ).subquery("ordered")
+        async with self.db.read() as conn:
+            position = (
+                await conn.execute(select(ordered.c.position).where(ordered.c.id == job_id))
+            ).scalar_one_or_none()
+            if position is None:
+                await get_job(conn, job_id)
+                return None
+        return int(position)
+
+    async def stats(self) -> QueueStats:
+        """Queue depth, running jobs and workers, for ``/admin queue`` and metrics."""
+        async with self.db.read() as conn:
+            counts: dict[str, int] = dict(
+                (
+                    await conn.execute(
+                        select(jobs.c.status, func.count())
+                        .where(jobs.c.status.in_(("queued", "running")))
+                        .group_by(jobs.c.status)
+                    )
+                ).all()
+            )
+            rows = await conn.execute(select(workers).order_by(workers.c.id))
+            known = tuple(WorkerInfo(**row) for row in rows.mappings())
+        return QueueStats(
+            queued=counts.get("queued", 0), running=counts.get("running", 0), workers=known
+        )
+
+    async def register_worker(self, worker_id: str, host: str, model: str) -> None:
+        """Record a worker (or refresh it) and its last-seen time."""
+        _check_worker(worker_id)
+        now = self.now()
+        async with self.db.write() as tx:
+            stmt = upsert(
+                tx.conn,
+                workers,
+                {
+                    "id": worker_id,
+                    "host": host,
+                    "model": model,
+                    "started_at": now,
+                    "last_seen": now,
+                },
+            )
+            await tx.conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["id"],
+                    set_={"host": host, "model": model, "last_seen": now},
+                )
+            )
