@@ -10,10 +10,12 @@ from bot.jobs import enqueue, post_job_messages
 from bot.services import Services, services_of
 from bot.singles import post_single
 from storage.contract import MAX_UPSCALE_SOURCE_PIXELS, Job, JobStatus, SpeedMode
+from storage.logcontext import bind
 
 
 async def handle_click(interaction: discord.Interaction, click: Click) -> None:
     """Acknowledge a job button, then run it; every failure ends in one ephemeral message."""
+    bind(job_id=click.job_id, user_id=interaction.user.id)
     try:
         services = services_of(interaction.client)
         if (refused := services.rules.guild_refusal(interaction.guild_id)) is not None:
@@ -30,6 +32,11 @@ async def handle_click(interaction: discord.Interaction, click: Click) -> None:
         except InvalidButton as problem:
             raise UserFacingError(refusal(problem)) from None
         _check_clicker(interaction, services, parent)
+        if parent.images_purged_at is not None:
+            raise UserFacingError(
+                f"The stored images of job #{parent.id} were removed after the retention "
+                "period, so its buttons no longer work; the images in this message remain."
+            )
         if click.action is Action.UPSCALE:
             await post_single(interaction, services, parent, click.index)
             return

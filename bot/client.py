@@ -17,13 +17,22 @@ from bot.buttons import JobButton, orphan_problem, refuse
 from bot.clicks import handle_click
 from bot.delivery import Courier
 from bot.errors import ErrorTree
+from bot.retention import retention_loop
 from bot.safety import Resolver, system_resolver
 from bot.services import Services
 from bot.settings_menu import SettingsSelect
+from bot.web.server import WebServer
+from bot.web.site import start_web
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.exts.imagine", "bot.exts.user", "bot.exts.admin", "bot.exts.styles")
+EXTENSIONS = (
+    "bot.exts.imagine",
+    "bot.exts.user",
+    "bot.exts.admin",
+    "bot.exts.styles",
+    "bot.exts.history",
+)
 BANNED_WORDS_REFRESH = 60.0
 # How long ``close`` lets clicks in progress finish (a post, then recording it).
 CLICK_GRACE = 10.0
@@ -73,6 +82,7 @@ class ImagineBot(commands.Bot):
         self._clicks: set[asyncio.Task[Any]] = set()
         self.synced = asyncio.Event()
         self.ready_event = asyncio.Event()
+        self.web: WebServer | None = None
 
     async def handle_click(self, interaction: discord.Interaction, click: Click, /) -> None:
         """Act on a job button (``JobButton`` hands its clicks here)."""
@@ -100,6 +110,7 @@ class ImagineBot(commands.Bot):
     async def setup_hook(self) -> None:
         """Load extensions, register persistent items, start the loops, sync commands."""
         self._session = self._fetch_session()
+        self.web = await start_web(self, self.services)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self.add_dynamic_items(JobButton, SettingsSelect)
@@ -114,6 +125,9 @@ class ImagineBot(commands.Bot):
         self._start(self._refresh_banned_words(), "banned-words")
         if self.services.metrics is not None:
             self._start(self._refresh_queue_gauges(), "queue-gauges")
+        retention = self.services.settings.image_retention_days
+        if retention is not None:
+            self._start(retention_loop(self.services, retention), "retention")
         await self.sync_commands()
 
     def _start(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -197,4 +211,7 @@ class ImagineBot(commands.Bot):
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
         await super().close()

@@ -32,5 +32,12 @@ class BotSettings:
     upload_limit_bytes: int
     allow_relax: bool
     metrics_port: int | None
+    # The web server (dashboard, health): off unless web_port is set; links use public_url.
+    web_port: int | None
+    web_host: str
+    public_url: str | None
+    web_secret: SecretStr | None = field(repr=False)
+    # Stored images of jobs older than this are purged hourly (kept when None).
+    image_retention_days: float | None
     parser: ParserOptions
     storage: StorageSettings

@@ -22,6 +22,7 @@ from bot.services import Services
 from bot.uploads import UploadTooLarge, fit_upload
 from bot.views import cancel_view, job_view
 from storage.contract import Job, JobKind, JobStatus
+from storage.logcontext import bind
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class Courier:
     async def deliver(self, job: Job) -> bool:
         """Put one finished job's result into its message; ``True`` when it is delivered."""
         services = self._services
+        bind(job_id=job.id, user_id=job.user_id)  # this delivery runs in its own task
         messages = services.messages
         if job.message_id is None and messages.is_posting(job.id):
             return False

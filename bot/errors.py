@@ -21,6 +21,7 @@ from bot.prompt import PromptError
 from bot.safety import FetchRefused
 from bot.services import services_of
 from storage.errors import StorageError
+from storage.logcontext import bind
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,11 @@ class ErrorTree(app_commands.CommandTree[discord.Client]):
     from guilds outside ``allowed_guild_ids``."""
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
-        """Refuse, with a reason the user sees, commands from a guild the bot does not serve."""
+        """Refuse, with a reason the user sees, commands from a guild the bot does not serve.
+
+        Also tags this interaction's log lines with its user (each runs in its own task).
+        """
+        bind(user_id=interaction.user.id)
         refusal = services_of(interaction.client).rules.guild_refusal(interaction.guild_id)
         if refusal is not None:
             raise GuildNotAllowed(refusal)

@@ -273,3 +273,11 @@ def queue_content(stats: QueueStatsView, running: Sequence[Job]) -> str:
             owner = job.lease_owner or "?"
             lines.append(f"- #{job.id} <@{job.user_id}> {job.progress}% on {owner}")
     return "\n".join(lines)
+
+
+def message_link(job: Job) -> str | None:
+    """The Discord link to the job's message, or None when it has none."""
+    if job.channel_id is None or job.message_id is None:
+        return None
+    guild = job.guild_id if job.guild_id is not None else "@me"
+    return f"https://discord.com/channels/{guild}/{job.channel_id}/{job.message_id}"

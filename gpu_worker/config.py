@@ -41,4 +41,6 @@ class WorkerSettings:
     worker_id: str | None
     lease_seconds: float
     poll_interval: float
+    # /healthz and /readyz on this port (off when None).
+    worker_health_port: int | None
     engine: EngineSettings

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import math
 import os
@@ -38,18 +39,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from PIL import Image
+from sqlalchemy.exc import SQLAlchemyError
 
 from gpu_worker.config import WorkerSettings
-from gpu_worker.errors import EngineError, InvalidTask, JobCancelled, ModelLoadError
+from gpu_worker.errors import EngineError, JobCancelled, ModelLoadError
 from gpu_worker.failures import Failure
-from gpu_worker.imaging import decode_image
+from gpu_worker.health import WorkerHealth, health_server
+from gpu_worker.inputs import task_for
 from gpu_worker.outputs import store_images
 from gpu_worker.task import RenderEngine, RenderResult, RenderTask, StepEvent
 from gpu_worker.waits import first, on_set
-from storage.contract import GRID_SIZE, Job, JobKind
+from storage.contract import Job
 from storage.errors import LeaseLost, StorageError
 from storage.images import ImageStore
+from storage.logcontext import bind, bound
 from storage.metrics import Metrics
 from storage.queue import JobQueue
 
@@ -97,8 +100,10 @@ class Worker:
         metrics: Metrics | None = None,
         post_threads: int | None = None,
         progress_interval: float = PROGRESS_INTERVAL,
+        health: WorkerHealth | None = None,
     ) -> None:
         self.settings = settings
+        self.health = health
         self.queue = queue
         self.images = images
         self.engine = engine
@@ -124,11 +129,14 @@ class Worker:
         """Serve until ``stop`` or ``drain`` is set (or, with ``once``, the queue is empty)."""
         self._stop = stop
         self._drain = drain = drain or asyncio.Event()
+        bind(worker_id=self.worker_id)
         loop = asyncio.get_running_loop()
         description = await loop.run_in_executor(self._device, self.engine.prepare)
         self._capabilities = self.engine.capabilities()
         await self._register(description)
         log.info("worker %s ready with %s", self.worker_id, description)
+        if self.health is not None:
+            self.health.model_loaded(description)
         housekeeping = asyncio.create_task(self._housekeeping(stop, description))
         try:
             while not stop.is_set() and not drain.is_set():
@@ -194,7 +202,8 @@ class Worker:
     async def _claim(self) -> Job | None:
         try:
             jobs = await self.queue.claim(self.worker_id, 1)
-        except StorageError as exc:
+        except (StorageError, SQLAlchemyError, OSError) as exc:
+            # A database that went away is waited for (the poll interval), never fatal.
             log.error("claim failed: %s", exc)
             return None
         return jobs[0] if jobs else None
@@ -209,7 +218,7 @@ class Worker:
                 if reaped:
                     log.warning("took back %d job(s) whose worker stopped responding", reaped)
                 await self._register(description)
-            except StorageError as exc:
+            except (StorageError, SQLAlchemyError, OSError) as exc:
                 log.error("housekeeping failed: %s", exc)
 
     async def _register(self, description: str) -> None:
@@ -220,6 +229,11 @@ class Worker:
     # -- one job -------------------------------------------------------------------------------
 
     async def _run_job(self, job: Job, stop: asyncio.Event) -> None:
+        # Every log line about this job (its keep-alive and finishing tasks too) carries its ids.
+        with bound(job_id=job.id, user_id=job.user_id):
+            await self._run_held(job, stop)
+
+    async def _run_held(self, job: Job, stop: asyncio.Event) -> None:
         held = _Held(job)
         if self.metrics is not None and job.created_at is not None and job.created_at.tzinfo:
             waited = (datetime.now(UTC) - job.created_at).total_seconds()
@@ -231,7 +245,10 @@ class Worker:
             task = await self._task_for(job)
             started = time.perf_counter()
             try:
-                result = await loop.run_in_executor(self._device, self._render, task, held, loop)
+                ids = contextvars.copy_context()  # the device thread logs with the job's ids
+                result = await loop.run_in_executor(
+                    self._device, ids.run, self._render, task, held, loop
+                )
             finally:
                 self.device_busy_seconds += time.perf_counter() - started
         except JobCancelled:
@@ -304,59 +321,8 @@ class Worker:
 
     async def _task_for(self, job: Job) -> RenderTask:
         """The render task for a job, with its input images loaded from the store."""
-        request = job.request
-        if job.kind in (JobKind.VARIATION, JobKind.UPSCALE):
-            if job.parent_job_id is not None:
-                keys = [await self._parent_image(job)]
-            elif job.input_images:
-                keys = [job.input_images[0]]
-            else:
-                raise InvalidTask(f"{job.kind} job {job.id} names no source image")
-        else:
-            keys = list(job.input_images)
-        init: list[Image.Image] = []
-        # Each no larger than the render needs (an upscale needs all of it), one at a time in
-        # the idle device thread, so the next input reuses the memory the last one freed.
-        fit = None if job.kind is JobKind.UPSCALE else (request.width, request.height)
-        loop = asyncio.get_running_loop()
-        for key in dict.fromkeys(keys):
-            try:
-                data = await self.images.get(key)
-                init.append(await loop.run_in_executor(self._device, decode_image, data, fit))
-            except StorageError as exc:
-                raise InvalidTask(f"input image {key[:12]}... is not in the image store") from exc
-            except ValueError as exc:
-                raise InvalidTask(f"input image {key[:12]}... could not be read") from exc
-        references: list[Image.Image] = []
-        if job.kind is JobKind.VARIATION and request.control:
-            # A variation of a ControlNet grid follows the same control image.
-            size = (request.width, request.height)
-            for key in dict.fromkeys(job.input_images):
-                data = await self.images.get(key)
-                references.append(
-                    await loop.run_in_executor(self._device, decode_image, data, size)
-                )
-        return RenderTask(
-            request=request,
-            seed=job.seed,
-            kind=job.kind,
-            prompt_images=tuple(references),
-            init_images=tuple(init),
-            strength=job.strength,
-            indices=(0,) if job.kind is JobKind.UPSCALE else tuple(range(GRID_SIZE)),
-        )
-
-    async def _parent_image(self, job: Job) -> str:
-        assert job.parent_job_id is not None
-        index = job.parent_index if job.parent_index is not None else 0
-        records = await self.queue.images(job.parent_job_id)
-        for record in records:
-            if record.index == index:
-                return record.sha256
-        raise InvalidTask(
-            f"job {job.parent_job_id} has no image {index + 1} to work from "
-            f"(it has {sorted(r.index + 1 for r in records if r.index >= 0)})"
-        )
+        # Decoded in the idle device thread, so the next input reuses the memory just freed.
+        return await task_for(job, self.queue, self.images, decoder=self._device)
 
     async def _finish(
         self, held: _Held, keepalive: asyncio.Task[None], result: RenderResult
@@ -442,13 +408,15 @@ async def run_worker(
         from gpu_worker.models import ModelRegistry
 
         engine = Engine(ModelRegistry(settings.engine))
-    worker = Worker(
-        settings,
-        queue=queue,
-        images=images,
-        engine=engine,
-        worker_id=worker_id,
-        metrics=metrics,
-        progress_interval=progress_interval,
-    )
-    await worker.run(stop, once=once, drain=drain)
+    async with health_server(settings.worker_health_port, queue.db) as health:
+        worker = Worker(
+            settings,
+            queue=queue,
+            images=images,
+            engine=engine,
+            worker_id=worker_id,
+            metrics=metrics,
+            progress_interval=progress_interval,
+            health=health,
+        )
+        await worker.run(stop, once=once, drain=drain)

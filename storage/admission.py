@@ -175,6 +175,7 @@ class Admission(QueueBase):
                     "progress": 0,
                     "cancel_requested": False,
                     "created_at": now,
+                    "prompt_text": spec.prompt_text,
                 }
             )
         inserted = await conn.execute(

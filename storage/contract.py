@@ -187,6 +187,8 @@ class Job:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     delivered_at: datetime | None = None
+    prompt_text: str | None = None
+    images_purged_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Job:
@@ -254,3 +256,5 @@ class JobSpec:
     parent_index: int | None = None
     strength: float | None = None
     input_images: tuple[str, ...] = ()
+    # The command text as typed, kept on the job for its record (None for button jobs).
+    prompt_text: str | None = None

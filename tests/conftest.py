@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.plugins.tiny_model",
     "tests.plugins.fake_discord",
     "tests.plugins.s3",
+    "tests.plugins.web",
 ]

@@ -147,3 +147,31 @@ def test_bad_image_store_names_the_setting_and_the_form(value: str, expected: st
         Settings.load({"IMAGINE_IMAGE_STORE": value})
     assert "image_store" in str(failure.value)
     assert expected in str(failure.value)
+
+
+def test_operations_settings_reach_their_slices_and_are_checked() -> None:
+    settings = Settings.load(
+        {
+            "IMAGINE_WEB_PORT": "8080",
+            "IMAGINE_PUBLIC_URL": "https://imagine.example.org/",
+            "IMAGINE_WORKER_HEALTH_PORT": "9200",
+            "IMAGINE_IMAGE_RETENTION_DAYS": "30",
+            "IMAGINE_LOG_FORMAT": "json",
+        }
+    )
+    bot = settings.bot()
+    assert (bot.web_port, bot.public_url, bot.image_retention_days) == (
+        8080,
+        "https://imagine.example.org",
+        30.0,
+    )
+    assert settings.worker().worker_health_port == 9200
+    assert settings.log_format == "json"
+    for name, value, message in [
+        ("IMAGINE_WEB_PORT", "70000", "a port must be between 0 and 65535, got 70000"),
+        ("IMAGINE_PUBLIC_URL", "imagine.example.org", "public_url must start with http://"),
+        ("IMAGINE_IMAGE_RETENTION_DAYS", "0", "image_retention_days must be more than 0"),
+        ("IMAGINE_LOG_FORMAT", "xml", "log_format"),
+    ]:
+        with pytest.raises(ValidationError, match=message):
+            Settings.load({name: value})

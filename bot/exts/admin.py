@@ -16,6 +16,8 @@ from discord.ext import commands
 
 from bot.errors import UserFacingError, defer_private, reply_private
 from bot.render import queue_content, quota_lines
+from bot.web.dashboard import LINK_LIFETIME, login_link
+from storage.audit import Actor
 
 if TYPE_CHECKING:
     from bot.client import ImagineBot
@@ -25,6 +27,11 @@ Period = Literal["day", "week", "month", "total"]
 
 class NotAdmin(app_commands.CheckFailure):
     """The caller may not use admin commands."""
+
+
+def _actor(interaction: discord.Interaction) -> Actor:
+    """The admin behind a slash command, for the audit log."""
+    return Actor(interaction.user.id, "discord")
 
 
 class Admin(commands.Cog):
@@ -40,6 +47,7 @@ class Admin(commands.Cog):
     words = app_commands.Group(name="words", description="Banned prompt words", parent=admin)
 
     def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
         self.services = bot.services
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
@@ -67,7 +75,9 @@ class Admin(commands.Cog):
     ) -> None:
         """Give ``user`` their own limit of ``images`` per ``period``."""
         await defer_private(interaction)
-        status = await self.services.quotas.set_limit(user.id, images, period)
+        status = await self.services.quotas.set_limit(
+            user.id, images, period, actor=_actor(interaction)
+        )
         await self._reply(interaction, "\n".join([f"{user.mention}:", *quota_lines(status)]))
 
     @quota.command(name="show", description="Show a user's quota and usage")
@@ -81,7 +91,7 @@ class Admin(commands.Cog):
     async def quota_reset(self, interaction: discord.Interaction, user: discord.User) -> None:
         """Usage back to zero (recorded in the ledger)."""
         await defer_private(interaction)
-        status = await self.services.quotas.reset(user.id)
+        status = await self.services.quotas.reset(user.id, actor=_actor(interaction))
         await self._reply(interaction, "\n".join([f"{user.mention}:", *quota_lines(status)]))
 
     @admin.command(name="limits", description="Job caps: for one user, or server-wide")
@@ -104,7 +114,9 @@ class Admin(commands.Cog):
         if user is None:
             if change:
                 limits = await quotas.set_server_limits(
-                    max_concurrent=max_concurrent, max_queued=max_queued
+                    max_concurrent=max_concurrent,
+                    max_queued=max_queued,
+                    actor=_actor(interaction),
                 )
             else:
                 limits = await quotas.server_limits()
@@ -116,7 +128,10 @@ class Admin(commands.Cog):
             return
         if change:
             status = await quotas.set_caps(
-                user.id, max_concurrent=max_concurrent, max_queued=max_queued
+                user.id,
+                max_concurrent=max_concurrent,
+                max_queued=max_queued,
+                actor=_actor(interaction),
             )
         else:
             status = await quotas.status(user.id)
@@ -127,14 +142,14 @@ class Admin(commands.Cog):
     async def ban(self, interaction: discord.Interaction, user: discord.User) -> None:
         """Banned users are refused at enqueue."""
         await defer_private(interaction)
-        await self.services.users.ban(user.id)
+        await self.services.users.ban(user.id, actor=_actor(interaction))
         await self._reply(interaction, f"{user.mention} is banned from making images.")
 
     @admin.command(name="unban", description="Let a banned user make images again")
     async def unban(self, interaction: discord.Interaction, user: discord.User) -> None:
         """Lift a ban."""
         await defer_private(interaction)
-        await self.services.users.unban(user.id)
+        await self.services.users.unban(user.id, actor=_actor(interaction))
         await self._reply(interaction, f"{user.mention} may make images again.")
 
     @admin.command(name="queue", description="Queue depth, workers and running jobs")
@@ -145,13 +160,29 @@ class Admin(commands.Cog):
         running = await self.services.queue.running_jobs()
         await self._reply(interaction, queue_content(stats, running))
 
+    @admin.command(name="dashboard", description="A private one-time login link to the dashboard")
+    async def dashboard(self, interaction: discord.Interaction) -> None:
+        """Send the caller a signed login link, privately."""
+        await defer_private(interaction)
+        if self.bot.web is None:
+            raise UserFacingError(
+                "The web dashboard is off: set web_port (and public_url) in the bot's settings."
+            )
+        minutes = int(LINK_LIFETIME.total_seconds() // 60)
+        link = login_link(self.bot.web, interaction.user.id)
+        await self._reply(
+            interaction,
+            f"Your dashboard login link (works once, for {minutes} minutes; do not share it): "
+            f"<{link}>",
+        )
+
     @words.command(name="add", description="Refuse prompts containing a word")
     async def words_add(self, interaction: discord.Interaction, word: str) -> None:
         """Add a banned word."""
         await defer_private(interaction)
         if not word.strip():
             raise UserFacingError("Give a word or phrase to ban.")
-        added = await self.services.users.add_banned_word(word.strip())
+        added = await self.services.users.add_banned_word(word.strip(), actor=_actor(interaction))
         await self.services.banned.refresh()
         if added:
             await self._reply(interaction, f"Prompts containing “{word.strip()}” are now refused.")
@@ -162,7 +193,9 @@ class Admin(commands.Cog):
     async def words_remove(self, interaction: discord.Interaction, word: str) -> None:
         """Remove a banned word."""
         await defer_private(interaction)
-        removed = await self.services.users.remove_banned_word(word.strip())
+        removed = await self.services.users.remove_banned_word(
+            word.strip(), actor=_actor(interaction)
+        )
         await self.services.banned.refresh()
         if not removed:
             raise UserFacingError(f"“{word.strip()}” is not on the banned list.")

@@ -184,6 +184,7 @@ class Imagine(commands.Cog):
                 request=request,
                 cost=GRID_SIZE,
                 input_images=images.inputs_for(request) if images is not None else (),
+                prompt_text=prompt,
             )
             for request in requests
         ]

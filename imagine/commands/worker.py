@@ -32,10 +32,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from imagine.commands._local_workers import drain
 
         return drain(settings.data_dir, settings.worker_id, float(args.timeout))
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from imagine.commands._logs import configure_logging, route_model_library_logs
+
+    configure_logging(settings)
+    route_model_library_logs()
     return asyncio.run(_serve(settings, once=bool(getattr(args, "once", False))))
 
 
