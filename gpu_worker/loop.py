@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from PIL import Image
 
 from gpu_worker.config import WorkerSettings
+from gpu_worker.edit_inputs import edit_task
 from gpu_worker.errors import EngineError, InvalidTask, JobCancelled, ModelLoadError
 from gpu_worker.imaging import decode_image
 from gpu_worker.outputs import store_images
@@ -282,6 +283,8 @@ class Worker:
 
     async def _task_for(self, job: Job) -> RenderTask:
         """The render task for a job, with its input images loaded from the store."""
+        if job.edit is not None:
+            return await edit_task(job, self.images)
         request = job.request
         if job.kind in (JobKind.VARIATION, JobKind.UPSCALE):
             if job.parent_job_id is not None:

@@ -14,7 +14,7 @@ from typing import Protocol
 import torch
 from PIL import Image
 
-from storage.contract import GRID_SIZE, GenerationRequest, JobKind
+from storage.contract import GRID_SIZE, Edit, GenerationRequest, JobKind
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class RenderTask:
     indices: tuple[int, ...] = tuple(range(GRID_SIZE))
     # Render at exactly this size instead of the request's size scaled to the model.
     size: tuple[int, int] | None = None
+    # Outpaint and inpaint: the edit of ``init_images[0]``, and a region edit's mask image.
+    edit: Edit | None = None
+    mask: Image.Image | None = None
 
 
 @dataclass(frozen=True)
