@@ -39,6 +39,16 @@ class Action(StrEnum):
     UPSCALE_CREATIVE = "upcreative"
     VARY_SUBTLE = "varysubtle"
     VARY_STRONG = "varystrong"
+    # Edits of a single image (outpainting, see bot.edits; Vary (Region) links to the editor).
+    ZOOM_OUT_2 = "zoomtwo"
+    ZOOM_OUT_15 = "zoomoneandhalf"
+    ZOOM_CUSTOM = "zoomcustom"  # opens a form for the prompt and the zoom
+    PAN_LEFT = "panleft"
+    PAN_RIGHT = "panright"
+    PAN_UP = "panup"
+    PAN_DOWN = "pandown"
+    MAKE_SQUARE = "square"
+    VARY_REGION = "region"
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,17 @@ def spec_for(
     if click.action in (Action.UPSCALE, Action.CANCEL):
         return None
     if click.action is Action.REROLL:
+        if parent.kind in (JobKind.OUTPAINT, JobKind.INPAINT):
+            # The same edit of the same source, with a new seed.
+            return JobSpec(
+                kind=parent.kind,
+                request=request,
+                cost=GRID_SIZE,
+                parent_job_id=parent.parent_job_id,
+                parent_index=parent.parent_index,
+                strength=parent.strength,
+                edit=parent.edit,
+            )
         if parent.kind is JobKind.VARIATION:
             # Rerolling a variation grid varies the same source image again.
             return JobSpec(
@@ -114,6 +135,8 @@ def spec_for(
             parent_index=click.index,
             strength=variation.denoise,
         )
+    if click.action not in (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE):
+        raise ValueError(f"{click.action} edits an image; bot.edits makes its job")
     strength = UPSCALE_SUBTLE if click.action is Action.UPSCALE_SUBTLE else UPSCALE_CREATIVE
     return JobSpec(
         kind=JobKind.UPSCALE,

@@ -8,6 +8,8 @@ import io
 import discord
 
 from bot.actions import Action, Click, spec_for
+from bot.edit_clicks import button_edit_click, check_clicker, open_custom_zoom
+from bot.edits import BUTTON_EDITS
 from bot.errors import UserFacingError, send_error
 from bot.jobs import channel_of, enqueue, post_job_messages
 from bot.render import single_image_content
@@ -21,6 +23,10 @@ async def handle_click(interaction: discord.Interaction, click: Click) -> None:
     """Acknowledge a job button, then run it; every failure ends in one ephemeral message."""
     try:
         services = services_of(interaction.client)
+        if click.action is Action.ZOOM_CUSTOM:
+            # The form has to be the click's first answer, so nothing acknowledges it before.
+            await open_custom_zoom(interaction, services, click)
+            return
         # A silent acknowledgement: results appear as new channel messages, refusals as
         # private followups.
         await interaction.response.defer()
@@ -28,18 +34,16 @@ async def handle_click(interaction: discord.Interaction, click: Click) -> None:
             await _cancel(interaction, services, click)
             return
         parent = await services.queue.get(click.job_id)
-        _check_clicker(interaction, services, parent)
+        check_clicker(interaction.user.id, services, parent)
         if click.action is Action.UPSCALE:
             await _show_single(interaction, services, parent, click.index)
+            return
+        if click.action in BUTTON_EDITS:
+            await button_edit_click(interaction, services, parent, click)
             return
         await _new_job(interaction, services, parent, click)
     except Exception as exc:
         await send_error(interaction, exc)
-
-
-def _check_clicker(interaction: discord.Interaction, services: Services, job: Job) -> None:
-    if job.user_id != interaction.user.id and not services.settings.allow_foreign_clicks:
-        raise UserFacingError("Only the person who started this job can use its buttons.")
 
 
 async def _cancel(interaction: discord.Interaction, services: Services, click: Click) -> None:
@@ -70,7 +74,7 @@ async def _show_single(
     await channel_of(interaction).send(
         single_image_content(job, index, interaction.user.id, services.parser),
         file=discord.File(io.BytesIO(payload), filename=name),
-        view=single_view(job.id, index),
+        view=single_view(job.id, index, square=record.width == record.height),
     )
 
 

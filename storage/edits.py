@@ -3,7 +3,8 @@
 All sizes are in the source image's pixels:
 
 - Zoom Out ``z`` (2, 1.5, or Custom Zoom 1..2): the canvas is ``z`` times the source on each
-  side, the source centred.
+  side, the source centred; Custom Zoom with ``--ar W:H`` then grows the canvas's short way to
+  that shape.
 - Pan ⬅️ ➡️ ⬆️ ⬇️: that side is extended by half the source's side in that direction (a new
   strip of 50% of the width for ⬅️ ➡️, of the height for ⬆️ ⬇️); the source keeps the rest.
 - Make Square: the short side grows to the long one, the source centred.
@@ -56,9 +57,17 @@ def check_zoom(zoom: float) -> float:
 
 
 def outpaint(
-    action: EditAction, source: str, size: tuple[int, int], *, zoom: float | None = None
+    action: EditAction,
+    source: str,
+    size: tuple[int, int],
+    *,
+    zoom: float | None = None,
+    aspect: tuple[int, int] | None = None,
 ) -> Edit:
-    """The edit that grows a ``size`` source for ``action`` (a zoom needs ``zoom``)."""
+    """The edit that grows a ``size`` source for ``action`` (a zoom needs ``zoom``).
+
+    A zoom with an ``aspect`` (W, H) also grows the zoomed canvas's short way to that shape.
+    """
     width, height = size
     _check_size(width, height)
     if action is EditAction.ZOOM:
@@ -66,6 +75,8 @@ def outpaint(
             raise InvalidValue("a zoom out needs a zoom factor from 1 to 2")
         check_zoom(zoom)
         canvas = (round(width * zoom), round(height * zoom))
+        if aspect is not None:
+            canvas = _reshape(canvas, aspect)
         offset = ((canvas[0] - width) // 2, (canvas[1] - height) // 2)
     elif action in PANS:
         across = action in _ACROSS
@@ -92,6 +103,17 @@ def outpaint(
         )
     _check_shape(canvas, _describe(action, zoom))
     return Edit(action, source, (width, height), canvas, offset, zoom)
+
+
+def _reshape(canvas: tuple[int, int], aspect: tuple[int, int]) -> tuple[int, int]:
+    """``canvas`` grown along one side (never cropped) to the ``aspect`` W:H."""
+    width, height = canvas
+    wide, high = aspect
+    if wide < 1 or high < 1:
+        raise InvalidValue(f"an aspect ratio needs two positive numbers, got {wide}:{high}")
+    if width * high < height * wide:
+        return round(height * wide / high), height
+    return width, round(width * high / wide)
 
 
 def region(source: str, size: tuple[int, int], mask: str) -> Edit:
