@@ -19,6 +19,8 @@ from bot.delivery import Courier
 from bot.errors import ErrorTree
 from bot.services import Services
 from bot.settings_menu import SettingsSelect
+from bot.web.server import WebServer
+from bot.web.site import start_web
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class ImagineBot(commands.Bot):
         self._loops: list[asyncio.Task[None]] = []
         self.synced = asyncio.Event()
         self.ready_event = asyncio.Event()
+        self.web: WebServer | None = None
 
     async def handle_click(self, interaction: discord.Interaction, click: Click, /) -> None:
         """Act on a job button (``JobButton`` hands its clicks here)."""
@@ -73,6 +76,7 @@ class ImagineBot(commands.Bot):
     async def setup_hook(self) -> None:
         """Load extensions, register persistent items, start the loops, sync commands."""
         self._session = aiohttp.ClientSession()
+        self.web = await start_web(self, self.services)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self.add_dynamic_items(JobButton, SettingsSelect)
@@ -144,4 +148,7 @@ class ImagineBot(commands.Bot):
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
         await super().close()

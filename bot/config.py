@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydantic import SecretStr
 
@@ -25,5 +26,12 @@ class BotSettings:
     upload_limit_bytes: int
     allow_relax: bool
     metrics_port: int | None
+    # The bot's web server (``bot.web``): off unless web_port is set.
+    web_port: int | None
+    web_host: str
+    public_url: str | None
+    web_secret: SecretStr | None = field(repr=False)
+    # Where a generated web secret is kept.
+    data_dir: Path
     parser: ParserOptions
     storage: StorageSettings

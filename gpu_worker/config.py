@@ -30,4 +30,6 @@ class WorkerSettings:
     worker_id: str | None
     lease_seconds: float
     poll_interval: float
+    # The worker's /healthz and /readyz (off when None).
+    worker_health_port: int | None
     engine: EngineSettings

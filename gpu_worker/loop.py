@@ -37,10 +37,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from PIL import Image
+from sqlalchemy.exc import SQLAlchemyError
 
 from gpu_worker.config import WorkerSettings
 from gpu_worker.edit_inputs import edit_task
 from gpu_worker.errors import EngineError, InvalidTask, JobCancelled, ModelLoadError
+from gpu_worker.health import WorkerHealth, health_server
 from gpu_worker.imaging import decode_image
 from gpu_worker.outputs import store_images
 from gpu_worker.task import RenderEngine, RenderResult, RenderTask, StepEvent
@@ -95,8 +97,10 @@ class Worker:
         metrics: Metrics | None = None,
         post_threads: int | None = None,
         progress_interval: float = PROGRESS_INTERVAL,
+        health: WorkerHealth | None = None,
     ) -> None:
         self.settings = settings
+        self.health = health
         self.queue = queue
         self.images = images
         self.engine = engine
@@ -121,6 +125,8 @@ class Worker:
         description = await loop.run_in_executor(self._device, self.engine.prepare)
         await self.queue.register_worker(self.worker_id, socket.gethostname(), description)
         log.info("worker %s ready with %s", self.worker_id, description)
+        if self.health is not None:
+            self.health.model_loaded(description)
         housekeeping = asyncio.create_task(self._housekeeping(stop, description))
         try:
             while not stop.is_set():
@@ -178,7 +184,8 @@ class Worker:
     async def _claim(self) -> Job | None:
         try:
             jobs = await self.queue.claim(self.worker_id, 1)
-        except StorageError as exc:
+        except (StorageError, SQLAlchemyError, OSError) as exc:
+            # A database that went away is waited for (the poll interval), never fatal.
             log.error("claim failed: %s", exc)
             return None
         return jobs[0] if jobs else None
@@ -193,7 +200,7 @@ class Worker:
                 if reaped:
                     log.warning("took back %d job(s) whose worker stopped responding", reaped)
                 await self.queue.register_worker(self.worker_id, socket.gethostname(), description)
-            except StorageError as exc:
+            except (StorageError, SQLAlchemyError, OSError) as exc:
                 log.error("housekeeping failed: %s", exc)
 
     # -- one job -------------------------------------------------------------------------------
@@ -404,13 +411,15 @@ async def run_worker(
         from gpu_worker.models import ModelRegistry
 
         engine = Engine(ModelRegistry(settings.engine))
-    worker = Worker(
-        settings,
-        queue=queue,
-        images=images,
-        engine=engine,
-        worker_id=worker_id,
-        metrics=metrics,
-        progress_interval=progress_interval,
-    )
-    await worker.run(stop, once=once)
+    async with health_server(settings.worker_health_port, queue.db) as health:
+        worker = Worker(
+            settings,
+            queue=queue,
+            images=images,
+            engine=engine,
+            worker_id=worker_id,
+            metrics=metrics,
+            progress_interval=progress_interval,
+            health=health,
+        )
+        await worker.run(stop, once=once)

@@ -117,12 +117,43 @@ class Settings(BaseSettings):
     # Observability
     metrics_port: int | None = None
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    # Operations: the bot's web server (dashboard, health), worker health, retention
+    web_port: int | None = None
+    web_host: str = "0.0.0.0"
+    public_url: str | None = None
+    web_secret: SecretStr | None = None
+    worker_health_port: int | None = None
+    image_retention_days: float | None = None
 
     @field_validator("max_repeat")
     @classmethod
     def _repeat_range(cls, value: int) -> int:
         if not 1 <= value <= 16:
             raise ValueError(f"max_repeat must be between 1 and 16, got {value}")
+        return value
+
+    @field_validator("web_port", "worker_health_port", "metrics_port")
+    @classmethod
+    def _port_range(cls, value: int | None) -> int | None:
+        # 0 asks the system for any free port (the address is logged at start-up).
+        if value is not None and not 0 <= value <= 65535:
+            raise ValueError(f"a port must be between 0 and 65535, got {value}")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_shape(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"public_url must start with http:// or https://, got {value!r}")
+        return value.rstrip("/") if value else value
+
+    @field_validator("image_retention_days")
+    @classmethod
+    def _retention_positive(cls, value: float | None) -> float | None:
+        if value is not None and not value > 0:
+            raise ValueError(f"image_retention_days must be more than 0, got {value}")
         return value
 
     @property

@@ -151,6 +151,7 @@ class Admission(QueueBase):
                     "strength": spec.strength,
                     "input_images": list(spec.input_images),
                     "edit": spec.edit.to_dict() if spec.edit is not None else None,
+                    "prompt_text": spec.prompt_text,
                     "priority": PRIORITY[request.mode],
                     "attempts": 0,
                     "max_attempts": self.max_attempts,

@@ -248,6 +248,8 @@ class Job:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     delivered_at: datetime | None = None
+    prompt_text: str | None = None
+    images_purged_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Job:
@@ -318,3 +320,5 @@ class JobSpec:
     strength: float | None = None
     input_images: tuple[str, ...] = ()
     edit: Edit | None = None
+    # The command text as typed, kept on the job for its record (None for button jobs).
+    prompt_text: str | None = None

@@ -150,6 +150,10 @@ jobs = Table(
     Column("started_at", UTCDateTime, nullable=True),
     Column("finished_at", UTCDateTime, nullable=True),
     Column("delivered_at", UTCDateTime, nullable=True),
+    # The /imagine text as the user typed it (NULL for jobs made by buttons).
+    Column("prompt_text", Text, nullable=True),
+    # When retention removed the job's stored image files (the rows and Discord's copies stay).
+    Column("images_purged_at", UTCDateTime, nullable=True),
     # NULL interaction ids are distinct, so jobs made without an interaction never collide.
     UniqueConstraint("interaction_id", "position"),
     CheckConstraint(_in("status", JOB_STATUSES), name="status"),
@@ -157,6 +161,7 @@ jobs = Table(
     CheckConstraint("cost >= 0", name="cost"),
     Index("ix_jobs_user_status", "user_id", "status"),
     Index("ix_jobs_lease", "status", "lease_expires_at"),
+    Index("ix_jobs_created_at", "created_at"),
     # The delivery outbox: only active and undelivered jobs are in this index, so it stays small.
     Index(
         "ix_jobs_outbox",
@@ -229,4 +234,40 @@ banned_words = Table(
     metadata,
     Column("word", String(200), primary_key=True),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# One row per signed web link that was used: a link's nonce may be redeemed once.
+link_nonces = Table(
+    "link_nonces",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("purpose", String(32), nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("used_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Dashboard sessions; the cookie holds the session id, the table only its SHA-256.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Append-only record of admin changes: who (Discord id, 0 for the operator), through what.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("admin_id", BigInteger, nullable=False),
+    Column("via", String(16), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", String(200), nullable=True),
+    Column("detail", JSON, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_audit_log_created_at", "created_at"),
 )

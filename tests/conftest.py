@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.plugins.database",
     "tests.plugins.tiny_model",
     "tests.plugins.fake_discord",
+    "tests.plugins.web",
 ]

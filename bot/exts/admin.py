@@ -16,6 +16,7 @@ from discord.ext import commands
 from bot.actions import is_admin
 from bot.errors import UserFacingError, defer_private, reply_private
 from bot.render import queue_content, quota_lines
+from storage.audit import Actor
 
 if TYPE_CHECKING:
     from bot.client import ImagineBot
@@ -25,6 +26,11 @@ Period = Literal["day", "week", "month", "total"]
 
 class NotAdmin(app_commands.CheckFailure):
     """The caller may not use admin commands."""
+
+
+def _actor(interaction: discord.Interaction) -> Actor:
+    """The admin behind a slash command, for the audit log."""
+    return Actor(interaction.user.id, "discord")
 
 
 class Admin(commands.Cog):
@@ -75,7 +81,9 @@ class Admin(commands.Cog):
     ) -> None:
         """Give ``user`` their own limit of ``images`` per ``period``."""
         await defer_private(interaction)
-        status = await self.services.quotas.set_limit(user.id, images, period)
+        status = await self.services.quotas.set_limit(
+            user.id, images, period, actor=_actor(interaction)
+        )
         await self._reply(interaction, "\n".join([f"{user.mention}:", *quota_lines(status)]))
 
     @quota.command(name="show", description="Show a user's quota and usage")
@@ -89,7 +97,7 @@ class Admin(commands.Cog):
     async def quota_reset(self, interaction: discord.Interaction, user: discord.User) -> None:
         """Usage back to zero (recorded in the ledger)."""
         await defer_private(interaction)
-        status = await self.services.quotas.reset(user.id)
+        status = await self.services.quotas.reset(user.id, actor=_actor(interaction))
         await self._reply(interaction, "\n".join([f"{user.mention}:", *quota_lines(status)]))
 
     @admin.command(name="limits", description="Job caps: for one user, or server-wide")
@@ -112,7 +120,9 @@ class Admin(commands.Cog):
         if user is None:
             if change:
                 limits = await quotas.set_server_limits(
-                    max_concurrent=max_concurrent, max_queued=max_queued
+                    max_concurrent=max_concurrent,
+                    max_queued=max_queued,
+                    actor=_actor(interaction),
                 )
             else:
                 limits = await quotas.server_limits()
@@ -124,7 +134,10 @@ class Admin(commands.Cog):
             return
         if change:
             status = await quotas.set_caps(
-                user.id, max_concurrent=max_concurrent, max_queued=max_queued
+                user.id,
+                max_concurrent=max_concurrent,
+                max_queued=max_queued,
+                actor=_actor(interaction),
             )
         else:
             status = await quotas.status(user.id)
@@ -135,14 +148,14 @@ class Admin(commands.Cog):
     async def ban(self, interaction: discord.Interaction, user: discord.User) -> None:
         """Banned users are refused at enqueue."""
         await defer_private(interaction)
-        await self.services.users.ban(user.id)
+        await self.services.users.ban(user.id, actor=_actor(interaction))
         await self._reply(interaction, f"{user.mention} is banned from making images.")
 
     @admin.command(name="unban", description="Let a banned user make images again")
     async def unban(self, interaction: discord.Interaction, user: discord.User) -> None:
         """Lift a ban."""
         await defer_private(interaction)
-        await self.services.users.unban(user.id)
+        await self.services.users.unban(user.id, actor=_actor(interaction))
         await self._reply(interaction, f"{user.mention} may make images again.")
 
     @admin.command(name="queue", description="Queue depth, workers and running jobs")
@@ -159,7 +172,7 @@ class Admin(commands.Cog):
         await defer_private(interaction)
         if not word.strip():
             raise UserFacingError("Give a word or phrase to ban.")
-        added = await self.services.users.add_banned_word(word.strip())
+        added = await self.services.users.add_banned_word(word.strip(), actor=_actor(interaction))
         await self.services.banned.refresh()
         if added:
             await self._reply(interaction, f"Prompts containing “{word.strip()}” are now refused.")
@@ -170,7 +183,9 @@ class Admin(commands.Cog):
     async def words_remove(self, interaction: discord.Interaction, word: str) -> None:
         """Remove a banned word."""
         await defer_private(interaction)
-        removed = await self.services.users.remove_banned_word(word.strip())
+        removed = await self.services.users.remove_banned_word(
+            word.strip(), actor=_actor(interaction)
+        )
         await self.services.banned.refresh()
         if not removed:
             raise UserFacingError(f"“{word.strip()}” is not on the banned list.")

@@ -137,6 +137,7 @@ class Imagine(commands.Cog):
                 request=request,
                 cost=GRID_SIZE,
                 input_images=tuple(stored[url] for url in request.image_urls) + attached,
+                prompt_text=prompt,
             )
             for request in requests
         ]

@@ -10,7 +10,7 @@ schema version bump) as safe for loosening a CHECK constraint, since no stored r
 wider check.
 
 Revision ID: 0007_edits
-Revises: 0002
+Revises: 0005_ops
 Create Date: 2026-12-03
 """
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_edits"
-down_revision: str | None = "0002"
+down_revision: str | None = "0005_ops"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
