@@ -8,7 +8,8 @@ import io
 import discord
 
 from bot.actions import Action, Click, spec_for
-from bot.edit_clicks import button_edit_click, check_clicker, open_custom_zoom
+from bot.edit_clicks import button_edit_click, open_custom_zoom, region_link_click
+from bot.edit_jobs import check_clicker
 from bot.edits import BUTTON_EDITS
 from bot.errors import UserFacingError, send_error
 from bot.jobs import channel_of, enqueue, post_job_messages
@@ -40,6 +41,9 @@ async def handle_click(interaction: discord.Interaction, click: Click) -> None:
             return
         if click.action in BUTTON_EDITS:
             await button_edit_click(interaction, services, parent, click)
+            return
+        if click.action is Action.VARY_REGION:
+            await region_link_click(interaction, services, parent, click)
             return
         await _new_job(interaction, services, parent, click)
     except Exception as exc:
@@ -74,7 +78,12 @@ async def _show_single(
     await channel_of(interaction).send(
         single_image_content(job, index, interaction.user.id, services.parser),
         file=discord.File(io.BytesIO(payload), filename=name),
-        view=single_view(job.id, index, square=record.width == record.height),
+        view=single_view(
+            job.id,
+            index,
+            square=record.width == record.height,
+            region=services.settings.region_editor,
+        ),
     )
 
 

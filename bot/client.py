@@ -19,6 +19,7 @@ from bot.delivery import Courier
 from bot.errors import ErrorTree
 from bot.services import Services
 from bot.settings_menu import SettingsSelect
+from bot.web import region
 from bot.web.server import WebServer
 from bot.web.site import start_web
 
@@ -76,7 +77,9 @@ class ImagineBot(commands.Bot):
     async def setup_hook(self) -> None:
         """Load extensions, register persistent items, start the loops, sync commands."""
         self._session = aiohttp.ClientSession()
-        self.web = await start_web(self, self.services)
+        self.web = await start_web(
+            self, self.services, [lambda server: region.setup(server, self, self.services)]
+        )
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self.add_dynamic_items(JobButton, SettingsSelect)

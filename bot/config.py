@@ -33,5 +33,12 @@ class BotSettings:
     web_secret: SecretStr | None = field(repr=False)
     # Where a generated web secret is kept.
     data_dir: Path
+    region_link_minutes: float
+
+    @property
+    def region_editor(self) -> bool:
+        """Whether Vary (Region) is offered: the web server runs at a public address."""
+        return self.web_port is not None and self.public_url is not None
+
     parser: ParserOptions
     storage: StorageSettings

@@ -1,5 +1,6 @@
 """The editing buttons of a single image: Zoom Out, Pan and Make Square queue a grid at once;
-Custom Zoom opens a form (a Discord modal) for the prompt and the zoom and queues on submit.
+Custom Zoom opens a form (a Discord modal) for the prompt and the zoom and queues on submit;
+Vary (Region) answers privately with a one-time link to the web editor (``bot.web.region``).
 
 Every path goes through the same enqueue as the other buttons (quota, limits, idempotency on
 the interaction id) and posts the new job's message in the channel.
@@ -7,81 +8,30 @@ the interaction id) and posts the new job's message in the channel.
 
 from __future__ import annotations
 
-import dataclasses
+from datetime import timedelta
 
 import discord
 
 from bot.actions import Click
+from bot.edit_jobs import check_clicker, queue_edit, source_image
 from bot.edits import (
     button_edit,
-    edit_spec,
     edited_request,
     parse_zoom,
     prompt_for_editing,
     zoom_from_prompt,
 )
 from bot.errors import UserFacingError, send_error
-from bot.jobs import enqueue, post_job_messages
+from bot.jobs import Origin
 from bot.prompt import MAX_PROMPT_CHARS
 from bot.services import Services, services_of
-from storage.contract import (
-    Edit,
-    EditAction,
-    GenerationRequest,
-    ImageRecord,
-    Job,
-    JobStatus,
-    SpeedMode,
-)
+from bot.web.region import EditorTarget, editor_link
+from bot.web.server import WebServer
+from storage.contract import EditAction, Job
 from storage.edits import ZOOM_MAX, outpaint
 
 # A form left open longer than this is answered "this interaction failed" by Discord.
 FORM_TIMEOUT = 15 * 60.0
-
-
-def check_clicker(user_id: int, services: Services, job: Job) -> None:
-    """Refuse someone else's job unless the server allows it."""
-    if job.user_id != user_id and not services.settings.allow_foreign_clicks:
-        raise UserFacingError("Only the person who started this job can use its buttons.")
-
-
-async def source_image(services: Services, job: Job, index: int) -> ImageRecord:
-    """Image ``index`` of a finished job, the one an edit starts from."""
-    if job.status is not JobStatus.SUCCEEDED:
-        raise UserFacingError(f"Job #{job.id} has no images yet ({job.status}).")
-    for record in await services.queue.images(job.id):
-        if record.index == index:
-            return record
-    raise UserFacingError(f"Job #{job.id} has no image #{index + 1} to edit.")
-
-
-async def clicker_mode(services: Services, user_id: int) -> SpeedMode:
-    """The clicker's speed mode (relax only where the server allows it)."""
-    mode = (await services.users.get_settings(user_id)).mode
-    if mode is SpeedMode.RELAX and not services.settings.allow_relax:
-        return SpeedMode.FAST
-    return mode
-
-
-async def queue_edit(
-    interaction: discord.Interaction,
-    services: Services,
-    parent: Job,
-    source: ImageRecord,
-    edit: Edit,
-    *,
-    request: GenerationRequest | None = None,
-    aspect: str | None = None,
-) -> list[Job]:
-    """Enqueue ``edit`` for the interaction's user and post its job message."""
-    if request is not None:
-        mode = request.mode
-    else:
-        mode = await clicker_mode(services, interaction.user.id)
-    spec = edit_spec(parent, source, edit, mode=mode, request=request, aspect=aspect)
-    jobs = await enqueue(interaction, services, [spec])
-    await post_job_messages(interaction, services, jobs)
-    return jobs
 
 
 async def button_edit_click(
@@ -89,7 +39,33 @@ async def button_edit_click(
 ) -> None:
     """Zoom Out 2x / 1.5x, a pan or Make Square, on an acknowledged click."""
     source = await source_image(services, parent, click.index)
-    await queue_edit(interaction, services, parent, source, button_edit(click.action, source))
+    edit = button_edit(click.action, source)
+    await queue_edit(interaction.client, services, Origin.of(interaction), parent, source, edit)
+
+
+async def region_link_click(
+    interaction: discord.Interaction, services: Services, parent: Job, click: Click
+) -> None:
+    """Vary (Region): a private link to the web editor for this image (works once)."""
+    server = getattr(interaction.client, "web", None)
+    if not services.settings.region_editor or not isinstance(server, WebServer):
+        raise UserFacingError(
+            "Vary (Region) needs the web editor, and this server has not turned it on."
+        )
+    if interaction.channel_id is None:
+        raise UserFacingError("Edits only work in a server channel.")
+    await source_image(services, parent, click.index)
+    target = EditorTarget(parent.id, click.index, interaction.channel_id, interaction.guild_id)
+    minutes = services.settings.region_link_minutes
+    url = editor_link(server, interaction.user.id, target, timedelta(minutes=minutes))
+    view = discord.ui.View(timeout=None)
+    view.add_item(discord.ui.Button(label="Open the editor", url=url))
+    await interaction.followup.send(
+        f"Paint the part of image #{click.index + 1} to change in your browser, then submit. "
+        f"This link is yours alone: it works once, for {minutes:g} minutes.",
+        view=view,
+        ephemeral=True,
+    )
 
 
 async def open_custom_zoom(
@@ -155,8 +131,6 @@ async def submit_custom_zoom(
     source = await source_image(services, parent, click.index)
     defaults = await services.users.get_settings(interaction.user.id)
     request, aspect = edited_request(text, options=services.parser, defaults=defaults)
-    if request.mode is SpeedMode.RELAX and not services.settings.allow_relax:
-        request = dataclasses.replace(request, mode=SpeedMode.FAST)
     shape = None
     if aspect is not None:
         wide, _, high = aspect.partition(":")
@@ -164,4 +138,7 @@ async def submit_custom_zoom(
     edit = outpaint(
         EditAction.ZOOM, source.sha256, (source.width, source.height), zoom=zoom, aspect=shape
     )
-    await queue_edit(interaction, services, parent, source, edit, request=request, aspect=aspect)
+    origin = Origin.of(interaction)
+    await queue_edit(
+        interaction.client, services, origin, parent, source, edit, request=request, aspect=aspect
+    )

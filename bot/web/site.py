@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from bot.services import Services
@@ -29,8 +30,16 @@ def gateway_check(client: Gateway) -> Check:
     return Check("gateway", True, "connected")
 
 
-async def start_web(client: Gateway, services: Services) -> WebServer | None:
-    """Build and start the web server when ``web_port`` is set; None otherwise."""
+Feature = Callable[[WebServer], None]
+
+
+async def start_web(
+    client: Gateway, services: Services, features: Sequence[Feature] = ()
+) -> WebServer | None:
+    """Build and start the web server when ``web_port`` is set; None otherwise.
+
+    Each of ``features`` adds its routes to the server before it starts.
+    """
     config = await asyncio.to_thread(WebConfig.from_settings, services.settings)
     if config is None:
         return None
@@ -44,5 +53,7 @@ async def start_web(client: Gateway, services: Services) -> WebServer | None:
         return [gateway_check(client)]
 
     add_health_routes(server.app, [database, gateway])
+    for feature in features:
+        feature(server)
     await server.start()
     return server
