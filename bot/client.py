@@ -21,6 +21,7 @@ from bot.retention import retention_loop
 from bot.safety import Resolver, system_resolver
 from bot.services import Services
 from bot.settings_menu import SettingsSelect
+from bot.web import region
 from bot.web.server import WebServer
 from bot.web.site import start_web
 
@@ -110,7 +111,9 @@ class ImagineBot(commands.Bot):
     async def setup_hook(self) -> None:
         """Load extensions, register persistent items, start the loops, sync commands."""
         self._session = self._fetch_session()
-        self.web = await start_web(self, self.services)
+        self.web = await start_web(
+            self, self.services, [lambda server: region.setup(server, self, self.services)]
+        )
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self.add_dynamic_items(JobButton, SettingsSelect)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydantic import SecretStr
 
@@ -39,5 +40,14 @@ class BotSettings:
     web_secret: SecretStr | None = field(repr=False)
     # Stored images of jobs older than this are purged hourly (kept when None).
     image_retention_days: float | None
+    # Where a generated web secret is kept.
+    data_dir: Path
+    region_link_minutes: float
+
+    @property
+    def region_editor(self) -> bool:
+        """Whether Vary (Region) is offered: the web server runs at a public address."""
+        return self.web_port is not None and self.public_url is not None
+
     parser: ParserOptions
     storage: StorageSettings

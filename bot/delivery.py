@@ -144,7 +144,7 @@ class Courier:
             # The images stay in the store; the user still learns the job finished.
             log.error("job %s: %s", job.id, exc)
             files, content = [], f"{content}\n(The result is too large to upload here.)"
-        view = job_view(job)
+        view = job_view(job, region=self._services.settings.region_editor)
         if job.channel_id is None:
             raise Undeliverable("it records no channel to deliver to")
         channel = self._client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)

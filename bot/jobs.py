@@ -8,6 +8,7 @@ later with the bot token.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import discord
 
@@ -18,16 +19,42 @@ from bot.views import cancel_view
 from storage.contract import Job, JobSpec
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Who asks for new jobs, where their messages go, and the key that makes it idempotent.
+
+    For Discord interactions the key is the interaction id; the web editor uses a number drawn
+    from its link, so a link queues its job once however often it is submitted.
+    """
+
+    user_id: int
+    key: int
+    guild_id: int | None
+    channel_id: int | None
+
+    @classmethod
+    def of(cls, interaction: discord.Interaction) -> Origin:
+        """The origin of an interaction."""
+        return cls(
+            interaction.user.id, interaction.id, interaction.guild_id, interaction.channel_id
+        )
+
+
 async def enqueue(
     interaction: discord.Interaction, services: Services, specs: Sequence[JobSpec]
 ) -> list[Job]:
     """Enqueue ``specs`` for the interaction's user, idempotent on the interaction id."""
+    return await enqueue_from(Origin.of(interaction), services, specs)
+
+
+async def enqueue_from(origin: Origin, services: Services, specs: Sequence[JobSpec]) -> list[Job]:
+    """Enqueue ``specs`` for ``origin``'s user, idempotent on its key."""
     jobs = await services.queue.enqueue(
-        interaction.user.id,
+        origin.user_id,
         specs,
-        interaction_id=interaction.id,
-        guild_id=interaction.guild_id,
-        channel_id=interaction.channel_id,
+        interaction_id=origin.key,
+        guild_id=origin.guild_id,
+        channel_id=origin.channel_id,
     )
     # Claimed before any await, so delivery never races the first post of these messages.
     services.messages.start_posting(job.id for job in jobs)
@@ -51,7 +78,13 @@ async def post_job_messages(
     Channel messages (not interaction webhooks) so that every later edit uses the bot token and
     works long after the 15-minute interaction token has expired.
     """
-    channel = channel_of(interaction)
+    return await post_in_channel(channel_of(interaction), services, jobs)
+
+
+async def post_in_channel(
+    channel: discord.PartialMessageable, services: Services, jobs: Sequence[Job]
+) -> list[discord.Message]:
+    """``post_job_messages`` for a channel addressed directly (the web editor's jobs)."""
     posted = []
     try:
         for job in jobs:

@@ -14,6 +14,7 @@ from bot.actions import is_enhance
 from bot.prompt import ParserOptions
 from bot.prompt import render as render_prompt
 from storage.contract import Job, JobKind, JobStatus, UserSettings
+from storage.edits import describe as describe_edit
 
 MAX_CONTENT = 2000
 _SUMMARY_CHARS = 180
@@ -78,6 +79,8 @@ def job_content(job: Job, options: ParserOptions | None = None) -> str:
     elif job.kind is JobKind.UPSCALE:
         index = (job.parent_index or 0) + 1
         who = f"Upscaled ({_strength_label(job)}) image #{index} by {user}"
+    elif job.edit is not None:
+        who = f"{describe_edit(job.edit)} by {user}"
     else:
         who = user
     tail = f" - {who} ({job_status(job)})"

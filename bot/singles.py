@@ -76,7 +76,12 @@ async def _post(interaction: discord.Interaction, services: Services, job: Job, 
     message = await channel_of(interaction).send(
         single_image_content(job, index, interaction.user.id, services.parser),
         file=discord.File(io.BytesIO(payload), filename=name),
-        view=single_view(job.id, index),
+        view=single_view(
+            job.id,
+            index,
+            square=record.width == record.height,
+            region=services.settings.region_editor,
+        ),
         allowed_mentions=pings(interaction.user.id),
     )
     await services.posts.record(

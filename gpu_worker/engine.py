@@ -14,6 +14,9 @@
   sampling plan (``storage.sampling``), so the bot's description and the engine agree.
   ``--chaos`` adds low-frequency noise to txt2img starting latents; img2img starts from its
   image instead. At chaos 0 and weird 0 a grid is exactly a plain diffusers call's.
+- Edits (Zoom Out, Pan, Make Square, Vary (Region)) run the inpainting pipeline over the same
+  components at the job's strength, on a canvas made by ``gpu_worker.editing``; each image is
+  composited over that canvas, so the source's pixels survive outside the feathered seam.
 - ``--stop`` interrupts the pipeline after that share of the steps and decodes what is there.
 - ``--tile`` switches UNet and VAE convolutions to circular padding for this render only.
 - Progress: ``on_step`` gets every step with its latents (for previews); ``cancelled`` is polled
@@ -37,6 +40,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from gpu_worker.conditioning import Conditioning, encode
+from gpu_worker.editing import Prepared, prepare, seam_width
 from gpu_worker.errors import InvalidTask, JobCancelled, OutOfMemory
 from gpu_worker.features import Features, Guide
 from gpu_worker.imaging import blend_images, fit_cover, scale_size
@@ -124,14 +128,21 @@ class Engine:
         )
         conditioning = self.conditioning(model, plan)
         guide = self.features.guide(model, task, (width, height), plan)
-        init, strength = (None, None)
-        if guide.init_allowed:
+        edit = self._edit(model, task, (width, height))
+        init: Image.Image | None = None
+        strength: float | None = None
+        if edit is not None:
+            init, strength = edit.init, task.strength
+        elif guide.init_allowed:
             init, strength = self._init_image(task, (width, height))
         runner = _Run(model, plan, conditioning, width, height, on_step, cancelled, init, strength)
         runner.guide = guide
+        runner.mask = edit.mask if edit is not None else None
         tiling = circular_padding(model.txt2img.unet, model.txt2img.vae) if plan.tile else None
         with tiling or contextlib.nullcontext():
             images = runner.run_batched(task.seed, list(task.indices))
+        if edit is not None:
+            images = [edit.composite(image) for image in images]
         return RenderResult(
             images=images,
             seeds=[task.seed + i for i in task.indices],
@@ -154,6 +165,20 @@ class Engine:
     def conditioning(model: LoadedModel, plan: SamplingPlan) -> Conditioning:
         """Prompt embeddings for a plan's segments and negative prompt."""
         return encode(model, plan.segments, plan.negative_prompt)
+
+    @staticmethod
+    def _edit(model: LoadedModel, task: RenderTask, size: tuple[int, int]) -> Prepared | None:
+        """An outpaint or inpaint task's canvas, mask and compositing, or None for other kinds."""
+        if task.kind not in (JobKind.OUTPAINT, JobKind.INPAINT):
+            return None
+        if task.edit is None or not task.init_images:
+            raise InvalidTask(f"an {task.kind} job needs its edit and source image")
+        if task.strength is None or not 0 < task.strength <= 1:
+            raise InvalidTask(f"edit strength must be in (0, 1], got {task.strength}")
+        if (task.kind is JobKind.INPAINT) != (task.mask is not None):
+            raise InvalidTask("a region edit needs its mask image, and only a region edit has one")
+        seam = seam_width(model.native_resolution, model.vae_scale_factor)
+        return prepare(task.edit, task.init_images[0], size, seam, task.mask)
 
     @staticmethod
     def _init_image(
@@ -192,6 +217,8 @@ class _Run:
         self.width, self.height = width, height
         self.on_step, self.cancelled = on_step, cancelled
         self.init, self.strength = init, strength
+        # Set for edits: the inpainting pipeline repaints where it is white.
+        self.mask: Image.Image | None = None
         self.steps_done = 0
         self.total_steps = 0
         self._call_steps = 0
@@ -252,6 +279,11 @@ class _Run:
             pipe = guide.txt2img or model.txt2img
             extra = guide.call_kwargs(False, len(indices))
             result = pipe(width=self.width, height=self.height, **kwargs, **extra)
+        elif self.mask is not None:
+            kwargs["image"] = [self.init] * len(indices)
+            kwargs["mask_image"] = [self.mask] * len(indices)
+            kwargs["strength"] = self.strength
+            result = model.inpaint(width=self.width, height=self.height, **kwargs)
         else:
             kwargs["image"] = [self.init] * len(indices)
             kwargs["strength"] = self.strength

@@ -170,6 +170,8 @@ class Settings(BaseSettings):
     web_host: str = "0.0.0.0"
     public_url: str | None = None
     web_secret: SecretStr | None = None
+    # Vary (Region): how long an editor link works (it works once).
+    region_link_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
     worker_health_port: int | None = None
     image_retention_days: float | None = None
 

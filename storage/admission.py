@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from storage._jobsql import returning
 from storage._ledger import check_user_id, effective_limits, job_counts, lock_user, usage
 from storage._queue_base import QueueBase, _positive_id
-from storage.contract import MAX_SEED, Job, JobSpec, JobStatus, SpeedMode
+from storage.contract import MAX_SEED, Job, JobKind, JobSpec, JobStatus, SpeedMode
 from storage.db import JOBS_CHANNEL
+from storage.edits import check_edit
 from storage.errors import InvalidValue, JobNotFound, LimitExceeded, QuotaExceeded, UserBanned
 from storage.limits import describe_period, period_end
 from storage.tables import jobs, ledger, users
@@ -169,13 +170,14 @@ class Admission(QueueBase):
                     "parent_index": spec.parent_index,
                     "strength": spec.strength,
                     "input_images": list(spec.input_images),
+                    "edit": spec.edit.to_dict() if spec.edit is not None else None,
+                    "prompt_text": spec.prompt_text,
                     "priority": PRIORITY[request.mode],
                     "attempts": 0,
                     "max_attempts": self.max_attempts,
                     "progress": 0,
                     "cancel_requested": False,
                     "created_at": now,
-                    "prompt_text": spec.prompt_text,
                 }
             )
         inserted = await conn.execute(
@@ -237,6 +239,11 @@ def _check_specs(specs: list[JobSpec]) -> None:
         if seed is not None and not 0 <= seed <= MAX_SEED:
             raise InvalidValue(f"seed must be between 0 and {MAX_SEED}, got {seed!r}")
         _positive_id("parent job id", spec.parent_job_id)
+        edits = spec.kind in (JobKind.OUTPAINT, JobKind.INPAINT)
+        if edits != (spec.edit is not None):
+            raise InvalidValue(f"a {spec.kind} job {'needs' if edits else 'takes no'} edit")
+        if spec.edit is not None:
+            check_edit(spec.edit)
 
 
 async def _check_parents(conn: AsyncConnection, specs: list[JobSpec]) -> None:

@@ -28,6 +28,10 @@ class JobKind(StrEnum):
     VARIATION = "variation"
     UPSCALE = "upscale"
     REROLL = "reroll"
+    # Zoom Out, Pan and Make Square: a larger canvas around the source, new area painted.
+    OUTPAINT = "outpaint"
+    # Vary (Region): the painted part of the source repainted.
+    INPAINT = "inpaint"
 
 
 class JobStatus(StrEnum):
@@ -132,6 +136,67 @@ class GenerationRequest:
         return cls(**values)
 
 
+class EditAction(StrEnum):
+    """Which edit of one image an outpaint or inpaint job makes."""
+
+    ZOOM = "zoom"
+    PAN_LEFT = "pan_left"
+    PAN_RIGHT = "pan_right"
+    PAN_UP = "pan_up"
+    PAN_DOWN = "pan_down"
+    SQUARE = "square"
+    REGION = "region"
+
+
+@dataclass(frozen=True)
+class Edit:
+    """An edit of one stored image: the canvas it grows to and what is repainted.
+
+    Sizes are in the source's pixels: the canvas is ``canvas`` and the source sits on it with its
+    top-left corner at ``offset``; everything outside the source is new. ``mask`` (region edits)
+    is the sha256 of a stored grayscale image of the source's size, white where to repaint.
+    """
+
+    action: EditAction
+    source: str
+    source_size: tuple[int, int]
+    canvas: tuple[int, int]
+    offset: tuple[int, int] = (0, 0)
+    zoom: float | None = None
+    mask: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (the ``jobs.edit`` column)."""
+        return {
+            "action": str(self.action),
+            "source": self.source,
+            "source_size": list(self.source_size),
+            "canvas": list(self.canvas),
+            "offset": list(self.offset),
+            "zoom": self.zoom,
+            "mask": self.mask,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Edit:
+        """Inverse of ``to_dict``."""
+
+        def pair(key: str) -> tuple[int, int]:
+            first, second = data[key]
+            return int(first), int(second)
+
+        zoom = data.get("zoom")
+        return cls(
+            action=EditAction(data["action"]),
+            source=str(data["source"]),
+            source_size=pair("source_size"),
+            canvas=pair("canvas"),
+            offset=pair("offset"),
+            zoom=None if zoom is None else float(zoom),
+            mask=data.get("mask"),
+        )
+
+
 @dataclass(frozen=True)
 class StoredImage:
     """An image a worker stored, passed to ``finish`` (index 0-3 in a grid; -1 the grid)."""
@@ -171,6 +236,7 @@ class Job:
     parent_index: int | None = None
     strength: float | None = None
     input_images: tuple[str, ...] = ()
+    edit: Edit | None = None
     priority: int = 0
     attempts: int = 0
     max_attempts: int = 3
@@ -200,6 +266,8 @@ class Job:
         values["request"] = GenerationRequest.from_dict(row["request"])
         values["input_images"] = tuple(row.get("input_images") or ())
         values["cancel_requested"] = bool(row.get("cancel_requested", False))
+        edit = row.get("edit")
+        values["edit"] = Edit.from_dict(edit) if edit else None
         return cls(**values)
 
 
@@ -256,5 +324,6 @@ class JobSpec:
     parent_index: int | None = None
     strength: float | None = None
     input_images: tuple[str, ...] = ()
+    edit: Edit | None = None
     # The command text as typed, kept on the job for its record (None for button jobs).
     prompt_text: str | None = None

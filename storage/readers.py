@@ -123,6 +123,10 @@ class Readers(QueueBase):
         wanted = [JobStatus(status).value for status in statuses]
         return await self._select(and_(jobs.c.user_id == user_id, jobs.c.status.in_(wanted)))
 
+    async def interaction_jobs(self, interaction_id: int) -> list[Job]:
+        """The jobs an interaction (or another idempotency key) queued, in order."""
+        return await self._select(jobs.c.interaction_id == interaction_id)
+
     async def _select(self, where: Any) -> list[Job]:
         async with self.db.read() as conn:
             rows = await conn.execute(select(jobs).where(where).order_by(jobs.c.id))

@@ -65,7 +65,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
-JOB_KINDS = ("imagine", "variation", "upscale", "reroll")
+JOB_KINDS = ("imagine", "variation", "upscale", "reroll", "outpaint", "inpaint")
 LEDGER_KINDS = ("reserve", "refund", "grant", "reset")
 PERIODS = ("day", "week", "month", "total")
 
@@ -134,6 +134,8 @@ jobs = Table(
     Column("parent_index", Integer, nullable=True),
     Column("strength", Float, nullable=True),
     Column("input_images", JSON, nullable=True),
+    # Outpaint and inpaint jobs: source image, canvas geometry and mask (``contract.Edit``).
+    Column("edit", JSON, nullable=True),
     Column("priority", Integer, nullable=False),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("max_attempts", Integer, nullable=False),

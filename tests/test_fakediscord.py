@@ -87,6 +87,20 @@ class Feedback(discord.ui.Modal, title="Feedback"):
         await interaction.response.send_message(f"thanks for {self.text.value!r}", ephemeral=True)
 
 
+class Prefilled(discord.ui.Modal):
+    """A modal with a prefilled, length-limited input and the title it is given."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__(title=title, custom_id="t:prefilled")
+        self.name: discord.ui.TextInput[Prefilled] = discord.ui.TextInput(
+            label="Name", custom_id="t:name", default="Ada", min_length=3, max_length=10
+        )
+        self.add_item(self.name)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"name {self.name.value!r}", ephemeral=True)
+
+
 class TinyBot(discord.Client):
     """Just enough bot to exercise every path of the fake."""
 
@@ -98,6 +112,8 @@ class TinyBot(discord.Client):
         self.resumed = asyncio.Event()
         self.inbox: asyncio.Queue[discord.Message] = asyncio.Queue()
         self.seen_image: bytes | None = None
+        self.refused: list[discord.HTTPException] = []
+        self.refusal = asyncio.Event()
         self.tree.add_command(
             Admin(
                 name="admin",
@@ -135,6 +151,14 @@ class TinyBot(discord.Client):
         @self.tree.command(description="send feedback")
         async def feedback(interaction: discord.Interaction) -> None:
             await interaction.response.send_modal(Feedback())
+
+        @self.tree.command(description="open a form with this title")
+        async def form(interaction: discord.Interaction, title: str) -> None:
+            try:
+                await interaction.response.send_modal(Prefilled(title))
+            except discord.HTTPException as exc:
+                self.refused.append(exc)
+                self.refusal.set()
 
         @self.tree.command(description="choose settings")
         async def settings(interaction: discord.Interaction) -> None:
@@ -200,7 +224,7 @@ async def test_login_ready_and_guild_create(bot: TinyBot, fake_discord: FakeDisc
 
 async def test_command_sync_is_recorded(bot: TinyBot, fake_discord: FakeDiscord) -> None:
     names = sorted(c.name for c in fake_discord.synced_commands(guild=True))
-    assert names == ["admin", "draw", "echo", "feedback", "settings"]
+    assert names == ["admin", "draw", "echo", "feedback", "form", "settings"]
     admin = fake_discord.find_command("admin")
     assert int(admin.definition["default_member_permissions"]) == 1 << 5
     assert [o["name"] for o in admin.definition["options"]] == ["quota"]
@@ -453,6 +477,28 @@ async def test_modal_round_trip(bot: TinyBot, fake_discord: FakeDiscord) -> None
     submitted = await fake_discord.submit_modal(opened, {"t:text": "lovely"})
     answer = await submitted.wait_acked()
     assert answer.content == "thanks for 'lovely'" and answer.ephemeral
+
+
+async def test_modal_inputs_are_checked_and_prefilled_values_submitted(
+    bot: TinyBot, fake_discord: FakeDiscord
+) -> None:
+    alice = fake_discord.add_user("alice")
+    opened = await fake_discord.invoke_command("form", {"title": "Who"}, user=alice)
+    assert (await opened.wait_acked()).type == 9
+    with pytest.raises(CommandInputError, match="takes 3 to 10 characters, got 11"):
+        await fake_discord.submit_modal(opened, {"t:name": "x" * 11})
+    with pytest.raises(CommandInputError, match="is required"):
+        await fake_discord.submit_modal(opened, {"t:name": ""})
+    untouched = await fake_discord.submit_modal(opened, {})
+    assert (await untouched.wait_acked()).content == "name 'Ada'"
+    assert opened.submits == [untouched]
+    with pytest.raises(CommandInputError, match="was closed"):
+        await fake_discord.submit_modal(opened, {})
+
+    too_long = await fake_discord.invoke_command("form", {"title": "T" * 46}, user=alice)
+    await asyncio.wait_for(bot.refusal.wait(), 5)
+    assert bot.refused[0].status == 400 and "title" in str(bot.refused[0])
+    assert too_long.response is None and too_long.modal is None
 
 
 async def test_messages_reach_the_gateway_with_intents(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from bot.services import Services
@@ -30,8 +31,16 @@ def gateway_check(client: Gateway) -> Check:
     return Check("gateway", True, "connected")
 
 
-async def start_web(client: Gateway, services: Services) -> WebServer | None:
-    """Build and start the web server when ``web_port`` is set; None otherwise."""
+Feature = Callable[[WebServer], None]
+
+
+async def start_web(
+    client: Gateway, services: Services, features: Sequence[Feature] = ()
+) -> WebServer | None:
+    """Build and start the web server when ``web_port`` is set; None otherwise.
+
+    The dashboard and each of ``features`` add their routes to the server before it starts.
+    """
     settings = services.settings
     config = await asyncio.to_thread(WebConfig.from_settings, settings, settings.storage.data_dir)
     if config is None:
@@ -47,5 +56,7 @@ async def start_web(client: Gateway, services: Services) -> WebServer | None:
 
     add_health_routes(server.app, [database, gateway])
     dashboard.setup(server, services)
+    for feature in features:
+        feature(server)
     await server.start()
     return server

@@ -119,6 +119,13 @@ async def test_u_button_posts_the_single_image_with_its_buttons(
         "Vary (Subtle)",
         "Vary (Strong)",
         "🔄",
+        "Zoom Out 2x",
+        "Zoom Out 1.5x",
+        "Custom Zoom",
+        "⬅️",
+        "➡️",
+        "⬆️",
+        "⬇️",
     ]
     # U buttons cost nothing and run nothing.
     assert bot_run.storage is not None

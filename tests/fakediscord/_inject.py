@@ -12,8 +12,8 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._modals import submit_problem, text_inputs
 from ._options import CommandInputError, Resolved, build_options
-from .components import walk_components
 from .models import Attachment, Channel, Command, Interaction, Message, User
 
 if TYPE_CHECKING:
@@ -206,21 +206,25 @@ class Injector:
         modal = interaction.modal
         if modal is None:
             raise CommandInputError(f"interaction {interaction.id} was not answered with a modal")
-        inputs = {
-            node["custom_id"]: node
-            for _, node in walk_components(modal.get("components", []))
-            if node.get("type") == 4
-        }
+        if any(submit.response is not None for submit in interaction.submits):
+            # Discord closes a modal once its submit is acknowledged; an unanswered one stays.
+            raise CommandInputError(
+                f"modal {modal['custom_id']!r} was closed: its submit was answered"
+            )
+        inputs = {node["custom_id"]: node for _, node in text_inputs(modal)}
         unknown = sorted(set(values) - set(inputs))
         if unknown:
             raise CommandInputError(f"modal {modal['custom_id']!r} has no input {unknown[0]!r}")
+        # An input the user leaves alone is submitted with the text it was prefilled with.
+        typed = {key: values.get(key, node.get("value") or "") for key, node in inputs.items()}
         for custom_id, node in inputs.items():
-            if node.get("required", True) and not values.get(custom_id):
-                raise CommandInputError(f"modal input {custom_id!r} is required")
+            problem = submit_problem(node, typed[custom_id])
+            if problem is not None:
+                raise CommandInputError(problem)
 
         def submitted(node: dict[str, Any]) -> dict[str, Any]:
             custom_id = node["custom_id"]
-            return {"type": 4, "custom_id": custom_id, "value": values.get(custom_id, "")}
+            return {"type": 4, "custom_id": custom_id, "value": typed.get(custom_id, "")}
 
         rows: list[dict[str, Any]] = []
         for row in modal.get("components", []):
@@ -230,13 +234,15 @@ class Injector:
                 children = [submitted(n) for n in row.get("components", []) if n["type"] == 4]
                 rows.append({"type": row.get("type", 1), "components": children})
         data = {"custom_id": modal["custom_id"], "components": rows}
-        return await self._interact(
+        submit = await self._interact(
             5,
             data,
             user=user or interaction.user,
             message=interaction.message,
             custom_id=modal["custom_id"],
         )
+        interaction.submits.append(submit)
+        return submit
 
     def _clickable(self, message: Message | int, custom_id: str, kinds: tuple[int, ...]) -> Message:
         target = self.messages.get(message if isinstance(message, int) else message.id)

@@ -245,6 +245,8 @@ class Interaction:
     original: Message | None = None
     followups: list[Message] = field(default_factory=list)
     modal: dict[str, Any] | None = None
+    # The MODAL_SUBMIT interactions sent for ``modal`` (the client closes it once one is answered).
+    submits: list[Interaction] = field(default_factory=list)
     token_expired: bool = False
     _acked: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
