@@ -59,10 +59,11 @@ class RedactingFilter(logging.Filter):
         if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
         if record.exc_info:
-            # Format the traceback now so its text is redacted too; handlers reuse exc_text.
+            # Format the traceback now so its text is redacted too: formatters print exc_text
+            # when it is set and never format exc_info again (it stays for code that inspects
+            # the exception, such as test log capture).
             text = logging.Formatter().formatException(record.exc_info)
             record.exc_text = redact(text, self._secrets)
-            record.exc_info = None
         elif record.exc_text:
             record.exc_text = redact(record.exc_text, self._secrets)
         if record.stack_info:
