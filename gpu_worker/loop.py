@@ -193,7 +193,7 @@ class Worker:
 
     async def _claim(self) -> Job | None:
         try:
-            jobs = await self.queue.claim(self.worker_id, 1)
+            jobs = await self.queue.claim(self.worker_id, 1, capabilities=self._capabilities)
         except StorageError as exc:
             log.error("claim failed: %s", exc)
             return None
