@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -202,8 +202,14 @@ def quota_lines(status: QuotaView) -> list[str]:
     return lines
 
 
-def info_content(status: QuotaView, jobs: Sequence[Job], positions: dict[int, int | None]) -> str:
-    """The /info reply: quota, then each running or queued job with its place in the queue."""
+def info_content(
+    status: QuotaView,
+    jobs: Sequence[Job],
+    positions: dict[int, int | None],
+    waiting: Mapping[int, str] | None = None,
+) -> str:
+    """The /info reply: quota, then each running or queued job with its place in the queue
+    (and why it waits, when no live worker serves it)."""
     lines = quota_lines(status)
     active = [j for j in jobs if j.status in (JobStatus.RUNNING, JobStatus.QUEUED)]
     if active:
@@ -217,6 +223,8 @@ def info_content(status: QuotaView, jobs: Sequence[Job], positions: dict[int, in
             else:
                 position = positions.get(job.id)
                 where = f"queued, position {position}" if position else "queued"
+                if waiting and job.id in waiting:
+                    where += f"; {waiting[job.id]}"
             lines.append(f"#{job.id} {prompt} ({where})")
     return "\n".join(lines)
 
@@ -259,8 +267,11 @@ class QueueStatsView(Protocol):
     def workers(self) -> Sequence[WorkerView]: ...
 
 
-def queue_content(stats: QueueStatsView, running: Sequence[Job]) -> str:
-    """The /admin queue reply: depth, workers with last seen, running jobs."""
+def queue_content(
+    stats: QueueStatsView, running: Sequence[Job], waiting: Mapping[int, str] | None = None
+) -> str:
+    """The /admin queue reply: depth, workers with last seen, running jobs, and the queued
+    jobs that no live worker serves (``waiting``: job id -> why)."""
     lines = [f"Queue: {stats.queued} waiting, {stats.running} running"]
     if stats.workers:
         lines.append("Workers:")
@@ -275,7 +286,16 @@ def queue_content(stats: QueueStatsView, running: Sequence[Job]) -> str:
         for job in running:
             owner = job.lease_owner or "?"
             lines.append(f"- #{job.id} <@{job.user_id}> {job.progress}% on {owner}")
-    return "\n".join(lines)
+    if waiting:
+        by_reason: dict[str, list[int]] = {}
+        for job_id, reason in sorted(waiting.items()):
+            by_reason.setdefault(reason, []).append(job_id)
+        lines.append("Stuck:")
+        for reason, ids in by_reason.items():
+            shown = ", ".join(f"#{i}" for i in ids[:10]) + (" …" if len(ids) > 10 else "")
+            lines.append(f"- {len(ids)} {reason} ({shown})")
+    text = "\n".join(lines)
+    return text if len(text) <= MAX_CONTENT else text[: MAX_CONTENT - 1] + "…"
 
 
 def message_link(job: Job) -> str | None:

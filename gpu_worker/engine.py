@@ -91,8 +91,8 @@ class Engine:
         return self.registry.get(None).source
 
     def capabilities(self) -> dict[str, Any]:
-        """What this engine serves beyond the models: profiles, LoRA styles, ControlNets..."""
-        return self.features.capabilities()
+        """What this engine serves: model aliases, profiles, LoRA styles, ControlNets..."""
+        return {"models": self.registry.names(), **self.features.capabilities()}
 
     def render(
         self,

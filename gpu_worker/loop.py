@@ -202,7 +202,7 @@ class Worker:
 
     async def _claim(self) -> Job | None:
         try:
-            jobs = await self.queue.claim(self.worker_id, 1)
+            jobs = await self.queue.claim(self.worker_id, 1, capabilities=self._capabilities)
         except (StorageError, SQLAlchemyError, OSError) as exc:
             # A database that went away is waited for (the poll interval), never fatal.
             log.error("claim failed: %s", exc)

@@ -22,6 +22,7 @@ from storage.db import JOBS_CHANNEL
 from storage.edits import check_edit
 from storage.errors import InvalidValue, JobNotFound, LimitExceeded, QuotaExceeded, UserBanned
 from storage.limits import describe_period, period_end
+from storage.routing import needs
 from storage.tables import jobs, ledger, users
 
 BANNED = "You are banned from generating images here."
@@ -160,6 +161,7 @@ class Admission(QueueBase):
                     "status": JobStatus.QUEUED.value,
                     "user_id": user_id,
                     "request": request.to_dict(),
+                    "needs": needs(request, spec.kind),
                     "seed": seed,
                     "cost": _cost(spec),
                     "guild_id": guild_id,

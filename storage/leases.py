@@ -7,6 +7,7 @@ longer change the job (``LeaseLost``).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,7 @@ from storage._queue_base import QueueBase, _check_worker, _stopped_running
 from storage.contract import Job, StoredImage
 from storage.db import DELIVERIES_CHANNEL, JOBS_CHANNEL
 from storage.errors import InvalidValue, JobNotFound, NotCancellable, NotJobOwner
+from storage.routing import serves
 from storage.tables import FINISHED_STATUSES, jobs, workers
 from storage.tables import images as images_table
 
@@ -32,10 +34,13 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 class Leases(QueueBase):
     """Claim jobs and carry them through their lease to an end."""
 
-    async def claim(self, worker_id: str, limit: int = 1) -> list[Job]:
+    async def claim(
+        self, worker_id: str, limit: int = 1, capabilities: Mapping[str, Any] | None = None
+    ) -> list[Job]:
         """Lease up to ``limit`` queued jobs: fast before relax, users interleaved, oldest first.
 
-        Users already running their maximum number of jobs are skipped.
+        Users already running their maximum number of jobs are skipped. With ``capabilities`` (what
+        the worker registers) only jobs it has everything for are taken (``storage.routing``).
         """
         _check_worker(worker_id)
         if not 1 <= limit <= 100:
@@ -49,14 +54,17 @@ class Leases(QueueBase):
             "candidates": limit + CLAIM_SLACK,
             "default_cap": self.limits.max_concurrent,
         }
+        routed = capabilities is not None
+        if routed:
+            params["serves"] = json.dumps(serves(capabilities))
         if self.db.dialect == "postgresql":
             # The claim is one statement and its own transaction: one round trip.
             async with self._autocommit.connect() as conn:
-                rows = await conn.execute(claim_statement(True), params)
+                rows = await conn.execute(claim_statement(True, routed), params)
                 claimed = [Job.from_row(row) for row in rows.mappings()]
         else:
             async with self.db.write(durable=False) as tx:
-                rows = await tx.conn.execute(claim_statement(False), params)
+                rows = await tx.conn.execute(claim_statement(False, routed), params)
                 claimed = [Job.from_row(row) for row in rows.mappings()]
         claimed.sort(key=lambda job: (-job.priority, job.id))
         return claimed

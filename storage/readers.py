@@ -15,6 +15,7 @@ from storage._ledger import upsert
 from storage._queue_base import QueueBase, _check_worker
 from storage.contract import ImageRecord, Job, JobStatus
 from storage.errors import InvalidValue
+from storage.routing import live, serves, waiting_reason
 from storage.tables import FINISHED_STATUSES, jobs, workers
 from storage.tables import images as images_table
 
@@ -149,6 +150,32 @@ class Readers(QueueBase):
                 await get_job(conn, job_id)
                 return None
         return int(position)
+
+    async def waiting(self, limit: int = 500) -> dict[int, str]:
+        """Why queued jobs wait, by job id: those that no worker seen within one lease serves
+        (the oldest ``limit`` queued jobs are looked at)."""
+        now = self.now()
+        async with self.db.read() as conn:
+            queued = (
+                await conn.execute(
+                    select(jobs.c.id, jobs.c.needs)
+                    .where(jobs.c.status == "queued")
+                    .order_by(jobs.c.id)
+                    .limit(limit)
+                )
+            ).all()
+            rows = await conn.execute(select(workers.c.last_seen, workers.c.capabilities))
+            served = [
+                serves(row.capabilities)
+                for row in rows
+                if live(row.last_seen, now, self.lease.total_seconds())
+            ]
+        reasons = {}
+        for job_id, wanted in queued:
+            reason = waiting_reason(wanted or (), served)
+            if reason is not None:
+                reasons[job_id] = reason
+        return reasons
 
     async def stats(self) -> QueueStats:
         """Queue depth, running jobs and workers, for ``/admin queue`` and metrics."""

@@ -148,6 +148,8 @@ jobs = Table(
     Column("gpu_seconds", Float, nullable=True),
     # What painted the job beyond its request (profile, styles, translated text), from the worker.
     Column("rendered", JSON, nullable=True),
+    # What a worker must serve to paint the job (``storage.routing.needs``): a JSON array.
+    Column("needs", JSON, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime, nullable=True),
     Column("finished_at", UTCDateTime, nullable=True),

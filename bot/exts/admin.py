@@ -15,6 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import UserFacingError, defer_private, reply_private
+from bot.fleet import workers_content
 from bot.render import queue_content, quota_lines
 from bot.web.dashboard import LINK_LIFETIME, login_link
 from storage.audit import Actor
@@ -158,7 +159,18 @@ class Admin(commands.Cog):
         await defer_private(interaction)
         stats = await self.services.queue.stats()
         running = await self.services.queue.running_jobs()
-        await self._reply(interaction, queue_content(stats, running))
+        waiting = await self.services.queue.waiting()
+        await self._reply(interaction, queue_content(stats, running, waiting))
+
+    @admin.command(name="workers", description="Workers, what they serve and what they do")
+    async def workers(self, interaction: discord.Interaction) -> None:
+        """Each worker with what it serves, its current job and when it was last seen."""
+        await defer_private(interaction)
+        queue = self.services.queue
+        stats = await queue.stats()
+        running = await queue.running_jobs()
+        text = workers_content(stats.workers, running, queue.now(), queue.lease)
+        await self._reply(interaction, text)
 
     @admin.command(name="dashboard", description="A private one-time login link to the dashboard")
     async def dashboard(self, interaction: discord.Interaction) -> None:
