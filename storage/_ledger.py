@@ -10,15 +10,18 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.contract import MAX_ID
 from storage.errors import InvalidValue
 from storage.limits import Limits, period_start
 from storage.tables import images, jobs, ledger, server_limits, user_limits, users
 
 
 def check_user_id(user_id: int) -> int:
-    """``user_id`` if it looks like a Discord id (a positive integer), else InvalidValue."""
-    if isinstance(user_id, bool) or not isinstance(user_id, int) or user_id <= 0:
-        raise InvalidValue(f"user id must be a positive Discord id, got {user_id!r}")
+    """``user_id`` if it looks like a Discord id (1 to ``MAX_ID``), else InvalidValue."""
+    if isinstance(user_id, bool) or not isinstance(user_id, int) or not 0 < user_id <= MAX_ID:
+        raise InvalidValue(
+            f"user id must be a positive Discord id (at most {MAX_ID}), got {user_id!r}"
+        )
     return user_id
 
 

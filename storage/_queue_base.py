@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from storage.contract import MAX_ID
 from storage.db import DELIVERIES_CHANNEL, JOBS_CHANNEL, Database, Tx
 from storage.errors import InvalidValue
 from storage.limits import Limits
@@ -16,8 +17,12 @@ def utcnow() -> datetime:
 
 
 def _positive_id(name: str, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise InvalidValue(f"{name} must be a positive integer id, got {value!r}")
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID
+    ):
+        raise InvalidValue(
+            f"{name} must be a positive integer id (at most {MAX_ID}), got {value!r}"
+        )
 
 
 def _check_worker(worker_id: str) -> None:

@@ -15,6 +15,8 @@ from enum import StrEnum
 from typing import Any
 
 MAX_SEED = 4_294_967_295
+# Discord ids (users, guilds, channels, messages, interactions) are stored as signed 64-bit.
+MAX_ID = 2**63 - 1
 GRID_SIZE = 4
 
 

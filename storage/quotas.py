@@ -23,7 +23,14 @@ from storage._ledger import (
 )
 from storage.db import Database
 from storage.errors import InvalidValue, UserNotFound
-from storage.limits import Limits, check_cap, check_images, check_period, period_end
+from storage.limits import (
+    MAX_IMAGES,
+    Limits,
+    check_cap,
+    check_images,
+    check_period,
+    period_end,
+)
 from storage.queue import utcnow
 from storage.tables import server_limits, user_limits
 
@@ -174,9 +181,9 @@ class Quotas:
     async def grant(self, user_id: int, images: int) -> QuotaStatus:
         """Give the user extra images for the current period."""
         check_user_id(user_id)
-        if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+        if isinstance(images, bool) or not isinstance(images, int) or not 1 <= images <= MAX_IMAGES:
             raise InvalidValue(
-                f"a grant must be a whole number of images 1 or more, got {images!r}"
+                f"a grant must be a whole number of images from 1 to {MAX_IMAGES}, got {images!r}"
             )
         now = self._clock()
         async with self.db.write() as tx:
