@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     max_queued_jobs: int = 10
     max_repeat: int = 4
     allow_relax: bool = True
+    # Relax costs no quota; this caps each user's relax images per UTC day (0: relax refused).
+    relax_images_per_day: int = 100
 
     # Observability
     metrics_port: int | None = None

@@ -83,6 +83,7 @@ def _merge(base: Limits, row: Any) -> Limits:
             base.max_concurrent if row["max_concurrent"] is None else row["max_concurrent"]
         ),
         max_queued=base.max_queued if row["max_queued"] is None else row["max_queued"],
+        relax_images=base.relax_images,
     )
 
 
@@ -119,6 +120,22 @@ async def usage(conn: AsyncConnection, user_id: int, period: str, now: datetime)
     )
     sums = {kind: int(total) for kind, total in rows}
     return Usage(used=sums.get("reserve", 0) + sums.get("refund", 0), granted=-sums.get("grant", 0))
+
+
+async def relax_usage(conn: AsyncConnection, user_id: int, now: datetime) -> int:
+    """Relax images of the user's jobs queued today (UTC) that did not fail or get cancelled.
+
+    Failed and cancelled jobs are left out, as their quota would be refunded.
+    """
+    total = await conn.execute(
+        select(func.coalesce(func.sum(jobs.c.relax_images), 0)).where(
+            jobs.c.user_id == user_id,
+            jobs.c.relax_images > 0,
+            jobs.c.created_at >= period_start("day", now),
+            jobs.c.status.not_in(("failed", "cancelled")),
+        )
+    )
+    return int(total.scalar_one())
 
 
 async def job_counts(conn: AsyncConnection, user_id: int) -> dict[str, int]:

@@ -15,7 +15,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage._jobsql import returning
-from storage._ledger import check_user_id, effective_limits, job_counts, lock_user, usage
+from storage._ledger import (
+    check_user_id,
+    effective_limits,
+    job_counts,
+    lock_user,
+    relax_usage,
+    usage,
+)
 from storage._queue_base import QueueBase, _positive_id
 from storage.contract import MAX_SEED, Job, JobSpec, JobStatus, SpeedMode
 from storage.db import JOBS_CHANNEL
@@ -100,6 +107,7 @@ class Admission(QueueBase):
                 f"You have {queued} jobs waiting and this adds {len(specs)}; at most "
                 f"{limits.max_queued} may wait at once. Wait for some to start or cancel them."
             )
+        await _check_relax(conn, user_id, specs, limits.relax_images, now)
         needed = sum(_cost(spec) for spec in specs)
         if needed == 0:
             return
@@ -141,6 +149,7 @@ class Admission(QueueBase):
                     "request": request.to_dict(),
                     "seed": seed,
                     "cost": _cost(spec),
+                    "relax_images": spec.cost if request.mode is SpeedMode.RELAX else 0,
                     "guild_id": guild_id,
                     "channel_id": channel_id,
                     "interaction_id": interaction_id,
@@ -198,6 +207,22 @@ class Admission(QueueBase):
 def _cost(spec: JobSpec) -> int:
     """Relax mode costs nothing; its cost is recorded as 0."""
     return 0 if spec.request.mode is SpeedMode.RELAX else spec.cost
+
+
+async def _check_relax(
+    conn: AsyncConnection, user_id: int, specs: list[JobSpec], cap: int, now: datetime
+) -> None:
+    needed = sum(spec.cost for spec in specs if spec.request.mode is SpeedMode.RELAX)
+    if needed == 0:
+        return
+    used = await relax_usage(conn, user_id, now)
+    if used + needed > cap:
+        resets = period_end("day", now)
+        raise QuotaExceeded(
+            f"Relax mode is limited to {cap} images a day: you have made {used} today and this "
+            f"needs {needed}. It resets at {resets:%Y-%m-%d %H:%M} UTC; fast mode uses your "
+            "image quota instead."
+        )
 
 
 def _check_specs(specs: list[JobSpec]) -> None:

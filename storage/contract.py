@@ -154,6 +154,7 @@ class Job:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     delivered_at: datetime | None = None
+    relax_images: int = 0
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Job:

@@ -16,6 +16,7 @@ from storage._ledger import (
     job_counts,
     lifetime_images,
     lock_user,
+    relax_usage,
     server_defaults,
     upsert,
     usage,
@@ -52,6 +53,8 @@ class QuotaStatus:
     max_concurrent: int
     max_queued: int
     custom: bool
+    relax_used: int = 0
+    relax_limit: int = 0
 
     def lines(self) -> list[str]:
         """Human-readable ``name: value`` lines, as ``imagine quota show`` prints them."""
@@ -69,6 +72,7 @@ class QuotaStatus:
         lines.append(f"resets: {resets}")
         lines.append(f"running: {self.running} (at most {self.max_concurrent})")
         lines.append(f"queued: {self.queued} (at most {self.max_queued})")
+        lines.append(f"relax: {self.relax_used} of {self.relax_limit} images today")
         lines.append(f"lifetime images: {self.lifetime_images}")
         return lines
 
@@ -221,4 +225,6 @@ class Quotas:
             max_concurrent=limits.max_concurrent,
             max_queued=limits.max_queued,
             custom=custom,
+            relax_used=await relax_usage(conn, user_id, now),
+            relax_limit=limits.relax_images,
         )

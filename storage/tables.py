@@ -148,6 +148,8 @@ jobs = Table(
     Column("started_at", UTCDateTime, nullable=True),
     Column("finished_at", UTCDateTime, nullable=True),
     Column("delivered_at", UTCDateTime, nullable=True),
+    # The images of a relax job (its cost is 0): counted against the user's daily relax cap.
+    Column("relax_images", Integer, nullable=False, server_default=text("0")),
     # NULL interaction ids are distinct, so jobs made without an interaction never collide.
     UniqueConstraint("interaction_id", "position"),
     CheckConstraint(_in("status", JOB_STATUSES), name="status"),
@@ -163,6 +165,15 @@ jobs = Table(
         sqlite_where=text("delivered_at IS NULL"),
         postgresql_where=text("delivered_at IS NULL"),
     ),
+)
+
+# Each user's relax jobs by time, for the daily relax cap at enqueue.
+Index(
+    "ix_jobs_relax",
+    jobs.c.user_id,
+    jobs.c.created_at,
+    sqlite_where=text("relax_images > 0"),
+    postgresql_where=text("relax_images > 0"),
 )
 
 # Each user's line in claim order (priority, then oldest); only queued jobs are in it.

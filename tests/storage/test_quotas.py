@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
 
 import pytest
 
-from storage.contract import MAX_ID, SpeedMode
+from storage.contract import MAX_ID, JobStatus, SpeedMode
+from storage.db import Database
 from storage.errors import InvalidValue, QuotaExceeded, UserBanned, UserNotFound
 from storage.limits import MAX_CAPS, MAX_IMAGES, Limits, period_end, period_start
 from storage.queue import JobQueue
 from storage.quotas import Quotas
 from storage.users import Users
 from tests.plugins.database import FakeClock
-from tests.storage.helpers import spec
+from tests.storage.helpers import grid_images, spec
 
 ALICE, BOB = 1001, 1002
 
@@ -96,6 +98,59 @@ async def test_relax_mode_costs_nothing_even_without_quota(quotas: Quotas, queue
     assert job.cost == 0 and job.priority == 0
     with pytest.raises(QuotaExceeded):
         await queue.enqueue(ALICE, [spec(4)], interaction_id=None)
+
+
+async def test_relax_mode_has_its_own_daily_cap_per_user(
+    db: Database, quotas: Quotas, clock: FakeClock
+) -> None:
+    queue = JobQueue(db, limits=Limits(images=0, relax_images=12), clock=clock)
+    quotas = Quotas(db, Limits(images=0, relax_images=12), clock=clock)
+    relax = spec(4, mode=SpeedMode.RELAX)
+    first, second, third = await queue.enqueue(ALICE, [relax, relax, relax], interaction_id=None)
+    assert (first.cost, first.relax_images) == (0, 4)
+    with pytest.raises(QuotaExceeded) as refused:
+        await queue.enqueue(ALICE, [relax], interaction_id=None)
+    resets = period_end("day", clock())
+    assert str(refused.value) == (
+        "Relax mode is limited to 12 images a day: you have made 12 today and this needs 4. "
+        f"It resets at {resets:%Y-%m-%d %H:%M} UTC; fast mode uses your image quota instead."
+    )
+    status = await quotas.status(ALICE)
+    assert (status.relax_used, status.relax_limit, status.used) == (12, 12, 0)
+    assert "relax: 12 of 12 images today" in status.lines()
+    # Another user has a cap of their own.
+    await queue.enqueue(BOB, [relax], interaction_id=None)
+
+    # A cancelled relax job gives its images back, like a refund; a finished one does not.
+    await queue.request_cancel(second.id)
+    [again] = await queue.enqueue(ALICE, [relax], interaction_id=None)
+    [claimed] = await queue.claim("w1", limit=1)
+    await queue.finish(claimed.id, "w1", grid_images(claimed.id, claimed.seed), gpu_seconds=1)
+    with pytest.raises(QuotaExceeded):
+        await queue.enqueue(ALICE, [relax], interaction_id=None)
+
+    assert resets is not None
+    clock.current = resets  # the next UTC day
+    await queue.enqueue(ALICE, [relax, relax, relax], interaction_id=None)
+    assert (await quotas.status(ALICE)).relax_used == 12
+    assert {third.id, again.id} <= {j.id for j in await queue.user_jobs(ALICE, JobStatus)}
+
+
+async def test_concurrent_relax_commands_never_pass_the_cap(db: Database, clock: FakeClock) -> None:
+    queue = JobQueue(db, limits=Limits(relax_images=12, max_queued=100), clock=clock)
+    relax = spec(4, mode=SpeedMode.RELAX)
+    results = await asyncio.gather(
+        *(queue.enqueue(ALICE, [relax], interaction_id=None) for _ in range(20)),
+        return_exceptions=True,
+    )
+    accepted = [r for r in results if isinstance(r, list)]
+    refused = [r for r in results if isinstance(r, QuotaExceeded)]
+    assert (len(accepted), len(refused)) == (3, 17)
+
+
+def test_relax_cap_is_checked_like_an_image_limit() -> None:
+    with pytest.raises(InvalidValue, match="relax image limit must be a whole number from 0"):
+        Limits(relax_images=-1)
 
 
 async def test_banned_user_is_refused_and_nothing_is_queued(
