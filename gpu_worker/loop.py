@@ -362,15 +362,17 @@ class Worker:
             ]
             # No lease renewal may race the finishing write (it would find the lease gone).
             keepalive.cancel()
-            await self.queue.finish(job.id, self.worker_id, stored, gpu_seconds=result.seconds)
+            done = await self.queue.finish(
+                job.id, self.worker_id, stored, gpu_seconds=result.seconds
+            )
             self.jobs_done += 1
             if self.metrics is not None:
                 self.metrics.gpu_seconds.inc(result.seconds)
-                self.metrics.jobs.labels(kind=str(job.kind), status="succeeded").inc()
+                self.metrics.jobs.labels(kind=str(job.kind), status=str(done.status)).inc()
                 self.metrics.run_seconds.labels(kind=str(job.kind)).observe(
                     time.monotonic() - held.claimed_at
                 )
-            log.info("job %s done in %.2fs of device time", job.id, result.seconds)
+            log.info("job %s %s in %.2fs of device time", job.id, done.status, result.seconds)
         except LeaseLost as exc:
             log.warning("job %s finished after its lease was lost: %s", job.id, exc)
         except Exception as exc:  # the per-job error boundary
@@ -413,7 +415,7 @@ class Worker:
             log.error("job %s: could not record the failure: %s", job.id, again)
             return
         if self.metrics is not None and after.status.finished:
-            self.metrics.jobs.labels(kind=str(job.kind), status="failed").inc()
+            self.metrics.jobs.labels(kind=str(job.kind), status=str(after.status)).inc()
 
 
 def _encode_one(

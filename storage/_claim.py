@@ -50,14 +50,15 @@ def running_cap() -> Any:
 
 
 def ranked_queue() -> Any:
-    """Queued jobs with their ``place`` in their user's line and their ``turn`` (place plus
-    the user's running jobs)."""
+    """Queued jobs (no cancel requested) with their ``place`` in their user's line and their
+    ``turn`` (place plus the user's running jobs)."""
     place = func.row_number().over(
         partition_by=jobs.c.user_id, order_by=(jobs.c.priority.desc(), jobs.c.id)
     )
     lines = (
         select(jobs.c.id, jobs.c.user_id, jobs.c.priority, place.label("place"))
-        .where(IS_QUEUED)
+        # A queued job whose cancel was requested is never run (the reaper cancels it).
+        .where(IS_QUEUED, jobs.c.cancel_requested.is_(False))
         .subquery("lines")
     )
     return select(
