@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     admin_role_ids: list[int] = Field(default_factory=list)
     allow_foreign_clicks: bool = True
     upload_limit_bytes: int = 8 * 1024 * 1024
+    # A result Discord keeps refusing (other than for good) is retried with backoff starting
+    # here and doubling (at most 15 min), then given up after this many attempts.
+    delivery_retry_seconds: float = Field(default=1.0, gt=0)
+    delivery_max_attempts: int = Field(default=12, ge=1)
 
     # Storage
     data_dir: Path = Path("./data")
@@ -89,7 +93,7 @@ class Settings(BaseSettings):
     max_repeat: int = 4
     allow_relax: bool = True
     # Relax costs no quota; this caps each user's relax images per UTC day (0: relax refused).
-    relax_images_per_day: int = 100
+    relax_images_per_day: int = Field(default=100, ge=0, le=1_000_000)
 
     # Observability
     metrics_port: int | None = None

@@ -49,14 +49,26 @@ class QueueBase:
         max_attempts: int = 3,
         limits: Limits | None = None,
         clock: Callable[[], datetime] | None = None,
+        delivery_max_attempts: int = 12,
+        delivery_retry_seconds: float = 1.0,
     ) -> None:
         if not lease_seconds > 0:
             raise InvalidValue(f"lease_seconds must be more than 0, got {lease_seconds!r}")
         if max_attempts < 1:
             raise InvalidValue(f"max_attempts must be 1 or more, got {max_attempts!r}")
+        if delivery_max_attempts < 1:
+            raise InvalidValue(
+                f"delivery_max_attempts must be 1 or more, got {delivery_max_attempts!r}"
+            )
+        if not delivery_retry_seconds > 0:
+            raise InvalidValue(
+                f"delivery_retry_seconds must be more than 0, got {delivery_retry_seconds!r}"
+            )
         self.db = db
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
+        self.delivery_max_attempts = delivery_max_attempts
+        self.delivery_retry_seconds = delivery_retry_seconds
         self.limits = limits or Limits()
         self._clock = clock or utcnow
         # Statements that are a whole transaction by themselves skip BEGIN and COMMIT.

@@ -28,6 +28,10 @@ class StorageSettings(LimitSettings, Protocol):
     def lease_seconds(self) -> float: ...
     @property
     def max_attempts(self) -> int: ...
+    @property
+    def delivery_max_attempts(self) -> int: ...
+    @property
+    def delivery_retry_seconds(self) -> float: ...
 
 
 @dataclass
@@ -70,6 +74,8 @@ async def open_storage(
             max_attempts=settings.max_attempts,
             limits=limits,
             clock=clock,
+            delivery_max_attempts=settings.delivery_max_attempts,
+            delivery_retry_seconds=settings.delivery_retry_seconds,
         ),
         quotas=Quotas(db, limits, clock=clock),
         users=Users(db, clock=clock),

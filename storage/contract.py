@@ -155,6 +155,10 @@ class Job:
     finished_at: datetime | None = None
     delivered_at: datetime | None = None
     relax_images: int = 0
+    delivery_attempts: int = 0
+    next_delivery_at: datetime | None = None
+    delivery_error: str | None = None
+    undeliverable_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Job:

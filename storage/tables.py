@@ -148,6 +148,12 @@ jobs = Table(
     Column("started_at", UTCDateTime, nullable=True),
     Column("finished_at", UTCDateTime, nullable=True),
     Column("delivered_at", UTCDateTime, nullable=True),
+    # The delivery outbox's bookkeeping (see storage.readers): failed attempts, when the next
+    # one is due, the last error (or why delivery was given up) and when it was given up.
+    Column("delivery_attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_delivery_at", UTCDateTime, nullable=True),
+    Column("delivery_error", Text, nullable=True),
+    Column("undeliverable_at", UTCDateTime, nullable=True),
     # The images of a relax job (its cost is 0): counted against the user's daily relax cap.
     Column("relax_images", Integer, nullable=False, server_default=text("0")),
     # NULL interaction ids are distinct, so jobs made without an interaction never collide.
@@ -157,13 +163,13 @@ jobs = Table(
     CheckConstraint("cost >= 0", name="cost"),
     Index("ix_jobs_user_status", "user_id", "status"),
     Index("ix_jobs_lease", "status", "lease_expires_at"),
-    # The delivery outbox: only active and undelivered jobs are in this index, so it stays small.
+    # The delivery outbox: only jobs still to deliver are in this index, so it stays small.
     Index(
         "ix_jobs_outbox",
         "finished_at",
         "id",
-        sqlite_where=text("delivered_at IS NULL"),
-        postgresql_where=text("delivered_at IS NULL"),
+        sqlite_where=text("delivered_at IS NULL AND undeliverable_at IS NULL"),
+        postgresql_where=text("delivered_at IS NULL AND undeliverable_at IS NULL"),
     ),
 )
 

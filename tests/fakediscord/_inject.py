@@ -256,7 +256,9 @@ class Injector:
             custom_id=custom_id,
             message=message,
         )
-        channel_data = channel.payload() | {"permissions": str(self.guild.permissions_of(user))}
+        # Like Discord, permissions are the ones in this channel (overwrites applied).
+        member_permissions = str(self.guild.permissions_in(user, channel))
+        channel_data = channel.payload() | {"permissions": member_permissions}
         payload: dict[str, Any] = {
             "id": str(interaction.id),
             "application_id": str(self.application_id),
@@ -267,8 +269,8 @@ class Injector:
             "guild": {"id": str(self.guild.id), "locale": "en-US", "features": []},
             "channel_id": str(channel.id),
             "channel": channel_data,
-            "member": self.member_payload(user, permissions=True),
-            "app_permissions": str(self.guild.permissions_of(self.bot_user)),
+            "member": self.member_payload(user) | {"permissions": member_permissions},
+            "app_permissions": str(self.guild.permissions_in(self.bot_user, channel)),
             "locale": user.locale,
             "guild_locale": "en-US",
             "entitlements": [],
