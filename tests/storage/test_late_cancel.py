@@ -123,3 +123,22 @@ async def test_racing_cancel_and_finish_always_agree_with_what_the_user_is_told(
             assert finish.status is ended.status is JobStatus.CANCELLED
     charged = len(await queue.user_jobs(ALICE, [JobStatus.SUCCEEDED])) * 4
     assert (await quotas.status(ALICE)).used == charged
+
+
+async def test_jobs_the_bot_could_not_post_are_cancelled_refunded_and_never_delivered(
+    queue: JobQueue, quotas: Quotas
+) -> None:
+    running = await _running(queue)  # a worker was quicker than the failed post
+    [queued] = await queue.enqueue(ALICE, [spec(4)], interaction_id=None)
+    ended = await queue.cancel_unposted([queued.id, running], "403 Forbidden: Missing Permissions")
+    by_id = {job.id: job for job in ended}
+    assert by_id[queued.id].status is JobStatus.CANCELLED
+    assert (by_id[running].status, by_id[running].cancel_requested) == (JobStatus.RUNNING, True)
+    assert (await quotas.status(ALICE)).used == 4  # the running one is refunded when it stops
+    finished = await queue.finish(running, "w1", grid_images(running, 1), gpu_seconds=1.0)
+    assert finished.status is JobStatus.CANCELLED
+    assert (await quotas.status(ALICE)).used == 0
+    assert await queue.pending_deliveries() == []
+    assert {job.delivery_error for job in (by_id[queued.id], finished)} == {
+        "undeliverable: 403 Forbidden: Missing Permissions"
+    }
