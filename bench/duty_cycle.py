@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gpu_worker.engine import RenderResult, RenderTask, StepEvent
 from gpu_worker.loop import Worker
+from gpu_worker.task import RenderResult, RenderTask, StepEvent
 from imagine.settings import Settings
 from storage.contract import GenerationRequest, JobKind, JobSpec, JobStatus
 from storage.db import Database
@@ -111,7 +111,10 @@ async def measure(jobs: int, hold: float, database: str | None) -> dict[str, obj
         device = HoldingDevice(hold)
         settings = Settings.load({}, data_dir=Path(tmp), database_url=url)
         worker = Worker(
-            settings, queue=queue, images=FileImageStore(Path(tmp) / "images"), engine=device
+            settings.worker(),
+            queue=queue,
+            images=FileImageStore(Path(tmp) / "images"),
+            engine=device,
         )
         started = time.perf_counter()
         await worker.run(asyncio.Event(), once=True)

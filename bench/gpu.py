@@ -16,8 +16,9 @@ from typing import Any
 
 import torch
 
-from gpu_worker.engine import Engine, RenderTask
+from gpu_worker.engine import Engine
 from gpu_worker.models import ModelRegistry
+from gpu_worker.task import RenderTask
 from imagine.settings import Settings
 from storage.contract import GenerationRequest
 
@@ -25,7 +26,7 @@ PROMPT = "a lighthouse at dusk, dramatic sky"
 
 
 def seconds_per_grid(settings: Settings, repeats: int) -> dict[str, Any]:
-    engine = Engine(ModelRegistry(settings))
+    engine = Engine(ModelRegistry(settings.engine()))
     engine.prepare()
     request = GenerationRequest(prompt=PROMPT, segments=((PROMPT, 1.0),), steps=30)
     start = time.perf_counter()

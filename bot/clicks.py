@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import io
-
 import discord
 
-from bot.actions import Action, Click, spec_for
-from bot.buttons import single_view
+from bot.actions import Action, Click, InvalidButton, check_fits, refusal, spec_for
 from bot.errors import UserFacingError, send_error
-from bot.jobs import channel_of, enqueue, post_job_messages
-from bot.render import single_image_content
+from bot.jobs import enqueue, post_job_messages
 from bot.services import Services, services_of
-from bot.uploads import fit_upload
-from storage.contract import Job, JobStatus, SpeedMode
+from bot.singles import post_single
+from storage.contract import MAX_UPSCALE_SOURCE_PIXELS, Job, JobStatus, SpeedMode
 
 
 async def handle_click(interaction: discord.Interaction, click: Click) -> None:
@@ -28,9 +23,13 @@ async def handle_click(interaction: discord.Interaction, click: Click) -> None:
             await _cancel(interaction, services, click)
             return
         parent = await services.queue.get(click.job_id)
+        try:
+            check_fits(click, parent)
+        except InvalidButton as problem:
+            raise UserFacingError(refusal(problem)) from None
         _check_clicker(interaction, services, parent)
         if click.action is Action.UPSCALE:
-            await _show_single(interaction, services, parent, click.index)
+            await post_single(interaction, services, parent, click.index)
             return
         await _new_job(interaction, services, parent, click)
     except Exception as exc:
@@ -54,31 +53,13 @@ async def _cancel(interaction: discord.Interaction, services: Services, click: C
     await interaction.followup.send(text, ephemeral=True)
 
 
-async def _show_single(
-    interaction: discord.Interaction, services: Services, job: Job, index: int
-) -> None:
-    if job.status is not JobStatus.SUCCEEDED:
-        raise UserFacingError(f"Job #{job.id} has no images yet ({job.status}).")
-    records = {record.index: record for record in await services.queue.images(job.id)}
-    record = records.get(index)
-    if record is None:
-        raise UserFacingError(f"Job #{job.id} has no image #{index + 1}.")
-    data = await services.images.get(record.sha256)
-    payload, name = await asyncio.to_thread(
-        fit_upload, data, services.settings.upload_limit_bytes, f"imagine_{job.id}_{index + 1}"
-    )
-    await channel_of(interaction).send(
-        single_image_content(job, index, interaction.user.id, services.parser),
-        file=discord.File(io.BytesIO(payload), filename=name),
-        view=single_view(job.id, index),
-    )
-
-
 async def _new_job(
     interaction: discord.Interaction, services: Services, parent: Job, click: Click
 ) -> None:
     if parent.status is not JobStatus.SUCCEEDED:
         raise UserFacingError(f"Job #{parent.id} has no images yet ({parent.status}).")
+    if click.action in (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE):
+        await _check_upscale_source(services, parent, click.index)
     user_settings = await services.users.get_settings(interaction.user.id)
     mode = user_settings.mode
     if mode is SpeedMode.RELAX and not services.settings.allow_relax:
@@ -87,3 +68,17 @@ async def _new_job(
     assert spec is not None, f"{click.action} makes no job and is handled before"
     jobs = await enqueue(interaction, services, [spec])
     await post_job_messages(interaction, services, jobs)
+
+
+async def _check_upscale_source(services: Services, parent: Job, index: int) -> None:
+    """Refuse, before anything is charged, an upscale of an image that is already too big."""
+    records = {record.index: record for record in await services.queue.images(parent.id)}
+    record = records.get(index)
+    if record is None:
+        raise UserFacingError(f"Job #{parent.id} has no image #{index + 1}.")
+    if record.width * record.height > MAX_UPSCALE_SOURCE_PIXELS:
+        raise UserFacingError(
+            f"Image #{index + 1} of job #{parent.id} is {record.width}x{record.height}; Upscale "
+            f"takes images of at most {MAX_UPSCALE_SOURCE_PIXELS:,} pixels (2048x2048), so it "
+            "cannot be upscaled again. Nothing was queued or charged."
+        )

@@ -12,7 +12,9 @@ import discord
 import yarl
 from discord.ext import commands
 
-from bot.buttons import JobButton
+from bot.actions import Click
+from bot.buttons import JobButton, orphan_problem, refuse
+from bot.clicks import handle_click
 from bot.delivery import Courier
 from bot.errors import ErrorTree
 from bot.services import Services
@@ -22,6 +24,8 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = ("bot.exts.imagine", "bot.exts.user", "bot.exts.admin")
 BANNED_WORDS_REFRESH = 60.0
+# How long ``close`` lets clicks in progress finish (a post, then recording it).
+CLICK_GRACE = 10.0
 QUEUE_GAUGES_REFRESH = 15.0
 
 
@@ -54,8 +58,25 @@ class ImagineBot(commands.Bot):
         self.courier = Courier(self, services)
         self._session: aiohttp.ClientSession | None = None
         self._loops: list[asyncio.Task[None]] = []
+        self._clicks: set[asyncio.Task[Any]] = set()
         self.synced = asyncio.Event()
         self.ready_event = asyncio.Event()
+
+    async def handle_click(self, interaction: discord.Interaction, click: Click, /) -> None:
+        """Act on a job button (``JobButton`` hands its clicks here)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._clicks.add(task)
+        try:
+            await handle_click(interaction, click)
+        finally:
+            self._clicks.discard(task)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Answer clicks on ``imagine:`` buttons that no job button takes (malformed, forged)."""
+        problem = orphan_problem(interaction)
+        if problem is not None:
+            await refuse(interaction, problem)
 
     @property
     def http_session(self) -> aiohttp.ClientSession:
@@ -130,7 +151,11 @@ class ImagineBot(commands.Bot):
         self.ready_event.set()
 
     async def close(self) -> None:
-        """Stop the loops and the fetch session, then disconnect."""
+        """Let clicks in progress finish, stop the loops and the fetch session, disconnect."""
+        clicks = {task for task in self._clicks if task is not asyncio.current_task()}
+        if clicks:
+            # A click stopped halfway could post a single image without recording the post.
+            await asyncio.wait(clicks, timeout=CLICK_GRACE)
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)

@@ -28,10 +28,10 @@ from typing import Any
 import aiohttp
 import discord
 
-from bot.buttons import cancel_view, job_view
 from bot.render import job_content
 from bot.services import Services
 from bot.uploads import UploadTooLarge, fit_upload
+from bot.views import cancel_view, job_view
 from storage.contract import Job, JobKind, JobStatus
 from storage.errors import StorageError
 

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 import aiohttp
 import discord
 
-from bot.buttons import cancel_view
 from bot.errors import UserFacingError
 from bot.permissions import cannot_post, missing_permissions, refusal_text, unposted_text
 from bot.render import job_content
 from bot.safety import FetchRefused, fetch_image, inspect_image
 from bot.services import Services
+from bot.views import cancel_view
 from storage.contract import Job, JobSpec
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from discord.utils import escape_markdown
+from discord.utils import escape_markdown, escape_mentions
 
 from bot.prompt import ParserOptions
 from bot.prompt import render as render_prompt
@@ -14,6 +14,9 @@ from storage.contract import Job, JobKind, JobStatus, UserSettings
 
 MAX_CONTENT = 2000
 _SUMMARY_CHARS = 180
+NOTES_CHARS = 160
+_NOTES_WITH_REASONS_CHARS = 120
+_NOTE_PARAMETER_CHARS = 20
 
 
 def failure_summary(error: str | None) -> str:
@@ -61,7 +64,34 @@ def job_content(job: Job, options: ParserOptions | None = None) -> str:
         who = f"Upscaled ({_strength_label(job)}) image #{index} by {user}"
     else:
         who = user
-    return _fit(_title(job, options), f" - {who} ({job_status(job)})")
+    tail = f" - {who} ({job_status(job)})"
+    line = notes_line(job.request.notes)
+    return _fit(_title(job, options), f"{tail}\n{line}" if line else tail)
+
+
+def notes_line(notes: Sequence[str]) -> str | None:
+    """One short line for the parameters a prompt had that were not honoured as written.
+
+    Each note is ``<parameter as typed>: <reason>``. The line lists them with their reasons,
+    or, when that is too long, only the (shortened) parameters, ending in ``+N more``.
+    """
+    if not notes:
+        return None
+    pairs = [note.partition(": ")[::2] for note in notes]
+    full = " · ".join(f"{parameter} ({reason})" for parameter, reason in pairs)
+    if len(full) > _NOTES_WITH_REASONS_CHARS:
+        shown: list[str] = []
+        for index, (parameter, _) in enumerate(pairs):
+            if len(parameter) > _NOTE_PARAMETER_CHARS:
+                parameter = parameter[: _NOTE_PARAMETER_CHARS - 1].rstrip() + "…"
+            more = len(pairs) - index - 1
+            rest = f", +{more} more" if more else ""
+            if len(", ".join([*shown, parameter]) + rest) > NOTES_CHARS:
+                shown.append(f"+{len(pairs) - index} more")
+                break
+            shown.append(parameter)
+        full = ", ".join(shown)
+    return "-# " + escape_mentions(escape_markdown(f"Not as written: {full}"))
 
 
 def single_image_content(

@@ -6,12 +6,14 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from bot.config import BotSettings
+from bot.gates import PostGate
 from bot.messages import MessageSlots
 from bot.moderation import find_banned
 from bot.prompt import ParserOptions
+from storage.posts import SinglePosts
 
 if TYPE_CHECKING:
-    from imagine.settings import Settings
     from storage.db import Database
     from storage.images import ImageStore
     from storage.metrics import Metrics
@@ -49,7 +51,7 @@ class BannedWords:
 class Services:
     """Dependencies shared by the bot's extensions and loops."""
 
-    settings: Settings
+    settings: BotSettings
     db: Database
     queue: JobQueue
     quotas: Quotas
@@ -57,14 +59,22 @@ class Services:
     images: ImageStore
     metrics: Metrics | None = None
     banned: BannedWords = field(init=False)
-    parser: ParserOptions = field(init=False)
+    # U buttons: the recorded public posts, and the in-process cooldown and one-at-a-time gate.
+    posts: SinglePosts = field(init=False)
+    posts_gate: PostGate = field(init=False)
     messages: MessageSlots = field(default_factory=MessageSlots)
     # Wakes the delivery loop early (this process posted a message a finished job waits for).
     delivery_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.banned = BannedWords(self.users)
-        self.parser = ParserOptions.from_settings(self.settings)
+        self.posts = SinglePosts(self.db)
+        self.posts_gate = PostGate(self.settings.u_cooldown_seconds)
+
+    @property
+    def parser(self) -> ParserOptions:
+        """What the prompt parser is configured with."""
+        return self.settings.parser
 
 
 def services_of(client: object) -> Services:

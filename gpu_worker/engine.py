@@ -27,8 +27,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -39,70 +38,20 @@ from gpu_worker.conditioning import Conditioning, encode
 from gpu_worker.errors import InvalidTask, JobCancelled, OutOfMemory
 from gpu_worker.imaging import blend_images, fit_cover, scale_size
 from gpu_worker.models import LoadedModel, ModelRegistry
+from gpu_worker.task import (
+    CancelCheck,
+    RenderResult,
+    RenderTask,
+    StepCallback,
+    StepEvent,
+    img2img_steps,
+)
 from gpu_worker.tiling import circular_padding
-from storage.contract import GRID_SIZE, MAX_SEED, GenerationRequest, JobKind
+from gpu_worker.upscale import upscale
+from storage.contract import MAX_SEED, GenerationRequest, JobKind
 from storage.sampling import SamplingPlan, bilinear_std, composition_grid, sampling_plan
 
 _CPU = torch.device("cpu")
-
-
-@dataclass(frozen=True)
-class RenderTask:
-    """What to render: a request plus the job facts the engine needs."""
-
-    request: GenerationRequest
-    seed: int
-    kind: JobKind = JobKind.IMAGINE
-    # Image prompts for imagine/reroll jobs; the source image for variations and upscales.
-    init_images: tuple[Image.Image, ...] = ()
-    strength: float | None = None
-    # Which grid images to render; image i uses the generator seeded ``seed + i``.
-    indices: tuple[int, ...] = tuple(range(GRID_SIZE))
-    # Render at exactly this size instead of the request's size scaled to the model.
-    size: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True)
-class StepEvent:
-    """One finished denoising step."""
-
-    step: int
-    total: int
-    latents: torch.Tensor = field(repr=False)
-
-    @property
-    def percent(self) -> int:
-        """Whole percent done, 0-100."""
-        return min(100, math.floor(100 * self.step / max(1, self.total)))
-
-
-@dataclass(frozen=True)
-class RenderResult:
-    """The rendered images and what it took."""
-
-    images: list[Image.Image]
-    seeds: list[int]
-    width: int
-    height: int
-    steps_run: int
-    seconds: float
-    model: str
-
-
-StepCallback = Callable[[StepEvent], None]
-CancelCheck = Callable[[], bool]
-
-
-def img2img_steps(steps: int, strength: float) -> tuple[int, int]:
-    """(schedule length to ask img2img for, denoising steps it will run) at ``strength``.
-
-    img2img runs ``int(schedule * strength)`` steps; the schedule is lengthened when that would
-    be zero, so a short schedule at low strength still denoises once.
-    """
-    schedule = steps
-    while int(schedule * strength) < 1:
-        schedule += 1
-    return schedule, min(schedule, int(schedule * strength))
 
 
 def image_prompt_strength(image_weight: float) -> float:
@@ -142,9 +91,13 @@ class Engine:
         self._threads()
         model = self.registry.get(task.request.model)
         if task.kind is JobKind.UPSCALE:
-            from gpu_worker.upscale import upscale
-
-            return upscale(self, model, task, on_step=on_step, cancelled=cancelled)
+            return upscale(
+                model,
+                task,
+                upscaler_model=self.registry.upscaler_model,
+                on_step=on_step,
+                cancelled=cancelled,
+            )
         if not task.indices or any(not 0 <= i < 16 for i in task.indices):
             raise InvalidTask(f"image indices must be 0..15, got {list(task.indices)}")
         if not 0 <= task.seed <= MAX_SEED:

@@ -32,19 +32,19 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
 
 from PIL import Image
 
-from gpu_worker.engine import RenderResult, RenderTask, StepEvent
+from gpu_worker.config import WorkerSettings
 from gpu_worker.errors import EngineError, InvalidTask, JobCancelled, ModelLoadError
-from gpu_worker.imaging import decode_image, encode_png, make_grid
-from imagine.settings import Settings
-from storage.contract import GRID_SIZE, Job, JobKind, StoredImage
+from gpu_worker.imaging import decode_image
+from gpu_worker.outputs import store_images
+from gpu_worker.task import RenderEngine, RenderResult, RenderTask, StepEvent
+from gpu_worker.waits import first, on_set
+from storage.contract import GRID_SIZE, Job, JobKind
 from storage.errors import LeaseLost, StorageError
 from storage.images import ImageStore
 from storage.metrics import Metrics
@@ -55,24 +55,6 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 2.0
 PREVIEW_MAX_SIDE = 128
 MAX_FINISHING = 2
-
-
-class RenderEngine(Protocol):
-    """What the loop needs from an engine (``gpu_worker.engine.Engine`` or a stand-in)."""
-
-    def prepare(self) -> str:
-        """Load the default model; return a short description of it."""
-        ...
-
-    def render(
-        self,
-        task: RenderTask,
-        *,
-        on_step: Callable[[StepEvent], None] | None = None,
-        cancelled: Callable[[], bool] | None = None,
-    ) -> RenderResult:
-        """Render a task (blocking; called in the device thread)."""
-        ...
 
 
 def default_worker_id() -> str:
@@ -103,7 +85,7 @@ class Worker:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: WorkerSettings,
         *,
         queue: JobQueue,
         images: ImageStore,
@@ -147,7 +129,7 @@ class Worker:
                         break
                     # A job finishing here may free its user's running cap, so the end of any
                     # of ours is a reason to try again, besides a new job or the poll timeout.
-                    await _first(
+                    await first(
                         self.queue.db.wait_for_job(self.settings.poll_interval),
                         *(asyncio.shield(task) for task in self._finishing),
                         stop.wait(),
@@ -204,7 +186,7 @@ class Worker:
         """Reap expired leases and refresh this worker's last-seen time."""
         interval = max(0.5, min(self.lease_seconds / 2, 30.0))
         while not stop.is_set():
-            await _first(asyncio.sleep(interval), stop.wait())
+            await first(asyncio.sleep(interval), stop.wait())
             try:
                 reaped = await self.queue.reap_expired()
                 if reaped:
@@ -221,7 +203,7 @@ class Worker:
             waited = (datetime.now(UTC) - job.created_at).total_seconds()
             self.metrics.wait_seconds.observe(max(0.0, waited))
         keepalive = asyncio.create_task(self._keepalive(held))
-        watcher = asyncio.create_task(_on_set(stop, lambda: held.stop("shutdown")))
+        watcher = asyncio.create_task(on_set(stop, lambda: held.stop("shutdown")))
         loop = asyncio.get_running_loop()
         try:
             task = await self._task_for(job)
@@ -343,23 +325,8 @@ class Worker:
     ) -> None:
         """Post-processing: encode, store and finish (overlaps the next render)."""
         job = held.job
-        loop = asyncio.get_running_loop()
         try:
-            # Each PNG (and the grid) is encoded in its own pool task, so all cores share them.
-            encodes = [
-                loop.run_in_executor(self._post, _encode_one, i, seed, image)
-                for i, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True))
-            ]
-            if len(result.images) == GRID_SIZE:
-                encodes.append(
-                    loop.run_in_executor(self._post, _encode_grid, result.images, result.seeds[0])
-                )
-            files = await asyncio.gather(*encodes)
-            blobs = await asyncio.gather(*(self.images.put(png, ".png") for _, _, png, _ in files))
-            stored = [
-                StoredImage(index, blob.sha256, width, height, seed, blob.size, blob.path)
-                for (index, seed, _, (width, height)), blob in zip(files, blobs, strict=True)
-            ]
+            stored = await store_images(result, self.images, self._post)
             # No lease renewal may race the finishing write (it would find the lease gone).
             keepalive.cancel()
             done = await self.queue.finish(
@@ -418,37 +385,8 @@ class Worker:
             self.metrics.jobs.labels(kind=str(job.kind), status=str(after.status)).inc()
 
 
-def _encode_one(
-    index: int, seed: int, image: Image.Image
-) -> tuple[int, int, bytes, tuple[int, int]]:
-    """(index, seed, PNG bytes, size) of one image."""
-    return index, seed, encode_png(image), image.size
-
-
-def _encode_grid(images: list[Image.Image], seed: int) -> tuple[int, int, bytes, tuple[int, int]]:
-    """The 2x2 grid as index -1."""
-    grid = make_grid(images)
-    return -1, seed, encode_png(grid), grid.size
-
-
-async def _first(*awaitables: Awaitable[object]) -> None:
-    """Wait until the first of ``awaitables`` is done, then cancel the others."""
-    waits = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiting in waits:
-            waiting.cancel()
-        await asyncio.gather(*waits, return_exceptions=True)
-
-
-async def _on_set(event: asyncio.Event, action: Callable[[], None]) -> None:
-    await event.wait()
-    action()
-
-
 async def run_worker(
-    settings: Settings,
+    settings: WorkerSettings,
     *,
     stop: asyncio.Event,
     queue: JobQueue,
@@ -464,7 +402,7 @@ async def run_worker(
         from gpu_worker.engine import Engine
         from gpu_worker.models import ModelRegistry
 
-        engine = Engine(ModelRegistry(settings))
+        engine = Engine(ModelRegistry(settings.engine))
     worker = Worker(
         settings,
         queue=queue,

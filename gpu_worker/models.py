@@ -37,8 +37,8 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 from diffusers.utils import logging as diffusers_logging
 from transformers.utils import logging as _transformers_logging
 
+from gpu_worker.config import EngineSettings
 from gpu_worker.errors import ModelLoadError, UnknownModel
-from imagine.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def _quiet() -> Iterator[None]:
 class ModelRegistry:
     """Loads models by alias on first use and keeps them; safe to call from several threads."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: EngineSettings) -> None:
         self._settings = settings
         self.upscaler_model = settings.upscaler_model
         self._sources = {DEFAULT_ALIAS: settings.model, **settings.model_aliases}

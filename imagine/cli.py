@@ -16,10 +16,20 @@ from pydantic import ValidationError
 
 from imagine.settings import Settings
 
+DESCRIPTION = (
+    "Midjourney-style image generation in Discord, on SDXL: run the bot and GPU workers, "
+    "manage quotas, and try prompts and models locally."
+)
+EPILOG = (
+    "Start with `imagine run` (bot and worker in one process; needs IMAGINE_DISCORD_TOKEN). "
+    "Settings come from IMAGINE_* environment variables or a TOML file. "
+    "`imagine COMMAND --help` shows a command's options."
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="imagine", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="imagine", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--config", type=Path, help="TOML config file (or IMAGINE_CONFIG)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

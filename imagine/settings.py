@@ -1,16 +1,26 @@
 """Process settings: environment variables with prefix ``IMAGINE_`` and an optional TOML file.
 
-One ``Settings`` object is built in ``main`` (``Settings.load()``) and passed down; nothing reads
-the environment anywhere else. Tests pass their own mapping to ``Settings.load(environ)``.
+One ``Settings`` object is built in ``main`` (``Settings.load()``); nothing reads the environment
+anywhere else. Tests pass their own mapping to ``Settings.load(environ)``.
+
+Its flat field names are the configuration contract (``IMAGINE_<NAME>``, TOML keys). Each package
+declares the slice it needs as a frozen dataclass (``bot.config.BotSettings``,
+``gpu_worker.config.WorkerSettings`` and ``EngineSettings``, ``storage.config.StorageSettings``),
+and the methods ``bot()``, ``worker()``, ``engine()`` and ``storage()`` below are the one place
+that builds them: a slice field takes the flat setting of the same name unless the method
+computes it, so a new setting reaches a package by adding a flat field here and a field of the
+same name to that package's slice.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -22,11 +32,18 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
+from bot.config import BotSettings
+from bot.prompt import ParserOptions
+from gpu_worker.config import EngineSettings, WorkerSettings
+from storage.config import StorageSettings
+from storage.limits import Limits
+
 DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
 DISCORD_API_BASE = "https://discord.com/api/v10"
 DISCORD_GATEWAY_URL = "wss://gateway.discord.gg/"
 
 Period = Literal["day", "week", "month", "total"]
+Slice = TypeVar("Slice")
 
 
 class Settings(BaseSettings):
@@ -53,6 +70,7 @@ class Settings(BaseSettings):
     admin_user_ids: list[int] = Field(default_factory=list)
     admin_role_ids: list[int] = Field(default_factory=list)
     allow_foreign_clicks: bool = True
+    u_cooldown_seconds: float = Field(default=5.0, ge=0)
     upload_limit_bytes: int = 8 * 1024 * 1024
     # A result Discord keeps refusing (other than for good) is retried with backoff starting
     # here and doubling (at most 15 min), then given up after this many attempts.
@@ -68,6 +86,14 @@ class Settings(BaseSettings):
     model_aliases: dict[str, str] = Field(
         default_factory=dict,
         description="Name -> hub id or directory, for --model NAME, --v N and --niji.",
+    )
+    strict_models: bool = Field(
+        default=False,
+        description="Refuse --v/--niji values without an alias (else the default model paints).",
+    )
+    styles: dict[str, str] = Field(
+        default_factory=dict,
+        description="--style NAME -> prompt suffix, optionally followed by --lora NAME[:W].",
     )
     scheduler: Literal["dpmpp_2m_karras", "euler_a"] = "dpmpp_2m_karras"
     device: str | None = None
@@ -115,7 +141,45 @@ class Settings(BaseSettings):
 
     @property
     def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite file."""
         return self.database.startswith("sqlite")
+
+    # -- the slices each process is handed ------------------------------------------------------
+
+    def storage(self) -> StorageSettings:
+        """The storage slice (``open_storage``)."""
+        return self._slice(
+            StorageSettings, database=self.database, limits=Limits.from_settings(self)
+        )
+
+    def bot(self) -> BotSettings:
+        """The bot process's slice, with its storage slice."""
+        return self._slice(
+            BotSettings, parser=ParserOptions.from_settings(self), storage=self.storage()
+        )
+
+    def engine(self) -> EngineSettings:
+        """The engine's slice: models, scheduler, device."""
+        return self._slice(EngineSettings)
+
+    def worker(self) -> WorkerSettings:
+        """The worker loop's slice, with its engine's slice."""
+        return self._slice(WorkerSettings, engine=self.engine())
+
+    def _slice(self, cls: type[Slice], **computed: Any) -> Slice:
+        """``cls`` with each field from ``computed`` or else the flat setting of that name."""
+        values = dict(computed)
+        for slot in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if slot.name in values:
+                continue
+            if slot.name not in type(self).model_fields:
+                raise TypeError(
+                    f"{cls.__name__}.{slot.name} has no setting of that name; add the field to "
+                    f"Settings or compute it in the method that builds {cls.__name__}"
+                )
+            # A copy, so no slice shares a list or dict with these settings or another slice.
+            values[slot.name] = copy.copy(getattr(self, slot.name))
+        return cls(**values)
 
     @classmethod
     def load(

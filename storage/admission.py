@@ -31,7 +31,7 @@ from storage.errors import InvalidValue, JobNotFound, LimitExceeded, QuotaExceed
 from storage.limits import describe_period, period_end
 from storage.tables import jobs, ledger
 
-PRIORITY = {SpeedMode.TURBO: 2, SpeedMode.FAST: 1, SpeedMode.RELAX: 0}
+PRIORITY = {SpeedMode.TURBO: 2, SpeedMode.FAST: 1, SpeedMode.DRAFT: 1, SpeedMode.RELAX: 0}
 MAX_JOBS_PER_ENQUEUE = 16
 
 

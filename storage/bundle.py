@@ -7,31 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
 
+from storage.config import StorageSettings
 from storage.db import Database
 from storage.images import FileImageStore, ImageStore
-from storage.limits import Limits, LimitSettings
 from storage.queue import JobQueue
 from storage.quotas import Quotas
 from storage.users import Users
-
-
-class StorageSettings(LimitSettings, Protocol):
-    """The settings ``open_storage`` reads (``imagine.settings.Settings`` has them all)."""
-
-    @property
-    def database(self) -> str: ...
-    @property
-    def data_dir(self) -> Path: ...
-    @property
-    def lease_seconds(self) -> float: ...
-    @property
-    def max_attempts(self) -> int: ...
-    @property
-    def delivery_max_attempts(self) -> int: ...
-    @property
-    def delivery_retry_seconds(self) -> float: ...
 
 
 @dataclass
@@ -65,7 +47,7 @@ async def open_storage(
 ) -> Storage:
     """Open the configured database and build the services over it (no migrations here)."""
     db = await Database.open(settings.database)
-    limits = Limits.from_settings(settings)
+    limits = settings.limits
     return Storage(
         db=db,
         queue=JobQueue(

@@ -18,6 +18,9 @@ MAX_SEED = 4_294_967_295
 # Discord ids (users, guilds, channels, messages, interactions) are stored as signed 64-bit.
 MAX_ID = 2**63 - 1
 GRID_SIZE = 4
+# The largest image an upscale starts from: a grid image (about 1 MP) upscales twice, to at
+# most 4096x4096, and no further. The bot refuses bigger ones before charging; the worker too.
+MAX_UPSCALE_SOURCE_PIXELS = 2048 * 2048
 
 
 class JobKind(StrEnum):
@@ -49,6 +52,22 @@ class SpeedMode(StrEnum):
     TURBO = "turbo"
     FAST = "fast"
     RELAX = "relax"
+    DRAFT = "draft"
+
+
+class ControlKind(StrEnum):
+    """What a ControlNet conditions on, extracted from the image prompt."""
+
+    CANNY = "canny"
+    DEPTH = "depth"
+
+
+@dataclass(frozen=True)
+class Control:
+    """``--control K[:scale]``: structure from the image prompt, at this conditioning scale."""
+
+    kind: ControlKind
+    scale: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,11 @@ class GenerationRequest:
     weird: int = 0
     model: str | None = None
     mode: SpeedMode = SpeedMode.FAST
+    loras: tuple[tuple[str, float], ...] = ()
+    control: Control | None = None
+    translate: bool = True
+    # One line per parameter accepted but not honoured as written, starting with it as typed.
+    notes: tuple[str, ...] = ()
 
     def with_seed(self, seed: int) -> GenerationRequest:
         """The same request with a fixed seed."""
@@ -88,6 +112,10 @@ class GenerationRequest:
         data["segments"] = [[text, weight] for text, weight in self.segments]
         data["image_urls"] = list(self.image_urls)
         data["mode"] = str(self.mode)
+        data["loras"] = [[name, weight] for name, weight in self.loras]
+        if self.control is not None:
+            data["control"] = {"kind": str(self.control.kind), "scale": self.control.scale}
+        data["notes"] = list(self.notes)
         return data
 
     @classmethod
@@ -98,6 +126,11 @@ class GenerationRequest:
         values["segments"] = tuple((str(t), float(w)) for t, w in values.get("segments", ()))
         values["image_urls"] = tuple(values.get("image_urls", ()))
         values["mode"] = SpeedMode(values.get("mode", SpeedMode.FAST))
+        values["loras"] = tuple((str(n), float(w)) for n, w in values.get("loras", ()))
+        control = values.get("control")
+        if control is not None:
+            values["control"] = Control(ControlKind(control["kind"]), float(control["scale"]))
+        values["notes"] = tuple(str(note) for note in values.get("notes", ()))
         return cls(**values)
 
 

@@ -245,3 +245,16 @@ banned_words = Table(
     Column("word", String(200), primary_key=True),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# The public post of one grid image (a U button), so a repeat click links to it.
+single_posts = Table(
+    "single_posts",
+    metadata,
+    Column("job_id", Id, ForeignKey("jobs.id"), primary_key=True),
+    Column("index", Integer, primary_key=True, autoincrement=False),
+    Column("guild_id", BigInteger, nullable=True),
+    Column("channel_id", BigInteger, nullable=False),
+    Column("message_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

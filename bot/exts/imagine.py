@@ -81,7 +81,7 @@ class Imagine(commands.Cog):
         try:
             # Pure checks first: a bad prompt or a banned word is refused before anything is
             # acknowledged or stored, and neither needs the database.
-            parse(prompt, options=services.parser)
+            parse(prompt, options=services.parser, image_attached=image is not None)
             banned = services.banned.find(prompt)
             if banned is not None:
                 raise UserFacingError(
@@ -107,9 +107,8 @@ class Imagine(commands.Cog):
     ) -> None:
         services = self.services
         # Downloads wait on the network, not the CPU: outside the admission limit.
-        urls = [
-            url for request in parse(prompt, options=services.parser) for url in request.image_urls
-        ]
+        requests = parse(prompt, options=services.parser, image_attached=image is not None)
+        urls = [url for request in requests for url in request.image_urls]
         stored = await fetch_and_store_urls(urls, services, self.bot.http_session)
         attached: tuple[str, ...] = ()
         if image is not None:
@@ -129,7 +128,9 @@ class Imagine(commands.Cog):
     ) -> None:
         services = self.services
         defaults = await services.users.get_settings(interaction.user.id)
-        requests = parse(prompt, options=services.parser, defaults=defaults)
+        requests = parse(
+            prompt, options=services.parser, defaults=defaults, image_attached=bool(attached)
+        )
         specs = [
             JobSpec(
                 kind=JobKind.IMAGINE,

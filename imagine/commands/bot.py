@@ -13,7 +13,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.logging import setup_logging
     from bot.runner import serve, token_of
 
-    setup_logging(settings.log_level, secrets=[token_of(settings) or ""])
+    bot = settings.bot()
+    setup_logging(settings.log_level, secrets=[token_of(bot) or ""])
     # PostgreSQL schemas are upgraded by `imagine migrate` (one migrator per deployment); the
     # embedded SQLite file has no separate migration step, so it is brought to head here.
-    return asyncio.run(serve(settings, migrate=settings.is_sqlite))
+    return asyncio.run(serve(bot, migrate=settings.is_sqlite))

@@ -31,12 +31,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.prompt import ParserOptions, PromptError, parse
 
     settings, alias = _model_settings(settings, args.model)
-    options = ParserOptions(
-        max_repeat=settings.max_repeat,
-        models=frozenset(settings.model_aliases),
-        allow_relax=settings.allow_relax,
-        steps_per_quality={float(k): v for k, v in settings.steps_per_quality.items()},
-    )
+    options = ParserOptions.from_settings(settings)
     try:
         requests = parse(args.text, options=options)
     except PromptError as exc:
@@ -51,12 +46,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for library in libraries:
         library.set_verbosity_error()
 
-    from gpu_worker.engine import Engine, RenderTask
+    from gpu_worker.engine import Engine
     from gpu_worker.errors import EngineError
     from gpu_worker.imaging import encode_png, make_grid
     from gpu_worker.models import ModelRegistry
+    from gpu_worker.task import RenderTask
 
-    engine = Engine(ModelRegistry(settings))
+    engine = Engine(ModelRegistry(settings.engine()))
     out_dir: Path = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries: list[dict[str, Any]] = []

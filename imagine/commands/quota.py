@@ -36,7 +36,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _act(args: argparse.Namespace, settings: Settings) -> QuotaStatus:
-    async with await open_storage(settings) as storage:
+    async with await open_storage(settings.storage()) as storage:
         if args.quota_command == "set":
             return await storage.quotas.set_limit(args.user_id, args.images, args.period)
         if args.quota_command == "reset":

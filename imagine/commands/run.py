@@ -17,20 +17,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.logging import setup_logging
     from bot.runner import serve, token_of
 
-    setup_logging(settings.log_level, secrets=[token_of(settings) or ""])
-    if token_of(settings) is None:
+    bot = settings.bot()
+    setup_logging(settings.log_level, secrets=[token_of(bot) or ""])
+    if token_of(bot) is None:
         # Reported before the worker (and torch) is loaded, so the mistake shows at once.
-        return asyncio.run(serve(settings, migrate=False))
+        return asyncio.run(serve(bot, migrate=False))
 
     from gpu_worker.loop import run_worker
 
     async def worker(services: Services, stop: asyncio.Event) -> None:
         await run_worker(
-            settings,
+            settings.worker(),
             stop=stop,
             queue=services.queue,
             images=services.images,
             metrics=services.metrics,
         )
 
-    return asyncio.run(serve(settings, migrate=True, companions=[worker]))
+    return asyncio.run(serve(bot, migrate=True, companions=[worker]))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from imagine.settings import Settings
 
 if TYPE_CHECKING:
-    from gpu_worker.loop import RenderEngine
+    from gpu_worker.task import RenderEngine
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -49,10 +49,10 @@ async def _serve(settings: Settings, *, once: bool, engine: RenderEngine | None 
     metrics = Metrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
-    storage = await open_storage(settings)
+    storage = await open_storage(settings.storage())
     try:
         await run_worker(
-            settings,
+            settings.worker(),
             stop=stop,
             queue=storage.queue,
             images=storage.images,

@@ -10,7 +10,7 @@ no retry can fix, or too many attempts). ``ix_jobs_outbox`` now leaves given-up 
 cap each user's relax images per day; ``ix_jobs_relax`` keeps that sum to the user's relax jobs.
 
 Revision ID: 0003_delivery_outbox
-Revises: 0002
+Revises: 0003_single_posts
 Create Date: 2026-12-02
 """
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003_delivery_outbox"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003_single_posts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -42,9 +42,9 @@ class BotRun:
 
     async def start(self, fake: FakeDiscord) -> ImagineBot:
         """Open storage, log in, connect and wait until commands are synced and READY."""
-        self.storage = await open_storage(self.settings)
+        self.storage = await open_storage(self.settings.storage())
         self.services = Services(
-            settings=self.settings,
+            settings=self.settings.bot(),
             db=self.storage.db,
             queue=self.storage.queue,
             quotas=self.storage.quotas,

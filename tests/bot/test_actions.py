@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from bot.actions import Action, Click, decode, encode, is_admin, spec_for
+from bot.actions import (
+    MAX_JOB_ID,
+    Action,
+    Click,
+    InvalidButton,
+    check_fits,
+    decode,
+    encode,
+    is_admin,
+    refusal,
+    spec_for,
+)
 from storage.contract import (
     GenerationRequest,
     Job,
@@ -35,23 +46,88 @@ def test_custom_ids_round_trip(action: Action) -> None:
     assert decode(encode(action, 123456789012345678, 3)) == Click(action, 123456789012345678, 3)
 
 
+@pytest.mark.parametrize("job_id", [1, 12, MAX_JOB_ID])
+def test_job_ids_up_to_64_bits_round_trip(job_id: int) -> None:
+    assert decode(encode(Action.VARIATION, job_id, 0)) == Click(Action.VARIATION, job_id, 0)
+
+
 @pytest.mark.parametrize(
     ("custom_id", "message"),
     [
-        ("imagine:u:12", "not an imagine button"),
+        ("imagine:u:12", "not an imagine button: 'imagine:u:12'"),
+        ("other:u:12:1", "not an imagine button: 'other:u:12:1'"),
         ("imagine:zoom:12:1", "unknown button action 'zoom'"),
-        ("other:u:12:1", "not an imagine button"),
-        ("imagine:u:12:10", "not an imagine button"),
+        ("imagine:U:12:1", "unknown button action 'U'"),
+        ("imagine:v:12:7", "image index '7' is outside 0-3 (a grid has 4 images)"),
+        ("imagine:v:12:10", "image index '10' is outside 0-3"),
+        ("imagine:v:12:-1", "image index '-1' is outside 0-3"),
+        ("imagine:v:0:1", "job id '0' is not a job number"),
+        ("imagine:v:012:1", "job id '012' is not a job number"),
+        ("imagine:v:99999999999999999999:1", "job id '99999999999999999999' is not a job number"),
+        (f"imagine:v:{MAX_JOB_ID + 1}:1", f"job id {MAX_JOB_ID + 1} is out of range"),
+        # Unicode digits are digits to \\d, not to the template.
+        ("imagine:v:\u0661\u0662:1", "job id '\u0661\u0662' is not a job number"),
+        ("imagine:v:12:\u0663", "image index '\u0663' is outside 0-3"),
+        ("imagine:v:12:1\n", "image index '1\\n' is outside 0-3"),
     ],
 )
-def test_bad_custom_ids_are_refused(custom_id: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_bad_custom_ids_are_refused_saying_what_is_wrong(custom_id: str, message: str) -> None:
+    with pytest.raises(InvalidButton) as refused:
         decode(custom_id)
+    assert message in str(refused.value)
 
 
-def test_index_must_fit_one_digit() -> None:
-    with pytest.raises(ValueError, match="0-9, got 10"):
-        encode(Action.UPSCALE, 1, 10)
+def test_a_refusal_says_nothing_was_charged() -> None:
+    with pytest.raises(InvalidButton) as refused:
+        decode("imagine:v:12:7")
+    assert refusal(refused.value) == (
+        "This button cannot be used: image index '7' is outside 0-3 (a grid has 4 images). "
+        "Nothing was queued or charged."
+    )
+
+
+@pytest.mark.parametrize(("index", "job_id"), [(4, 1), (-1, 1), (0, 0), (0, MAX_JOB_ID + 1)])
+def test_encode_only_makes_ids_decode_takes(index: int, job_id: int) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        encode(Action.UPSCALE, job_id, index)
+
+
+GRID_BUTTONS = [Action.UPSCALE, Action.VARIATION, Action.REROLL]
+SINGLE_BUTTONS = [
+    Action.UPSCALE_SUBTLE,
+    Action.UPSCALE_CREATIVE,
+    Action.VARY_SUBTLE,
+    Action.VARY_STRONG,
+]
+
+
+@pytest.mark.parametrize("kind", [JobKind.IMAGINE, JobKind.REROLL, JobKind.VARIATION])
+@pytest.mark.parametrize("action", list(Action))
+@pytest.mark.parametrize("index", [0, 3])
+def test_every_button_fits_a_grid(kind: JobKind, action: Action, index: int) -> None:
+    check_fits(Click(action, 7, index), _job(kind=kind))
+
+
+@pytest.mark.parametrize("action", [*SINGLE_BUTTONS, Action.CANCEL])
+def test_single_image_buttons_fit_an_upscale(action: Action) -> None:
+    check_fits(Click(action, 7, 0), _job(kind=JobKind.UPSCALE))
+
+
+@pytest.mark.parametrize(
+    ("action", "label"), list(zip(GRID_BUTTONS, ["U", "V", "🔄"], strict=True))
+)
+def test_grid_buttons_do_not_fit_an_upscale(action: Action, label: str) -> None:
+    with pytest.raises(InvalidButton) as refused:
+        check_fits(Click(action, 7, 0), _job(kind=JobKind.UPSCALE))
+    assert str(refused.value) == (
+        f"{label} buttons belong to a grid of 4 images, and job #7 is a single upscale image"
+    )
+
+
+@pytest.mark.parametrize("action", SINGLE_BUTTONS)
+def test_an_upscale_has_only_image_one(action: Action) -> None:
+    with pytest.raises(InvalidButton, match="job #7 has one image, so there is no image #3"):
+        check_fits(Click(action, 7, 2), _job(kind=JobKind.UPSCALE))
 
 
 def test_u_and_cancel_make_no_job() -> None:

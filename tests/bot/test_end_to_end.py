@@ -57,7 +57,7 @@ async def service(
     engine = HoldingEngine(Engine(ModelRegistry(e2e_settings)), release=render_release)
     worker = asyncio.create_task(
         run_worker(
-            e2e_settings,
+            e2e_settings.worker(),
             stop=stop,
             queue=run.storage.queue,
             images=run.storage.images,

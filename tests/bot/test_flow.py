@@ -212,9 +212,7 @@ async def test_bad_prompt_gets_the_parser_message_and_nothing_is_stored(
     )
     response = await interaction.wait_acked()
     assert response.ephemeral and response.type == 4  # answered at once, no thinking
-    assert response.content == (
-        "aspect ratio `7:1` is too extreme; allowed ratios range from 1:4 to 4:1"
-    )
+    assert response.content == ("`--ar 7:1` is too extreme; allowed ratios range from 1:4 to 4:1")
     assert fake_discord.channel_messages() == []
     assert bot_run.storage is not None
     assert await bot_run.storage.queue.user_jobs(alice.id, list(JobStatus)) == []
@@ -365,7 +363,7 @@ async def test_restart_delivers_once_and_old_buttons_work(
     assert second.settings is bot_settings
     try:
         # The job finishes while no bot is running; the next bot delivers it.
-        async with await open_storage(bot_settings) as storage:
+        async with await open_storage(bot_settings.storage()) as storage:
             await ScriptedWorker(storage).finish(job)
         await second.start(fake_discord)
         await fake_discord.wait_for(lambda: message.content.endswith("(fast)"))

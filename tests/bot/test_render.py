@@ -112,3 +112,51 @@ def test_quota_and_info_lines() -> None:
     assert "used in total" in text
     assert "#5 a red fox (running, 30%)" in text
     assert "#6 a red fox (queued, position 2)" in text
+
+
+def _noted(*notes: str) -> Job:
+    request = GenerationRequest(prompt="a fox", seed=7, notes=notes)
+    return _job(request=request)
+
+
+def test_notes_show_in_one_short_line_under_the_job_message() -> None:
+    content = job_content(_noted("--v 7: painted with the default model"))
+    assert content == (
+        "**a fox --seed 7** - <@42> (Waiting to start)\n"
+        "-# Not as written: --v 7 (painted with the default model)"
+    )
+    assert job_content(_job()).count("\n") == 0
+
+
+def test_many_notes_shorten_to_the_parameters_and_a_count() -> None:
+    notes = [
+        "--sref https://cdn.example.com/styles/reference-image.png: style reference images "
+        "are not supported yet",
+        "--exp 15: Midjourney's experimental aesthetics are not available here",
+        *[
+            f"--sw {n}: style weight applies to `--sref`, which is not supported yet"
+            for n in range(30)
+        ],
+    ]
+    line = job_content(_noted(*notes)).split("\n")[1]
+    assert line.startswith("-# Not as written: --sref https://cdn.…, --exp 15, --sw 0, --sw 1, ")
+    assert line.endswith(" more")
+    assert len(line) <= 200
+    listed = line.removeprefix("-# Not as written: ").split(", ")
+    assert int(listed[-1].split()[0].lstrip("+")) == len(notes) - (len(listed) - 1)
+
+
+def test_notes_cannot_format_or_mention() -> None:
+    line = job_content(_noted("--sref https://x.example/@everyone/*a*: style")).split("\n")[1]
+    assert "@everyone" not in line.replace("@\u200beveryone", "")
+
+
+def test_a_long_prompt_with_notes_stays_within_the_message_limit() -> None:
+    request = GenerationRequest(
+        prompt="x " * 1200, seed=7, notes=("--v 7: painted with the default model",)
+    )
+    content = job_content(_job(request=request))
+    assert len(content) <= MAX_CONTENT
+    assert content.endswith(
+        "(Waiting to start)\n-# Not as written: --v 7 (painted with the default model)"
+    )

@@ -7,6 +7,7 @@ can assert how fast and how the bot answered.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -149,6 +150,25 @@ class Injector:
     async def click(self, message: Message | int, custom_id: str, *, user: User) -> Interaction:
         """Press a button: INTERACTION_CREATE type 3 carrying the message and its components."""
         target = self._clickable(message, custom_id, kinds=(2,))
+        data = {"custom_id": custom_id, "component_type": 2}
+        return await self._interact(3, data, user=user, message=target, custom_id=custom_id)
+
+    async def forge_click(
+        self, message: Message | int, custom_id: str, *, user: User, shown: bool = False
+    ) -> Interaction:
+        """Press a button the message does not have: a click a modified client sends.
+
+        The payload carries the message as stored; with ``shown`` its components also carry
+        the forged button, as if the client had forged the whole payload.
+        """
+        target = self.messages.get(message if isinstance(message, int) else message.id)
+        if target is None or target.deleted:
+            raise CommandInputError(f"message {message!r} does not exist")
+        if shown:
+            forged = {"type": 2, "style": 2, "label": "forged", "custom_id": custom_id}
+            target = dataclasses.replace(
+                target, components=[*target.components, {"type": 1, "components": [forged]}]
+            )
         data = {"custom_id": custom_id, "component_type": 2}
         return await self._interact(3, data, user=user, message=target, custom_id=custom_id)
 

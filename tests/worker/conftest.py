@@ -32,7 +32,7 @@ def tiny_settings(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="session")
 def engine(tiny_settings: Settings) -> Engine:
     """An engine with the tiny model loaded (shared by the session: loading takes a second)."""
-    engine = Engine(ModelRegistry(tiny_settings), cpu_threads=1)
+    engine = Engine(ModelRegistry(tiny_settings.engine()), cpu_threads=1)
     engine.prepare()
     return engine
 

@@ -13,8 +13,9 @@ import sys
 import threading
 from collections.abc import Callable
 
-from gpu_worker.engine import Engine, RenderResult, RenderTask, StepEvent
+from gpu_worker.engine import Engine
 from gpu_worker.models import ModelRegistry
+from gpu_worker.task import RenderResult, RenderTask, StepEvent
 from imagine.settings import Settings
 
 HOLD_LIMIT = 120.0
@@ -78,7 +79,7 @@ def main() -> int:
     from imagine.commands.worker import _serve
 
     settings = Settings.load()
-    engine = HoldingEngine(Engine(ModelRegistry(settings)), announce=True)
+    engine = HoldingEngine(Engine(ModelRegistry(settings.engine())), announce=True)
     return asyncio.run(_serve(settings, once=False, engine=engine))
 
 

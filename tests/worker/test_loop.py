@@ -79,7 +79,7 @@ async def test_queued_job_is_rendered_stored_and_succeeds(
     settings = worker_settings(tiny_settings, database_url, tmp_path)
     metrics = Metrics()
     worker = Worker(
-        settings,
+        settings.worker(),
         queue=queue,
         images=services["images"],
         engine=engine,
@@ -125,7 +125,7 @@ async def test_variations_and_upscales_start_from_the_stored_parent_image(
 ) -> None:
     queue: JobQueue = services["queue"]
     settings = worker_settings(tiny_settings, database_url, tmp_path)
-    worker = Worker(settings, queue=queue, images=services["images"], engine=engine)
+    worker = Worker(settings.worker(), queue=queue, images=services["images"], engine=engine)
     (parent,) = await queue.enqueue(USER, [spec()], interaction_id=1)
     await serve_until_empty(worker)
     variation, upscale = await queue.enqueue(
@@ -136,7 +136,7 @@ async def test_variations_and_upscales_start_from_the_stored_parent_image(
         ],
         interaction_id=2,
     )
-    worker = Worker(settings, queue=queue, images=services["images"], engine=engine)
+    worker = Worker(settings.worker(), queue=queue, images=services["images"], engine=engine)
     await serve_until_empty(worker)
     assert (await queue.get(variation.id)).status is JobStatus.SUCCEEDED
     assert len(await queue.images(variation.id)) == 5
@@ -159,7 +159,7 @@ async def test_engine_error_fails_the_job_with_its_message_and_refunds(
     )
     assert (await services["quotas"].status(USER)).used == 8
     settings = worker_settings(tiny_settings, database_url, tmp_path)
-    worker = Worker(settings, queue=queue, images=services["images"], engine=engine)
+    worker = Worker(settings.worker(), queue=queue, images=services["images"], engine=engine)
     await serve_until_empty(worker)
 
     failed = await queue.get(bad.id)
@@ -185,7 +185,11 @@ async def test_cancel_during_a_render_stops_at_the_next_step_and_refunds(
     holding = HoldingEngine(engine)
     settings = worker_settings(tiny_settings, database_url, tmp_path)
     worker = Worker(
-        settings, queue=queue, images=services["images"], engine=holding, progress_interval=0.2
+        settings.worker(),
+        queue=queue,
+        images=services["images"],
+        engine=holding,
+        progress_interval=0.2,
     )
     run = asyncio.create_task(serve_until_empty(worker))
     assert await asyncio.to_thread(holding.started.wait, 60)
@@ -220,7 +224,7 @@ async def test_stop_stores_the_rendered_job_and_gives_back_the_next_one(
     first, second = await queue.enqueue(USER, [spec(), spec("a calm sea")], interaction_id=21)
     holding = HoldingEngine(engine, at_last_step=True)
     settings = worker_settings(tiny_settings, database_url, tmp_path)
-    worker = Worker(settings, queue=queue, images=services["images"], engine=holding)
+    worker = Worker(settings.worker(), queue=queue, images=services["images"], engine=holding)
     stop = asyncio.Event()
     serving = asyncio.create_task(worker.run(stop))
     assert await asyncio.to_thread(holding.started.wait, 60)
@@ -309,7 +313,11 @@ async def test_killed_worker_job_is_finished_once_by_another_worker(
     short_lease = JobQueue(services["db"], lease_seconds=2.0, max_attempts=3, limits=LIMITS)
     stop = asyncio.Event()
     rescuer = Worker(
-        settings, queue=short_lease, images=services["images"], engine=engine, worker_id="rescuer"
+        settings.worker(),
+        queue=short_lease,
+        images=services["images"],
+        engine=engine,
+        worker_id="rescuer",
     )
     serving = asyncio.create_task(rescuer.run(stop))
     try:
