@@ -16,9 +16,12 @@ answer, aborts the render at the next step and the job is marked cancelled (refu
 lease (the job was reaped and given to another worker) aborts the render and leaves the job
 alone. Errors are recorded per job (type and message) and the loop keeps serving: engine errors
 about the job itself fail it for good, anything else goes back to the queue while attempts
-remain. On ``stop`` (SIGTERM) the loop stops claiming, gives a job that is still rendering back
-to the queue (no attempt spent), completes jobs already rendered, and returns. Expired leases
-are reaped periodically, by every worker.
+remain. A locked or unreachable database never stops the worker: claims, lease renewals and
+housekeeping try again at their next turn, a job whose inputs cannot be read goes back without
+spending an attempt, and the writes that must not be lost (finish, fail, give back) are retried
+until they land. On ``stop`` (SIGTERM) the loop stops claiming, gives a job that is still
+rendering back to the queue (no attempt spent), completes jobs already rendered, and returns.
+Expired leases are reaped periodically, by every worker.
 """
 
 from __future__ import annotations
@@ -43,9 +46,9 @@ from gpu_worker.errors import EngineError, InvalidTask, JobCancelled, ModelLoadE
 from gpu_worker.imaging import decode_image
 from gpu_worker.outputs import store_images
 from gpu_worker.task import RenderEngine, RenderResult, RenderTask, StepEvent
-from gpu_worker.waits import first, on_set
+from gpu_worker.waits import first, on_set, persist
 from storage.contract import GRID_SIZE, Job, JobKind
-from storage.errors import LeaseLost, StorageError
+from storage.errors import DatabaseUnavailable, LeaseLost, StorageError
 from storage.images import ImageStore
 from storage.metrics import Metrics
 from storage.queue import JobQueue
@@ -118,7 +121,10 @@ class Worker:
         self._stop = stop
         loop = asyncio.get_running_loop()
         description = await loop.run_in_executor(self._device, self.engine.prepare)
-        await self.queue.register_worker(self.worker_id, socket.gethostname(), description)
+        host = socket.gethostname()
+        await persist(
+            "registering", lambda: self.queue.register_worker(self.worker_id, host, description)
+        )
         log.info("worker %s ready with %s", self.worker_id, description)
         housekeeping = asyncio.create_task(self._housekeeping(stop, description))
         try:
@@ -170,7 +176,7 @@ class Worker:
         job = await self._take_next()
         if job is not None:
             try:
-                await self.queue.release(job.id, self.worker_id)
+                await persist(f"job {job.id}", lambda: self.queue.release(job.id, self.worker_id))
             except StorageError as exc:
                 log.error("job %s: could not give it back: %s", job.id, exc)
 
@@ -329,8 +335,10 @@ class Worker:
             stored = await store_images(result, self.images, self._post)
             # No lease renewal may race the finishing write (it would find the lease gone).
             keepalive.cancel()
-            done = await self.queue.finish(
-                job.id, self.worker_id, stored, gpu_seconds=result.seconds
+            # The images are stored: the finish must land, however long the database is busy.
+            done = await persist(
+                f"job {job.id}: finishing",
+                lambda: self.queue.finish(job.id, self.worker_id, stored, result.seconds),
             )
             self.jobs_done += 1
             if self.metrics is not None:
@@ -352,12 +360,14 @@ class Worker:
         job_id = held.job.id
         try:
             if held.reason == "cancel":
-                await self.queue.mark_cancelled(job_id, self.worker_id)
+                await persist(
+                    f"job {job_id}", lambda: self.queue.mark_cancelled(job_id, self.worker_id)
+                )
                 log.info("job %s cancelled", job_id)
                 if self.metrics is not None:
                     self.metrics.jobs.labels(kind=str(held.job.kind), status="cancelled").inc()
             elif held.reason == "shutdown":
-                await self.queue.release(job_id, self.worker_id)
+                await persist(f"job {job_id}", lambda: self.queue.release(job_id, self.worker_id))
                 log.info("job %s given back to the queue: shutting down", job_id)
         except LeaseLost:
             log.warning("job %s: lease already lost", job_id)
@@ -368,6 +378,14 @@ class Worker:
         keepalive.cancel()
         if held.reason == "lost":
             return
+        if isinstance(exc, DatabaseUnavailable):
+            # Nothing is wrong with the job: give it back without spending an attempt.
+            log.warning(
+                "job %s: database unavailable (%s); back to the queue", held.job.id, exc.detail
+            )
+            held.reason = "shutdown"
+            await self._aborted(held, keepalive)
+            return
         # Engine errors about the job itself would fail again anywhere; a model that cannot
         # load here might load on another host.
         retry = not isinstance(exc, EngineError) or isinstance(exc, ModelLoadError)
@@ -377,7 +395,10 @@ class Worker:
         message = f"{type(exc).__name__}: {exc}"
         log.error("job %s failed: %s", job.id, message, exc_info=not isinstance(exc, EngineError))
         try:
-            after = await self.queue.fail(job.id, self.worker_id, message, retry=retry)
+            after = await persist(
+                f"job {job.id}",
+                lambda: self.queue.fail(job.id, self.worker_id, message, retry=retry),
+            )
         except (LeaseLost, StorageError) as again:
             log.error("job %s: could not record the failure: %s", job.id, again)
             return

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # Storage
     data_dir: Path = Path("./data")
     database_url: str | None = None
+    # SQLite's own wait for the write lock per attempt, and how long a write keeps retrying a
+    # locked or unreachable database (with backoff) before it reports it unavailable.
+    database_busy_timeout: float = Field(default=5.0, gt=0)
+    database_retry_seconds: float = Field(default=60.0, ge=0)
 
     # Models and engine
     model: str = DEFAULT_MODEL

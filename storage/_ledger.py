@@ -20,7 +20,7 @@ def check_user_id(user_id: int) -> int:
     """``user_id`` if it looks like a Discord id (1 to ``MAX_ID``), else InvalidValue."""
     if isinstance(user_id, bool) or not isinstance(user_id, int) or not 0 < user_id <= MAX_ID:
         raise InvalidValue(
-            f"user id must be a positive Discord id (at most {MAX_ID}), got {user_id!r}"
+            f"user id must be a positive Discord id, got {user_id!r} (at most {MAX_ID})"
         )
     return user_id
 

@@ -21,7 +21,7 @@ def _positive_id(name: str, value: int | None) -> None:
         isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID
     ):
         raise InvalidValue(
-            f"{name} must be a positive integer id (at most {MAX_ID}), got {value!r}"
+            f"{name} must be a positive integer id, got {value!r} (at most {MAX_ID})"
         )
 
 
@@ -71,8 +71,6 @@ class QueueBase:
         self.delivery_retry_seconds = delivery_retry_seconds
         self.limits = limits or Limits()
         self._clock = clock or utcnow
-        # Statements that are a whole transaction by themselves skip BEGIN and COMMIT.
-        self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def now(self) -> datetime:
         """The queue's clock (injectable for tests)."""

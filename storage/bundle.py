@@ -46,7 +46,11 @@ async def open_storage(
     settings: StorageSettings, *, clock: Callable[[], datetime] | None = None
 ) -> Storage:
     """Open the configured database and build the services over it (no migrations here)."""
-    db = await Database.open(settings.database)
+    db = await Database.open(
+        settings.database,
+        busy_timeout=settings.database_busy_timeout,
+        retry_seconds=settings.database_retry_seconds,
+    )
     limits = settings.limits
     return Storage(
         db=db,

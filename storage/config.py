@@ -15,6 +15,9 @@ class StorageSettings:
     # The SQLAlchemy async URL, already resolved (SQLite under the data dir by default).
     database: str
     data_dir: Path
+    # SQLite's busy timeout per attempt; how long a write retries a locked/unreachable database.
+    database_busy_timeout: float
+    database_retry_seconds: float
     lease_seconds: float
     max_attempts: int
     # The server's default limits; admins override them per user and server-wide.

@@ -58,7 +58,7 @@ class Leases(QueueBase):
         }
         if self.db.dialect == "postgresql":
             # The claim is one statement and its own transaction: one round trip.
-            async with self._autocommit.connect() as conn:
+            async with self.db.autocommit() as conn:
                 rows = await conn.execute(claim_statement(True), params)
                 claimed = [Job.from_row(row) for row in rows.mappings()]
         else:

@@ -56,7 +56,7 @@ async def test_results_for_a_deleted_channel_never_hold_up_other_users(
     await _stop(first)
 
     # While no bot runs, the outbox fills: every stuck job ahead of alice's result.
-    async with await open_storage(settings) as storage:
+    async with await open_storage(settings.storage()) as storage:
         queue = storage.queue
         spec = JobSpec(JobKind.IMAGINE, GenerationRequest(prompt="more spam"), cost=4)
         for batch in range(18):  # as if from 18 more commands in that channel
@@ -126,7 +126,7 @@ async def test_a_failing_edit_backs_off_across_a_restart_then_delivers_once(
     job = await worker.finish(await worker.claim())
     await eventually(lambda: _job_with(first, job.id, "next_delivery_at"))
     await _stop(first)
-    async with await open_storage(settings) as storage:
+    async with await open_storage(settings.storage()) as storage:
         failed = await storage.queue.get(job.id)  # what the stopped bot recorded
     assert failed.delivery_attempts >= 1 and failed.undeliverable_at is None
     assert failed.delivery_error == (

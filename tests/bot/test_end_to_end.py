@@ -54,7 +54,7 @@ async def service(
     stop = asyncio.Event()
     # The first render pauses at step 1 until the test has seen its progress edit: a 64 px
     # render can finish between two progress polls.
-    engine = HoldingEngine(Engine(ModelRegistry(e2e_settings)), release=render_release)
+    engine = HoldingEngine(Engine(ModelRegistry(e2e_settings.engine())), release=render_release)
     worker = asyncio.create_task(
         run_worker(
             e2e_settings.worker(),

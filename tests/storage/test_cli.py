@@ -71,12 +71,12 @@ def test_quota_bad_input_is_one_clear_line(database_environ: dict[str, str]) -> 
         ),
         (
             ("show", "99999999999999999999"),
-            "user id must be a positive Discord id (at most 9223372036854775807), "
-            "got 99999999999999999999",
+            "user id must be a positive Discord id, got 99999999999999999999 "
+            "(at most 9223372036854775807)",
         ),
         (
             ("set", "-7", "--images", "5", "--period", "day"),
-            "user id must be a positive Discord id (at most 9223372036854775807), got -7",
+            "user id must be a positive Discord id, got -7 (at most 9223372036854775807)",
         ),
     ):
         result = _imagine("quota", *args, environ=database_environ)

@@ -201,7 +201,7 @@ async def test_values_beyond_the_shared_bounds_are_refused_before_the_database(
     for call, message in (
         (quotas.set_limit(ALICE, MAX_IMAGES + 1, "day"), "from 0 to 1000000, got 1000001"),
         (quotas.set_limit(ALICE, 2**40, "day"), f"got {2**40}"),
-        (quotas.set_limit(huge_id, 5, "day"), f"at most {MAX_ID}), got {huge_id}"),
+        (quotas.set_limit(huge_id, 5, "day"), f"got {huge_id} (at most {MAX_ID})"),
         (quotas.status(huge_id), f"at most {MAX_ID}"),
         (quotas.set_caps(ALICE, max_concurrent=101, max_queued=None), "from 1 to 100, got 101"),
         (quotas.set_caps(ALICE, max_concurrent=None, max_queued=10**6), "from 1 to 1000"),
