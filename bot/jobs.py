@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import discord
 
+from bot.channel_access import cannot_post, missing_permissions, refusal_text, unposted_text
 from bot.errors import UserFacingError
 from bot.render import job_content, pings
 from bot.services import Services
@@ -43,7 +44,13 @@ class Origin:
 async def enqueue(
     interaction: discord.Interaction, services: Services, specs: Sequence[JobSpec]
 ) -> list[Job]:
-    """Enqueue ``specs`` for the interaction's user, idempotent on the interaction id."""
+    """Enqueue ``specs`` for the interaction's user, idempotent on the interaction id.
+
+    Refused first, with nothing stored, where the bot could not post the job messages.
+    """
+    missing = missing_permissions(interaction)
+    if missing:
+        raise UserFacingError(refusal_text(missing))
     return await enqueue_from(Origin.of(interaction), services, specs)
 
 
@@ -76,23 +83,35 @@ async def post_job_messages(
     """Post one public channel message per job and store its id on the job.
 
     Channel messages (not interaction webhooks) so that every later edit uses the bot token and
-    works long after the 15-minute interaction token has expired.
+    works long after the 15-minute interaction token has expired. When Discord refuses a post
+    for the channel (gone, hidden, no permission), the jobs not posted yet are cancelled and
+    refunded and the user is told privately what is missing.
     """
-    return await post_in_channel(channel_of(interaction), services, jobs)
+    return await post_in_channel(channel_of(interaction), services, jobs, interaction)
 
 
 async def post_in_channel(
-    channel: discord.PartialMessageable, services: Services, jobs: Sequence[Job]
+    channel: discord.PartialMessageable,
+    services: Services,
+    jobs: Sequence[Job],
+    interaction: discord.Interaction | None = None,
 ) -> list[discord.Message]:
     """``post_job_messages`` for a channel addressed directly (the web editor's jobs)."""
     posted = []
     try:
-        for job in jobs:
-            message = await channel.send(
-                job_content(job, services.parser),
-                view=cancel_view(job.id),
-                allowed_mentions=pings(job.user_id),
-            )
+        for index, job in enumerate(jobs):
+            try:
+                message = await channel.send(
+                    job_content(job, services.parser),
+                    view=cancel_view(job.id),
+                    allowed_mentions=pings(job.user_id),
+                )
+            except discord.HTTPException as exc:
+                if not cannot_post(exc):
+                    raise
+                unposted = jobs[index:]
+                ended = await services.queue.cancel_unposted([j.id for j in unposted], str(exc))
+                raise UserFacingError(unposted_text(interaction, exc, ended)) from None
             await services.queue.set_message_id(job.id, message.id)
             services.messages.done_posting(job.id)
             posted.append(message)

@@ -186,6 +186,10 @@ class QuotaView(Protocol):
     def gpu_seconds(self) -> float: ...
     @property
     def resets_at(self) -> datetime | None: ...
+    @property
+    def relax_used(self) -> int: ...
+    @property
+    def relax_limit(self) -> int: ...
 
 
 def quota_lines(status: QuotaView) -> list[str]:
@@ -196,6 +200,7 @@ def quota_lines(status: QuotaView) -> list[str]:
     ]
     if status.resets_at is not None:
         lines.append(f"Resets {_when(status.resets_at)}")
+    lines.append(f"Relax mode: {status.relax_used} of {status.relax_limit} images today")
     lines.append(f"Jobs: {status.running} running, {status.queued} queued")
     lines.append(f"Lifetime images: {status.lifetime_images}")
     lines.append(f"GPU time: {status.gpu_seconds:.1f} s")

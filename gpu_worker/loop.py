@@ -16,10 +16,13 @@ answer, aborts the render at the next step and the job is marked cancelled (refu
 lease (the job was reaped and given to another worker) aborts the render and leaves the job
 alone. Errors are recorded per job (type and message) and the loop keeps serving: engine errors
 about the job itself fail it for good, anything else goes back to the queue while attempts
-remain. On ``drain`` the loop claims no more, finishes the job in hand and returns. On ``stop``
-(a second SIGTERM) it stops claiming, gives a job that is still rendering back to the queue (no
-attempt spent), completes jobs already rendered, and returns. Expired leases are reaped
-periodically, by every worker.
+remain. A locked or unreachable database never stops the worker: claims, lease renewals and
+housekeeping try again at their next turn, a job whose inputs cannot be read goes back without
+spending an attempt, and the writes that must not be lost (finish, fail, give back) are retried
+until they land. On ``drain`` the loop claims no more, finishes the job in hand and returns. On
+``stop`` (a second SIGTERM) it stops claiming, gives a job that is still rendering back to the
+queue (no attempt spent), completes jobs already rendered, and returns. Expired leases are
+reaped periodically, by every worker.
 """
 
 from __future__ import annotations
@@ -49,9 +52,9 @@ from gpu_worker.health import WorkerHealth, health_server
 from gpu_worker.inputs import task_for
 from gpu_worker.outputs import store_images
 from gpu_worker.task import RenderEngine, RenderResult, RenderTask, StepEvent
-from gpu_worker.waits import first, on_set
+from gpu_worker.waits import first, on_set, persist
 from storage.contract import Job
-from storage.errors import LeaseLost, StorageError
+from storage.errors import DatabaseUnavailable, LeaseLost, StorageError
 from storage.images import ImageStore
 from storage.logcontext import bind, bound
 from storage.metrics import Metrics
@@ -134,7 +137,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         description = await loop.run_in_executor(self._device, self.engine.prepare)
         self._capabilities = self.engine.capabilities()
-        await self._register(description)
+        await persist("registering", lambda: self._register(description))
         log.info("worker %s ready with %s", self.worker_id, description)
         if self.health is not None:
             self.health.model_loaded(description)
@@ -196,7 +199,7 @@ class Worker:
 
     async def _give_back(self, job: Job) -> None:
         try:
-            await self.queue.release(job.id, self.worker_id)
+            await persist(f"job {job.id}", lambda: self.queue.release(job.id, self.worker_id))
         except StorageError as exc:
             log.error("job %s: could not give it back: %s", job.id, exc)
 
@@ -336,17 +339,21 @@ class Worker:
             stored = await store_images(result, self.images, self._post)
             # No lease renewal may race the finishing write (it would find the lease gone).
             keepalive.cancel()
-            await self.queue.finish(
-                job.id, self.worker_id, stored, gpu_seconds=result.seconds, rendered=result.info
+            # The images are stored: the finish must land, however long the database is busy.
+            done = await persist(
+                f"job {job.id}: finishing",
+                lambda: self.queue.finish(
+                    job.id, self.worker_id, stored, gpu_seconds=result.seconds, rendered=result.info
+                ),
             )
             self.jobs_done += 1
             if self.metrics is not None:
                 self.metrics.gpu_seconds.inc(result.seconds)
-                self.metrics.jobs.labels(kind=str(job.kind), status="succeeded").inc()
+                self.metrics.jobs.labels(kind=str(job.kind), status=str(done.status)).inc()
                 self.metrics.run_seconds.labels(kind=str(job.kind)).observe(
                     time.monotonic() - held.claimed_at
                 )
-            log.info("job %s done in %.2fs of device time", job.id, result.seconds)
+            log.info("job %s %s in %.2fs of device time", job.id, done.status, result.seconds)
         except LeaseLost as exc:
             log.warning("job %s finished after its lease was lost: %s", job.id, exc)
         except Exception as exc:  # the per-job error boundary
@@ -359,12 +366,14 @@ class Worker:
         job_id = held.job.id
         try:
             if held.reason == "cancel":
-                await self.queue.mark_cancelled(job_id, self.worker_id)
+                await persist(
+                    f"job {job_id}", lambda: self.queue.mark_cancelled(job_id, self.worker_id)
+                )
                 log.info("job %s cancelled", job_id)
                 if self.metrics is not None:
                     self.metrics.jobs.labels(kind=str(held.job.kind), status="cancelled").inc()
             elif held.reason == "shutdown":
-                await self.queue.release(job_id, self.worker_id)
+                await persist(f"job {job_id}", lambda: self.queue.release(job_id, self.worker_id))
                 log.info("job %s given back to the queue: shutting down", job_id)
         except LeaseLost:
             log.warning("job %s: lease already lost", job_id)
@@ -375,6 +384,14 @@ class Worker:
         keepalive.cancel()
         if held.reason == "lost":
             return
+        if isinstance(exc, DatabaseUnavailable):
+            # Nothing is wrong with the job: give it back without spending an attempt.
+            log.warning(
+                "job %s: database unavailable (%s); back to the queue", held.job.id, exc.detail
+            )
+            held.reason = "shutdown"
+            await self._aborted(held, keepalive)
+            return
         # Engine errors about the job itself would fail again anywhere; a model that cannot
         # load here might load on another host.
         retry = not isinstance(exc, EngineError) or isinstance(exc, ModelLoadError)
@@ -384,12 +401,15 @@ class Worker:
         failure = Failure.of(exc)
         log.error("job %s failed %s", job.id, failure, exc_info=not isinstance(exc, EngineError))
         try:
-            after = await self.queue.fail(job.id, self.worker_id, failure.stored, retry=retry)
+            after = await persist(
+                f"job {job.id}",
+                lambda: self.queue.fail(job.id, self.worker_id, failure.stored, retry=retry),
+            )
         except (LeaseLost, StorageError) as again:
             log.error("job %s: could not record the failure: %s", job.id, again)
             return
         if self.metrics is not None and after.status.finished:
-            self.metrics.jobs.labels(kind=str(job.kind), status="failed").inc()
+            self.metrics.jobs.labels(kind=str(job.kind), status=str(after.status)).inc()
 
 
 async def run_worker(

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     allow_foreign_clicks: bool = True
     u_cooldown_seconds: float = Field(default=5.0, ge=0)
     upload_limit_bytes: int = 8 * 1024 * 1024
+    # A result Discord keeps refusing (other than for good) is retried with backoff starting
+    # here and doubling (at most 15 min), then given up after this many attempts.
+    delivery_retry_seconds: float = Field(default=1.0, gt=0)
+    delivery_max_attempts: int = Field(default=12, ge=1)
 
     # Storage
     data_dir: Path = Path("./data")
@@ -104,6 +108,10 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION", "aws_default_region"),
     )
+    # SQLite's own wait for the write lock per attempt, and how long a write keeps retrying a
+    # locked or unreachable database (with backoff) before it reports it unavailable.
+    database_busy_timeout: float = Field(default=5.0, gt=0)
+    database_retry_seconds: float = Field(default=60.0, ge=0)
 
     # Models and engine
     model: str = DEFAULT_MODEL
@@ -159,6 +167,8 @@ class Settings(BaseSettings):
     max_repeat: int = 4
     max_image_prompts: int = 4
     allow_relax: bool = True
+    # Relax costs no quota; this caps each user's relax images per UTC day (0: relax refused).
+    relax_images_per_day: int = Field(default=100, ge=0, le=1_000_000)
 
     # Observability
     metrics_port: int | None = None

@@ -72,14 +72,15 @@ def served_by(postgresql: bool) -> Any:
 
 
 def ranked_queue(routing: Any = None) -> Any:
-    """Queued jobs with their ``place`` in their user's line and their ``turn`` (place plus
-    the user's running jobs); with ``routing``, only the jobs it is true for, so a user's
-    line is their oldest job this worker can paint first."""
+    """Queued jobs (no cancel requested) with their ``place`` in their user's line and their
+    ``turn`` (place plus the user's running jobs); with ``routing``, only the jobs it is true
+    for, so a user's line is their oldest job this worker can paint first."""
     place = func.row_number().over(
         partition_by=jobs.c.user_id, order_by=(jobs.c.priority.desc(), jobs.c.id)
     )
+    # A queued job whose cancel was requested is never run (the reaper cancels it).
     query = select(jobs.c.id, jobs.c.user_id, jobs.c.priority, place.label("place")).where(
-        IS_QUEUED
+        IS_QUEUED, jobs.c.cancel_requested.is_(False)
     )
     if routing is not None:
         query = query.where(routing)

@@ -56,7 +56,11 @@ async def open_storage(
     """
     images = await open_image_store(settings.image_store_config)
     try:
-        db = await Database.open(settings.database)
+        db = await Database.open(
+            settings.database,
+            busy_timeout=settings.database_busy_timeout,
+            retry_seconds=settings.database_retry_seconds,
+        )
     except BaseException:
         await images.close()
         raise
@@ -69,6 +73,8 @@ async def open_storage(
             max_attempts=settings.max_attempts,
             limits=limits,
             clock=clock,
+            delivery_max_attempts=settings.delivery_max_attempts,
+            delivery_retry_seconds=settings.delivery_retry_seconds,
         ),
         quotas=Quotas(db, limits, clock=clock),
         users=Users(db, clock=clock),

@@ -15,6 +15,8 @@ from enum import StrEnum
 from typing import Any
 
 MAX_SEED = 4_294_967_295
+# Discord ids (users, guilds, channels, messages, interactions) are stored as signed 64-bit.
+MAX_ID = 2**63 - 1
 GRID_SIZE = 4
 # The largest image an upscale starts from: a grid image (about 1 MP) upscales twice, to at
 # most 4096x4096, and no further. The bot refuses bigger ones before charging; the worker too.
@@ -255,6 +257,11 @@ class Job:
     delivered_at: datetime | None = None
     prompt_text: str | None = None
     images_purged_at: datetime | None = None
+    relax_images: int = 0
+    delivery_attempts: int = 0
+    next_delivery_at: datetime | None = None
+    delivery_error: str | None = None
+    undeliverable_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Job:

@@ -17,6 +17,7 @@ from storage._ledger import (
     job_counts,
     lifetime_images,
     lock_user,
+    relax_usage,
     server_defaults,
     upsert,
     usage,
@@ -25,7 +26,14 @@ from storage._ledger import (
 from storage.audit import Actor, record
 from storage.db import Database
 from storage.errors import InvalidValue, UserNotFound
-from storage.limits import Limits, check_cap, check_images, check_period, period_end
+from storage.limits import (
+    MAX_IMAGES,
+    Limits,
+    check_cap,
+    check_images,
+    check_period,
+    period_end,
+)
 from storage.queue import utcnow
 from storage.tables import server_limits, user_limits
 
@@ -48,6 +56,8 @@ class QuotaStatus:
     max_queued: int
     custom: bool
     gpu_seconds: float = 0.0
+    relax_used: int = 0
+    relax_limit: int = 0
 
     def lines(self) -> list[str]:
         """Human-readable ``name: value`` lines, as ``imagine quota show`` prints them."""
@@ -65,6 +75,7 @@ class QuotaStatus:
         lines.append(f"resets: {resets}")
         lines.append(f"running: {self.running} (at most {self.max_concurrent})")
         lines.append(f"queued: {self.queued} (at most {self.max_queued})")
+        lines.append(f"relax: {self.relax_used} of {self.relax_limit} images today")
         lines.append(f"lifetime images: {self.lifetime_images}")
         lines.append(f"gpu time: {self.gpu_seconds:.1f} s")
         return lines
@@ -191,9 +202,9 @@ class Quotas:
     async def grant(self, user_id: int, images: int) -> QuotaStatus:
         """Give the user extra images for the current period."""
         check_user_id(user_id)
-        if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+        if isinstance(images, bool) or not isinstance(images, int) or not 1 <= images <= MAX_IMAGES:
             raise InvalidValue(
-                f"a grant must be a whole number of images 1 or more, got {images!r}"
+                f"a grant must be a whole number of images from 1 to {MAX_IMAGES}, got {images!r}"
             )
         now = self._clock()
         async with self.db.write() as tx:
@@ -235,4 +246,6 @@ class Quotas:
             max_queued=limits.max_queued,
             custom=custom,
             gpu_seconds=await gpu_seconds_used(conn, user_id),
+            relax_used=await relax_usage(conn, user_id, now),
+            relax_limit=limits.relax_images,
         )

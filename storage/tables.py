@@ -158,6 +158,14 @@ jobs = Table(
     Column("prompt_text", Text, nullable=True),
     # When retention removed the job's stored image files (the rows and Discord's copies stay).
     Column("images_purged_at", UTCDateTime, nullable=True),
+    # The delivery outbox's bookkeeping (see storage.readers): failed attempts, when the next
+    # one is due, the last error (or why delivery was given up) and when it was given up.
+    Column("delivery_attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_delivery_at", UTCDateTime, nullable=True),
+    Column("delivery_error", Text, nullable=True),
+    Column("undeliverable_at", UTCDateTime, nullable=True),
+    # The images of a relax job (its cost is 0): counted against the user's daily relax cap.
+    Column("relax_images", Integer, nullable=False, server_default=text("0")),
     # NULL interaction ids are distinct, so jobs made without an interaction never collide.
     UniqueConstraint("interaction_id", "position"),
     CheckConstraint(_in("status", JOB_STATUSES), name="status"),
@@ -166,14 +174,23 @@ jobs = Table(
     Index("ix_jobs_user_status", "user_id", "status"),
     Index("ix_jobs_lease", "status", "lease_expires_at"),
     Index("ix_jobs_created_at", "created_at"),
-    # The delivery outbox: only active and undelivered jobs are in this index, so it stays small.
+    # The delivery outbox: only jobs still to deliver are in this index, so it stays small.
     Index(
         "ix_jobs_outbox",
         "finished_at",
         "id",
-        sqlite_where=text("delivered_at IS NULL"),
-        postgresql_where=text("delivered_at IS NULL"),
+        sqlite_where=text("delivered_at IS NULL AND undeliverable_at IS NULL"),
+        postgresql_where=text("delivered_at IS NULL AND undeliverable_at IS NULL"),
     ),
+)
+
+# Each user's relax jobs by time, for the daily relax cap at enqueue.
+Index(
+    "ix_jobs_relax",
+    jobs.c.user_id,
+    jobs.c.created_at,
+    sqlite_where=text("relax_images > 0"),
+    postgresql_where=text("relax_images > 0"),
 )
 
 # Each user's line in claim order (priority, then oldest); only queued jobs are in it.

@@ -20,6 +20,8 @@ from PIL import Image
 
 from tests.fakediscord import (
     MANAGE_GUILD,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
     CommandInputError,
     FakeDiscord,
     FakeDiscordTimeout,
@@ -692,3 +694,47 @@ async def test_several_guilds_with_their_own_roles_joins_and_leaves(
         assert await asyncio.wait_for(joined.get(), 5) == later.id
         arrived = client.get_guild(later.id)
         assert arrived is not None and [c.name for c in arrived.text_channels] == ["general"]
+
+
+async def test_channel_permissions_deletion_and_faults_reach_discord_py(
+    bot: TinyBot, fake_discord: FakeDiscord
+) -> None:
+    quiet = fake_discord.add_channel("quiet")
+    fake_discord.set_permissions(quiet, fake_discord.bot_role, deny=SEND_MESSAGES)
+    with pytest.raises(discord.Forbidden) as refused:
+        await bot.get_partial_messageable(quiet.id).send("hello")
+    assert (refused.value.status, refused.value.code) == (403, 50013)
+    user = fake_discord.add_user("zoe")
+    interaction = await fake_discord.invoke_command(
+        "admin quota set",
+        {"user": user, "images": 1, "period": "day"},
+        channel=quiet,
+        user=user,
+        check_permissions=False,
+    )
+    app = discord.Permissions(int(interaction.payload["app_permissions"]))
+    assert app.view_channel and not app.send_messages
+
+    fake_discord.set_permissions(quiet, fake_discord.bot_role, deny=VIEW_CHANNEL)
+    with pytest.raises(discord.Forbidden) as hidden:
+        await bot.get_partial_messageable(quiet.id).send("hello")
+    assert hidden.value.code == 50001
+
+    general = bot.get_partial_messageable(fake_discord.channel.id)
+    sent = await general.send("first")
+    fake_discord.fail(
+        "PATCH",
+        "/channels/{channel_id}/messages/{message_id}",
+        status=503,
+        code=0,
+        message="upstream connect error",
+    )
+    with pytest.raises(discord.DiscordServerError):
+        await general.get_partial_message(sent.id).edit(content="second")
+    await general.get_partial_message(sent.id).edit(content="third")
+    assert fake_discord.messages[sent.id].content == "third"
+
+    await fake_discord.delete_channel(fake_discord.channel)
+    with pytest.raises(discord.NotFound) as gone:
+        await general.get_partial_message(sent.id).edit(content="fourth")
+    assert gone.value.code == 10003

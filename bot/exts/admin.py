@@ -19,6 +19,7 @@ from bot.fleet import workers_content
 from bot.render import queue_content, quota_lines
 from bot.web.dashboard import LINK_LIFETIME, login_link
 from storage.audit import Actor
+from storage.limits import MAX_CONCURRENT, MAX_IMAGES, MAX_QUEUED
 
 if TYPE_CHECKING:
     from bot.client import ImagineBot
@@ -71,7 +72,7 @@ class Admin(commands.Cog):
         self,
         interaction: discord.Interaction,
         user: discord.User,
-        images: app_commands.Range[int, 0, 1_000_000],
+        images: app_commands.Range[int, 0, MAX_IMAGES],
         period: Period,
     ) -> None:
         """Give ``user`` their own limit of ``images`` per ``period``."""
@@ -105,8 +106,8 @@ class Admin(commands.Cog):
         self,
         interaction: discord.Interaction,
         user: discord.User | None = None,
-        max_concurrent: app_commands.Range[int, 1, 100] | None = None,
-        max_queued: app_commands.Range[int, 1, 1000] | None = None,
+        max_concurrent: app_commands.Range[int, 1, MAX_CONCURRENT] | None = None,
+        max_queued: app_commands.Range[int, 1, MAX_QUEUED] | None = None,
     ) -> None:
         """Change caps; with neither cap given, show them."""
         await defer_private(interaction)

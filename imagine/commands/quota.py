@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from imagine.settings import Settings
 from storage.audit import OPERATOR, Actor
 from storage.bundle import open_storage
-from storage.errors import StorageError
+from storage.errors import DatabaseUnavailable, StorageError
 from storage.migrate import current_revision, head_revision
 from storage.quotas import QuotaStatus
 
@@ -26,6 +26,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             )
             return 1
         status = asyncio.run(_act(args, settings))
+    except DatabaseUnavailable as exc:
+        print(f"imagine quota: cannot reach the database: {exc.detail}", file=sys.stderr)
+        return 1
     except StorageError as exc:
         print(f"imagine quota: {exc}", file=sys.stderr)
         return 2

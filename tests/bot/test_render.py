@@ -146,12 +146,15 @@ class _Status:
     lifetime_images: int = 120
     gpu_seconds: float = 93.25
     resets_at: datetime | None = datetime(2030, 1, 2, tzinfo=UTC)
+    relax_used: int = 4
+    relax_limit: int = 100
 
 
 def test_quota_and_info_lines() -> None:
     assert quota_lines(_Status()) == [
         "Quota: 8 of 20 images used per day, 12 left",
         f"Resets <t:{int(datetime(2030, 1, 2, tzinfo=UTC).timestamp())}:R>",
+        "Relax mode: 4 of 100 images today",
         "Jobs: 1 running, 2 queued",
         "Lifetime images: 120",
         "GPU time: 93.2 s",

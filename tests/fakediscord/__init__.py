@@ -3,9 +3,12 @@
 from ._options import CommandInputError
 from .models import (
     ADMINISTRATOR,
+    ATTACH_FILES,
     EPHEMERAL,
     LOADING,
     MANAGE_GUILD,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
     Attachment,
     Button,
     Channel,
@@ -24,9 +27,12 @@ from .server import FakeDiscord, FakeDiscordTimeout
 
 __all__ = [
     "ADMINISTRATOR",
+    "ATTACH_FILES",
     "EPHEMERAL",
     "LOADING",
     "MANAGE_GUILD",
+    "SEND_MESSAGES",
+    "VIEW_CHANNEL",
     "Attachment",
     "Button",
     "Channel",

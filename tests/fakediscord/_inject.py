@@ -292,7 +292,9 @@ class Injector:
             message=message,
         )
         guild = self.guild_of(channel)
-        channel_data = channel.payload() | {"permissions": str(guild.permissions_of(user))}
+        # Like Discord, permissions are the ones in this channel (overwrites applied).
+        member_permissions = str(guild.permissions_in(user, channel))
+        channel_data = channel.payload() | {"permissions": member_permissions}
         payload: dict[str, Any] = {
             "id": str(interaction.id),
             "application_id": str(self.application_id),
@@ -303,8 +305,8 @@ class Injector:
             "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
             "channel_id": str(channel.id),
             "channel": channel_data,
-            "member": self.member_payload(user, permissions=True, guild=guild),
-            "app_permissions": str(guild.permissions_of(self.bot_user)),
+            "member": self.member_payload(user, guild=guild) | {"permissions": member_permissions},
+            "app_permissions": str(guild.permissions_in(self.bot_user, channel)),
             "locale": user.locale,
             "guild_locale": "en-US",
             "entitlements": [],

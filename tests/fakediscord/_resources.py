@@ -6,9 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ._messages import ApiError
+from ._messages import ApiError, Body
 from ._rest import body_of, fake_of, json_response
-from .models import Command, Guild, Message
+from .models import ATTACH_FILES, SEND_MESSAGES, VIEW_CHANNEL, Command, Guild, Message
 
 
 def _int(request: web.Request, key: str) -> int:
@@ -173,10 +173,24 @@ async def delete_command(request: web.Request) -> web.StreamResponse:
 
 
 def _channel_id(request: web.Request) -> int:
+    fake = fake_of(request)
     channel_id = _int(request, "channel_id")
-    if fake_of(request).channel_by_id(channel_id) is None:
+    channel = fake.channel_by_id(channel_id)
+    if channel is None:
         raise ApiError(404, 10003, "Unknown Channel")
+    if not fake.guild.permissions_in(fake.bot_user, channel) & VIEW_CHANNEL:
+        raise ApiError(403, 50001, "Missing Access")
     return channel_id
+
+
+def _check_can_post(request: web.Request, channel_id: int, body: Body) -> None:
+    """Posting needs Send Messages, and Attach Files for files (Discord's 50013)."""
+    fake = fake_of(request)
+    channel = fake.channel_by_id(channel_id)
+    assert channel is not None
+    allowed = fake.guild.permissions_in(fake.bot_user, channel)
+    if not allowed & SEND_MESSAGES or (body.files and not allowed & ATTACH_FILES):
+        raise ApiError(403, 50013, "Missing Permissions")
 
 
 def _message(request: web.Request) -> Message:
@@ -198,6 +212,7 @@ async def create_message(request: web.Request) -> web.StreamResponse:
     fake = fake_of(request)
     channel_id = _channel_id(request)
     body = await body_of(request)
+    _check_can_post(request, channel_id, body)
     data = body.json if isinstance(body.json, dict) else {}
     message = fake.new_message(channel_id, fake.bot_user)
     if int(data.get("flags") or 0) & 64:

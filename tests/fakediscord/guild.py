@@ -10,6 +10,9 @@ from typing import Any
 # Permission bits (https://discord.com/developers/docs/topics/permissions).
 ADMINISTRATOR = 1 << 3
 MANAGE_GUILD = 1 << 5
+VIEW_CHANNEL = 1 << 10
+SEND_MESSAGES = 1 << 11
+ATTACH_FILES = 1 << 15
 ALL_PERMISSIONS = (1 << 53) - 1
 # What @everyone gets in a fresh guild: read, write, attach, embed, react, use commands.
 DEFAULT_EVERYONE_PERMISSIONS = 311455763521
@@ -106,6 +109,25 @@ class User:
         return data
 
 
+@dataclass
+class Overwrite:
+    """A channel permission overwrite for a role (type 0) or a member (type 1)."""
+
+    id: int
+    type: int
+    allow: int = 0
+    deny: int = 0
+
+    def payload(self) -> dict[str, Any]:
+        """The overwrite object."""
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "allow": str(self.allow),
+            "deny": str(self.deny),
+        }
+
+
 @dataclass(eq=False)
 class Channel:
     """A guild text channel."""
@@ -114,6 +136,7 @@ class Channel:
     guild_id: int
     name: str
     position: int = 0
+    overwrites: list[Overwrite] = field(default_factory=list)
 
     @property
     def mention(self) -> str:
@@ -128,7 +151,7 @@ class Channel:
             "guild_id": str(self.guild_id),
             "name": self.name,
             "position": self.position,
-            "permission_overwrites": [],
+            "permission_overwrites": [o.payload() for o in self.overwrites],
             "nsfw": False,
             "topic": None,
             "rate_limit_per_user": 0,
@@ -167,6 +190,27 @@ class Guild:
             value |= role.permissions
         if value & ADMINISTRATOR:
             return ALL_PERMISSIONS
+        return value
+
+    def permissions_in(self, user: User, channel: Channel) -> int:
+        """A member's permissions in a channel: guild permissions, then the channel's
+        overwrites for @everyone, the member's roles and the member, as Discord applies them."""
+        value = self.permissions_of(user)
+        if value == ALL_PERMISSIONS:
+            return value
+        by_id = {(o.type, o.id): o for o in channel.overwrites}
+        everyone = by_id.get((0, self.everyone.id))
+        if everyone is not None:
+            value = (value & ~everyone.deny) | everyone.allow
+        roles = [by_id[(0, role.id)] for role in user.roles if (0, role.id) in by_id]
+        deny = allow = 0
+        for overwrite in roles:
+            deny |= overwrite.deny
+            allow |= overwrite.allow
+        value = (value & ~deny) | allow
+        member = by_id.get((1, user.id))
+        if member is not None:
+            value = (value & ~member.deny) | member.allow
         return value
 
     def payload(self) -> dict[str, Any]:

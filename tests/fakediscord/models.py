@@ -16,10 +16,14 @@ from .components import Button, SelectMenu, emoji_text, walk_components
 from .guild import (
     ADMINISTRATOR,
     ALL_PERMISSIONS,
+    ATTACH_FILES,
     DEFAULT_EVERYONE_PERMISSIONS,
     MANAGE_GUILD,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
     Channel,
     Guild,
+    Overwrite,
     Role,
     User,
     iso,
@@ -350,22 +354,40 @@ class RateLimitRule:
     hits: int = 0
 
 
+@dataclass
+class FaultRule:
+    """Answer ``times`` matching requests with an error in Discord's shape."""
+
+    method: str
+    path: str
+    times: int
+    status: int
+    code: int
+    message: str
+    hits: int = 0
+
+
 __all__ = [
     "ADMINISTRATOR",
     "ALL_PERMISSIONS",
+    "ATTACH_FILES",
     "COMPONENTS_V2",
     "DEFAULT_EVERYONE_PERMISSIONS",
     "DISCORD_EPOCH_MS",
     "EPHEMERAL",
     "LOADING",
     "MANAGE_GUILD",
+    "SEND_MESSAGES",
+    "VIEW_CHANNEL",
     "Attachment",
     "Button",
     "Channel",
     "Command",
+    "FaultRule",
     "Guild",
     "Interaction",
     "Message",
+    "Overwrite",
     "Pings",
     "RateLimitRule",
     "Request",

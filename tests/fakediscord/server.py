@@ -33,9 +33,11 @@ from .models import (
     Attachment,
     Channel,
     Command,
+    FaultRule,
     Guild,
     Interaction,
     Message,
+    Overwrite,
     Pings,
     RateLimitRule,
     Request,
@@ -96,6 +98,7 @@ class FakeDiscord(Injector):
         self.requests: list[Request] = []
         self.commands: dict[tuple[int | None, str, int], Command] = {}
         self.rate_limits: list[RateLimitRule] = []
+        self.faults: list[FaultRule] = []
         # Files users attached to commands: not in any message, still downloadable.
         self._uploads: dict[int, Attachment] = {}
         self.server_errors: list[Exception] = []
@@ -188,6 +191,20 @@ class FakeDiscord(Injector):
         )
         guild.channels.append(channel)
         return channel
+
+    def set_permissions(
+        self, channel: Channel, target: User | Role, *, allow: int = 0, deny: int = 0
+    ) -> None:
+        """Give ``channel`` a permission overwrite for a role or a member (replacing theirs)."""
+        kind = 0 if isinstance(target, Role) else 1
+        channel.overwrites = [
+            o for o in channel.overwrites if (o.type, o.id) != (kind, target.id)
+        ] + [Overwrite(id=target.id, type=kind, allow=allow, deny=deny)]
+
+    async def delete_channel(self, channel: Channel) -> None:
+        """Delete a channel: REST answers 404 Unknown Channel; the bot gets CHANNEL_DELETE."""
+        self.guild.channels.remove(channel)
+        await self.gateway.dispatch("CHANNEL_DELETE", channel.payload())
 
     def add_user(
         self,
@@ -527,6 +544,22 @@ class FakeDiscord(Injector):
         ``/channels/{channel_id}/messages/{message_id}`` or a concrete path) with 429."""
         rule = RateLimitRule(method.upper(), path, times, retry_after, is_global)
         self.rate_limits.append(rule)
+        return rule
+
+    def fail(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int,
+        code: int,
+        message: str,
+        times: int = 1,
+    ) -> FaultRule:
+        """Answer the next ``times`` requests to ``path`` (a route template or a concrete path)
+        with an error in Discord's shape, e.g. ``status=403, code=50013``."""
+        rule = FaultRule(method.upper(), path, times, status, code, message)
+        self.faults.append(rule)
         return rule
 
     # -- assertions and waiting -----------------------------------------------------------
