@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     tiny = sub.add_parser("tiny-model", help="write a tiny random-weight SDXL for smoke tests")
     tiny.add_argument("out", type=Path, help="directory to write the model into")
     tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument(
+        "--full-size",
+        action="store_true",
+        help="the SDXL base architecture at its published sizes instead (random weights, ~6.5 GB)",
+    )
 
     quota = sub.add_parser("quota", help="show or set a user's image quota")
     qsub = quota.add_subparsers(dest="quota_command", required=True, metavar="ACTION")
