@@ -20,6 +20,8 @@
   in the same callback and aborts the render at once with ``JobCancelled``.
 - Out of memory: the batch is split (4 -> 2 -> 1 images per call) before giving up; per-image
   generators keep the images identical whatever the split.
+- Fast path (``gpu_worker.fastpath``): with a compiled UNet sizes snap to the nearest size
+  bucket; ``prepare`` warms up (``gpu_worker.warmup``) before the worker claims anything.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from gpu_worker.errors import InvalidTask, JobCancelled, OutOfMemory
 from gpu_worker.imaging import blend_images, fit_cover, scale_size
 from gpu_worker.models import LoadedModel, ModelRegistry
 from gpu_worker.tiling import circular_padding
+from gpu_worker.warmup import CompileWatch, warm_up
 from storage.contract import GRID_SIZE, MAX_SEED, GenerationRequest, JobKind
 from storage.sampling import SamplingPlan, bilinear_std, composition_grid, sampling_plan
 
@@ -118,6 +121,7 @@ class Engine:
     def __init__(self, registry: ModelRegistry, *, cpu_threads: int | None = None) -> None:
         self.registry = registry
         self.cpu_threads = cpu_threads
+        self.compiles = CompileWatch()
 
     def _threads(self) -> None:
         # torch's CPU thread count is per calling thread under OpenMP, and renders run in a
@@ -126,9 +130,18 @@ class Engine:
             torch.set_num_threads(self.cpu_threads)
 
     def prepare(self) -> str:
-        """Load the default model now; returns its source (hub id or directory)."""
+        """Load the default model and warm it up; returns its source (hub id or directory)."""
         self._threads()
-        return self.registry.get(None).source
+        model = self.registry.get(None)
+        if model.fast is not None and model.fast.compile:
+            self.compiles.arm()
+        if model.fast is not None and model.fast.warmup:
+            warm_up(
+                model.fast,
+                lambda request, indices: self.render(RenderTask(request, 0, indices=indices)),
+                self.compiles,
+            )
+        return model.source
 
     def render(
         self,
@@ -144,7 +157,9 @@ class Engine:
         if task.kind is JobKind.UPSCALE:
             from gpu_worker.upscale import upscale
 
-            return upscale(self, model, task, on_step=on_step, cancelled=cancelled)
+            side = model.native_resolution
+            with self.compiles.rendering(model.fast, side, side, 1):
+                return upscale(self, model, task, on_step=on_step, cancelled=cancelled)
         if not task.indices or any(not 0 <= i < 16 for i in task.indices):
             raise InvalidTask(f"image indices must be 0..15, got {list(task.indices)}")
         if not 0 <= task.seed <= MAX_SEED:
@@ -155,7 +170,8 @@ class Engine:
         init, strength = self._init_image(task, (width, height))
         runner = _Run(model, plan, conditioning, width, height, on_step, cancelled, init, strength)
         tiling = circular_padding(model.txt2img.unet, model.txt2img.vae) if plan.tile else None
-        with tiling or contextlib.nullcontext():
+        rendering = self.compiles.rendering(model.fast, width, height, len(task.indices))
+        with tiling or contextlib.nullcontext(), rendering:
             images = runner.run_batched(task.seed, list(task.indices))
         return RenderResult(
             images=images,
@@ -169,10 +185,11 @@ class Engine:
 
     @staticmethod
     def render_size(model: LoadedModel, request: GenerationRequest) -> tuple[int, int]:
-        """The request's size at the model's native resolution."""
-        return scale_size(
-            request.width, request.height, model.native_resolution, model.vae_scale_factor
-        )
+        """The request's size (its bucket when compiled) at the model's native resolution."""
+        width, height = request.width, request.height
+        if model.fast is not None:
+            width, height = model.fast.render_size(width, height)
+        return scale_size(width, height, model.native_resolution, model.vae_scale_factor)
 
     @staticmethod
     def conditioning(model: LoadedModel, plan: SamplingPlan) -> Conditioning:
