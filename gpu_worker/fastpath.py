@@ -239,7 +239,11 @@ class FastPath:
         return notes
 
     def compile_unet(self, unet: Any) -> str:
-        """Compile the UNet in place (static shapes, one graph per size bucket and batch)."""
+        """Compile the UNet's forward (static shapes, one graph per size bucket and batch).
+
+        The text length is the one dynamic dimension: prompts over 75 tokens are encoded in
+        77-token chunks, and a graph per chunk count would recompile mid-queue for long prompts.
+        """
         import torch._dynamo
 
         config: Any = torch._dynamo.config
@@ -248,8 +252,13 @@ class FastPath:
         # Each bucket at each batch size is its own graph; the default limit of 8 would make
         # dynamo fall back to eager after the eighth.
         setattr(config, name, max(getattr(config, name), 8 * (len(self.buckets) + 1)))
-        unet.compile(mode=self.compile_mode, dynamic=False)
-        return f"UNet compiled with torch.compile (mode {self.compile_mode}, static shapes)"
+        # The hook runs before the compiled forward is entered, where marking is allowed.
+        unet.register_forward_pre_hook(_text_length_dynamic, with_kwargs=True)
+        unet.forward = torch.compile(unet.forward, mode=self.compile_mode, dynamic=False)
+        return (
+            f"UNet compiled with torch.compile (mode {self.compile_mode}, static shapes but "
+            "the text length)"
+        )
 
 
 def compiled_graphs() -> int:
@@ -270,6 +279,17 @@ def _cast_inputs(module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, .
     return tuple(
         a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args
     )
+
+
+def _text_length_dynamic(
+    module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """Forward pre-hook: the text embeddings' length may vary without a recompile."""
+    states = kwargs.get("encoder_hidden_states", args[2] if len(args) > 2 else None)
+    if isinstance(states, torch.Tensor) and states.ndim == 3:
+        from torch import _dynamo
+
+        _dynamo.maybe_mark_dynamic(states, 1)
 
 
 def _share_fused_weights(model: torch.nn.Module) -> None:

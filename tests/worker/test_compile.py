@@ -18,6 +18,7 @@ from gpu_worker.engine import Engine, RenderTask
 from gpu_worker.fastpath import compiled_graphs
 from gpu_worker.models import ModelRegistry
 from imagine.settings import Settings
+from storage.sampling import sampling_plan
 from tests.worker.conftest import pixels, request
 
 pytestmark = pytest.mark.slow
@@ -40,7 +41,7 @@ def test_compiled_unet_gives_the_eager_images_and_a_compile_a_job_waits_for_is_l
 ) -> None:
     caplog.set_level(logging.INFO, logger="gpu_worker")
     compiled = compiled_engine(tiny_model_dir, warmup=False)
-    assert "UNet compiled with torch.compile (mode default, static shapes)" in caplog.text
+    assert "UNet compiled with torch.compile (mode default, static shapes" in caplog.text
     ours, theirs = grid(compiled), grid(engine)
     # Tolerance: inductor reorders float32 sums, so a pixel may round the other way; measured
     # max 1 grey level and mean 0.0001.
@@ -70,5 +71,11 @@ def test_warm_up_compiles_every_bucket_before_the_first_job_and_buckets_never_re
     compiled.render(RenderTask(request(width=1600, height=640), seed=2))
     single = compiled.render(RenderTask(request(), seed=3, indices=(2,)))
     assert len(single.images) == 1
+    # A prompt over 75 tokens is encoded in two 77-token chunks: the text length is dynamic.
+    long = request("a lighthouse on a cliff at dusk, waves breaking on the rocks below " * 2)
+    model = compiled.registry.get()
+    plan = sampling_plan(long)
+    assert compiled.conditioning(model, plan).prompt_embeds.shape[1] >= 154
+    compiled.render(RenderTask(long, seed=4))
     assert compiled_graphs() == graphs and compiled.compiles.recompiles == 0
     assert "recompiled" not in caplog.text and "did not cover" not in caplog.text
