@@ -190,8 +190,9 @@ class FastPath:
             compile_mode=compile_mode,
             sdpa_backend=sdpa_backend,
             vae_upcast=vae_upcast,
-            # A compiled UNet must be warm before the first job; on CUDA the warm-up also
-            # settles cuDNN's algorithm choice and the allocator, so it is cheap and useful.
+            # A compiled UNet must be warm before the first job; on CUDA the warm-up also pays
+            # for lazy initialisation (cuBLAS/cuDNN handles, kernel loading, the caching
+            # allocator's first blocks) before any user waits, so it is cheap and useful.
             warmup=(cuda or compile) if warmup is None else warmup,
             warmup_steps=warmup_steps,
             buckets=buckets,

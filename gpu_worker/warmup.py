@@ -3,10 +3,11 @@
 ``warm_up`` renders each size bucket once as a 4-image grid, and one single 1024x1024 image (at
 the model's native size: the shape of upscale tiles), at ``warmup_steps`` steps, through the
 engine's normal render path. With a compiled UNet that compiles one graph per shape, so no job
-waits for a compile; on CUDA without compilation it still settles cuDNN's algorithm choice and
-the caching allocator. ``CompileWatch`` counts compiled graphs around every other render: any
-growth means a job waited for a compile (a size or batch the warm-up did not cover, or no
-warm-up at all), and is logged with the shape that caused it.
+waits for a compile; on CUDA without compilation it still pays for lazy initialisation (library
+handles, kernel loading, the caching allocator's first blocks) before a user would.
+``CompileWatch`` counts compiled graphs around every other render: any growth means a job
+waited for a compile (a size or batch the warm-up did not cover, or no warm-up at all), and is
+logged with the shape that caused it.
 """
 
 from __future__ import annotations
