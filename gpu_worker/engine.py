@@ -23,6 +23,8 @@
   in the same callback and aborts the render at once with ``JobCancelled``.
 - Out of memory: the batch is split (4 -> 2 -> 1 images per call) before giving up; per-image
   generators keep the images identical whatever the split.
+- Fast path (``gpu_worker.fastpath``): with a compiled UNet sizes snap to the nearest size
+  bucket; ``prepare`` warms up (``gpu_worker.warmup``) before the worker claims anything.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from gpu_worker.task import (
 )
 from gpu_worker.tiling import circular_padding
 from gpu_worker.upscale import upscale
+from gpu_worker.warmup import CompileWatch, warm_up
 from storage.contract import MAX_SEED, GenerationRequest, JobKind, SpeedMode
 from storage.sampling import SamplingPlan, bilinear_std, composition_grid
 
@@ -76,6 +79,7 @@ class Engine:
         self.registry = registry
         self.cpu_threads = cpu_threads
         self.features = Features(registry.extras)
+        self.compiles = CompileWatch()
 
     def _threads(self) -> None:
         # torch's CPU thread count is per calling thread under OpenMP, and renders run in a
@@ -84,11 +88,20 @@ class Engine:
             torch.set_num_threads(self.cpu_threads)
 
     def prepare(self) -> str:
-        """Load the default model now; returns its source (hub id or directory)."""
+        """Load the default model and warm it up; returns its source (hub id or directory)."""
         self._threads()
         if self.features.problems:
             log.warning("not offered on this worker: %s", "; ".join(self.features.problems))
-        return self.registry.get(None).source
+        model = self.registry.get(None)
+        if model.fast is not None and model.fast.compile:
+            self.compiles.arm()
+        if model.fast is not None and model.fast.warmup:
+            warm_up(
+                model.fast,
+                lambda request, indices: self.render(RenderTask(request, 0, indices=indices)),
+                self.compiles,
+            )
+        return model.source
 
     def capabilities(self) -> dict[str, Any]:
         """What this engine serves: model aliases, profiles, LoRA styles, ControlNets..."""
@@ -109,13 +122,15 @@ class Engine:
             # request's LoRA styles switched on and its text in English.
             default = dataclasses.replace(task.request, mode=SpeedMode.FAST)
             prepared = self.features.prepare(self.registry, default)
-            return upscale(
-                prepared.model,
-                dataclasses.replace(task, request=prepared.request),
-                upscaler_model=self.registry.upscaler_model,
-                on_step=on_step,
-                cancelled=cancelled,
-            )
+            side = prepared.model.native_resolution
+            with self.compiles.rendering(prepared.model.fast, side, side, 1):
+                return upscale(
+                    prepared.model,
+                    dataclasses.replace(task, request=prepared.request),
+                    upscaler_model=self.registry.upscaler_model,
+                    on_step=on_step,
+                    cancelled=cancelled,
+                )
         if not task.indices or any(not 0 <= i < 16 for i in task.indices):
             raise InvalidTask(f"image indices must be 0..15, got {list(task.indices)}")
         if not 0 <= task.seed <= MAX_SEED:
@@ -139,7 +154,8 @@ class Engine:
         runner.guide = guide
         runner.mask = edit.mask if edit is not None else None
         tiling = circular_padding(model.txt2img.unet, model.txt2img.vae) if plan.tile else None
-        with tiling or contextlib.nullcontext():
+        rendering = self.compiles.rendering(model.fast, width, height, len(task.indices))
+        with tiling or contextlib.nullcontext(), rendering:
             images = runner.run_batched(task.seed, list(task.indices))
         if edit is not None:
             images = [edit.composite(image) for image in images]
@@ -156,10 +172,11 @@ class Engine:
 
     @staticmethod
     def render_size(model: LoadedModel, request: GenerationRequest) -> tuple[int, int]:
-        """The request's size at the model's native resolution."""
-        return scale_size(
-            request.width, request.height, model.native_resolution, model.vae_scale_factor
-        )
+        """The request's size (its bucket when compiled) at the model's native resolution."""
+        width, height = request.width, request.height
+        if model.fast is not None:
+            width, height = model.fast.render_size(width, height)
+        return scale_size(width, height, model.native_resolution, model.vae_scale_factor)
 
     @staticmethod
     def conditioning(model: LoadedModel, plan: SamplingPlan) -> Conditioning:

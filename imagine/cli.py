@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write a tiny random-weight Stable Cascade (prior, decoder, Paella VQ) instead",
     )
+    tiny.add_argument(
+        "--full-size",
+        action="store_true",
+        help="the SDXL base architecture at its published sizes instead (random weights, ~6.5 GB)",
+    )
 
     quota = sub.add_parser("quota", help="show or set a user's image quota")
     qsub = quota.add_subparsers(dest="quota_command", required=True, metavar="ACTION")

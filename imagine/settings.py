@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,6 +47,16 @@ DISCORD_GATEWAY_URL = "wss://gateway.discord.gg/"
 
 Period = Literal["day", "week", "month", "total"]
 Slice = TypeVar("Slice")
+# The SDXL sizes of the prompt language's named ratios (DESIGN section 4), landscape and portrait.
+SDXL_SIZES = (
+    "1024x1024",
+    *(
+        f"{w}x{h}"
+        for w, h in ((1152, 896), (1216, 832), (1344, 768), (1536, 640), (1408, 704), (1728, 576))
+        for w, h in ((w, h), (h, w))
+    ),
+)
+_SIZE = re.compile(r"([1-9][0-9]{1,4})x([1-9][0-9]{1,4})")
 
 
 class Settings(BaseSettings):
@@ -132,6 +143,20 @@ class Settings(BaseSettings):
     dtype: Literal["float16", "bfloat16", "float32"] | None = None
     compile: bool = False
     cpu_offload: bool = False
+    # GPU fast path (gpu_worker/fastpath.py); None: on where safe (CUDA), off on CPU.
+    channels_last: bool | None = None
+    fuse_qkv: bool = False
+    compile_mode: Literal[
+        "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"
+    ] = "default"
+    sdpa_backend: Literal["auto", "flash", "efficient", "cudnn", "math"] = "auto"
+    vae_upcast: Literal["auto", "always"] = "auto"
+    warmup: bool | None = None
+    warmup_steps: int = Field(default=2, ge=1, le=50)
+    size_buckets: list[str] = Field(
+        default_factory=lambda: list(SDXL_SIZES),
+        description="Render sizes compiled at warm-up; with compile, sizes snap to these.",
+    )
     steps_per_quality: dict[str, int] = Field(
         default_factory=lambda: {"0.25": 8, "0.5": 15, "1": 30, "2": 60}
     )
@@ -242,6 +267,21 @@ class Settings(BaseSettings):
             secret_access_key=secret.get_secret_value() if secret else None,
             session_token=token.get_secret_value() if token else None,
         )
+
+    @field_validator("size_buckets")
+    @classmethod
+    def _bucket_sizes(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("size_buckets must list at least one size, e.g. 1024x1024")
+        for size in value:
+            match = _SIZE.fullmatch(size)
+            sides = (int(match[1]), int(match[2])) if match else (0, 0)
+            if not all(side % 64 == 0 and 256 <= side <= 4096 for side in sides):
+                raise ValueError(
+                    f"size_buckets entry {size!r} must be WIDTHxHEIGHT with sides that are "
+                    "multiples of 64 from 256 to 4096, e.g. 1216x832"
+                )
+        return value
 
     @property
     def database(self) -> str:
