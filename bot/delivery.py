@@ -138,9 +138,7 @@ class Courier:
         waiting = [
             job
             for job in due
-            if job.id not in busy
-            and job.id not in delivering
-            and not (job.message_id is None and messages.is_posting(job.id))
+            if job.id not in busy and not (job.message_id is None and messages.is_posting(job.id))
         ]
         for job in waiting[:room]:
             task = asyncio.create_task(self.deliver(job))
