@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from storage.db import Database
+from storage.errors import DatabaseUnavailable
 
 CHECK_TIMEOUT = 3.0
 
@@ -31,7 +32,7 @@ async def database_checks(db: Database, head: str, *, limit: float = CHECK_TIMEO
             await conn.execute(text("SELECT 1"))
     except TimeoutError:
         return [Check("database", False, f"no answer within {limit:g} s")]
-    except (SQLAlchemyError, OSError) as exc:
+    except (SQLAlchemyError, OSError, DatabaseUnavailable) as exc:
         return [Check("database", False, f"unreachable: {_reason(exc)}")]
     checks = [Check("database", True, "reachable")]
     try:
@@ -41,7 +42,7 @@ async def database_checks(db: Database, head: str, *, limit: float = CHECK_TIMEO
             ).scalar_one_or_none()
     except TimeoutError:
         return [*checks, Check("migrations", False, f"no answer within {limit:g} s")]
-    except (SQLAlchemyError, OSError) as exc:
+    except (SQLAlchemyError, OSError, DatabaseUnavailable) as exc:
         return [*checks, Check("migrations", False, f"cannot read the version: {_reason(exc)}")]
     if current == head:
         checks.append(Check("migrations", True, f"at {head}"))
@@ -53,6 +54,8 @@ async def database_checks(db: Database, head: str, *, limit: float = CHECK_TIMEO
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, DatabaseUnavailable) and exc.__cause__ is not None:
+        exc = exc.__cause__  # what the retries kept running into
     cause = getattr(exc, "orig", None) or exc
     first = (str(cause).splitlines() or [""])[0][:200]
     return f"{type(cause).__name__}: {first}"

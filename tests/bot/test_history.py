@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import UTC, datetime, timedelta
 
 from imagine.settings import Settings
+from storage.contract import Job, JobStatus
 from storage.retention import FileBlobs, purge
 from tests.bot.harness import (
     BotRun,
@@ -102,23 +104,28 @@ async def test_history_lists_your_jobs_privately_with_links(
     await other.wait_acked()
     second = await fake_discord.invoke_command("imagine", {"prompt": "a blue kite"}, user=alice)
     await second.wait_acked()
+    # Bob's and Alice's commands are queued concurrently: either may get the next job id.
     await fake_discord.wait_for(
-        lambda: sum("kite" in m.content for m in fake_discord.channel_messages()) == 2
+        lambda: (
+            sum("kite" in m.content or "boat" in m.content for m in fake_discord.channel_messages())
+            == 3
+        )
     )
 
     assert bot_run.storage is not None
     queue = bot_run.storage.queue
 
-    async def posted() -> int | None:
-        return (await queue.get(3)).message_id
+    async def posted() -> Job | None:
+        mine = await queue.user_jobs(alice.id, [JobStatus.QUEUED])
+        return mine[-1] if mine and mine[-1].message_id is not None else None
 
-    await eventually(posted)
+    latest = await eventually(posted)
     history = await fake_discord.invoke_command("history", user=alice)
     text = await ephemeral_reply(fake_discord, history)
     lines = text.splitlines()
     assert lines[0] == "Your last 2 jobs:"
     guild, channel = first.guild_id, first.channel_id
-    assert lines[1].startswith("[#3](<https://discord.com/channels/")
+    assert lines[1].startswith(f"[#{latest.id}](<https://discord.com/channels/")
     assert " imagine queued: a blue kite <t:" in lines[1]
     assert lines[2].startswith(f"[#1](<https://discord.com/channels/{guild}/{channel}/{first.id}>)")
     assert " imagine succeeded: a red kite <t:" in lines[2]
@@ -180,10 +187,14 @@ async def test_the_bot_applies_image_retention_days_by_itself(
         assert run.storage is not None
         queue = run.storage.queue
 
-        async def purged() -> datetime | None:
-            return (await queue.get(job.id)).images_purged_at
+        images = run.storage.images
 
-        await eventually(purged)
-        assert run.storage.images.path(blob.sha256) is None
+        async def purged() -> datetime | None:
+            # The job is marked first; its files go right after.
+            marked = (await queue.get(job.id)).images_purged_at
+            gone = await asyncio.to_thread(images.path, blob.sha256) is None
+            return marked if gone else None
+
+        assert await eventually(purged) is not None
     finally:
         await run.stop()
