@@ -22,8 +22,9 @@ from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
 
-from gpu_worker.engine import Engine, RenderTask, StepEvent  # noqa: E402
+from gpu_worker.engine import Engine  # noqa: E402
 from gpu_worker.models import LoadedModel, ModelRegistry  # noqa: E402
+from gpu_worker.task import RenderTask, StepEvent  # noqa: E402
 from imagine.settings import Settings  # noqa: E402
 from storage.contract import GenerationRequest  # noqa: E402
 
@@ -114,7 +115,7 @@ def run(spec: dict[str, Any], report: dict[str, Any]) -> None:
         print(json.dumps(report), flush=True)
 
     settings = Settings.load({}, model=spec["model"], **spec["settings"])
-    engine = Engine(ModelRegistry(settings), cpu_threads=spec.get("threads"))
+    engine = Engine(ModelRegistry(settings.engine()), cpu_threads=spec.get("threads"))
     engine.prepare()
     model = engine.registry.get()
     report["prepare_seconds"] = round(time.perf_counter() - START, 2)

@@ -27,9 +27,10 @@ import diffusers
 import torch
 from PIL import Image
 
-from gpu_worker.engine import Engine, RenderTask
+from gpu_worker.engine import Engine
 from gpu_worker.loop import Worker
 from gpu_worker.models import ModelRegistry, make_scheduler
+from gpu_worker.task import RenderTask
 from gpu_worker.tiny import write_tiny_model
 from imagine.settings import Settings
 from storage.contract import GenerationRequest, JobKind, JobSpec, JobStatus
@@ -118,7 +119,7 @@ async def queue_throughput(
                 spec = JobSpec(kind=JobKind.IMAGINE, request=request.with_seed(seed), cost=4)
                 await queue.enqueue(1, [spec], interaction_id=round_ * 10_000 + n + 1)
             worker = Worker(
-                settings.model_copy(update={"data_dir": Path(tmp), "database_url": url}),
+                settings.model_copy(update={"data_dir": Path(tmp), "database_url": url}).worker(),
                 queue=queue,
                 images=FileImageStore(Path(tmp) / "images"),
                 engine=engine,
@@ -190,7 +191,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = write_tiny_model(Path(tmp) / "tiny")
         settings = Settings.load({}, model=str(model_dir), data_dir=Path(tmp))
-        engine = Engine(ModelRegistry(settings), cpu_threads=args.threads)
+        engine = Engine(ModelRegistry(settings.engine()), cpu_threads=args.threads)
         engine.prepare()
         report = {
             "benchmark": "batching",

@@ -21,17 +21,18 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from gpu_worker.engine import RenderResult, RenderTask, StepEvent
 from gpu_worker.loop import Worker
+from gpu_worker.task import RenderResult, RenderTask, StepEvent
 from imagine.settings import Settings
 from storage.contract import GenerationRequest, JobKind, JobSpec, JobStatus
 from storage.db import Database
-from storage.images import FileImageStore
+from storage.images import FileImageStore, ImageStore
 from storage.limits import Limits
 from storage.migrate import upgrade
 from storage.queue import JobQueue
@@ -61,6 +62,9 @@ class HoldingDevice:
 
     def prepare(self) -> str:
         return "stand-in device"
+
+    def capabilities(self) -> dict[str, Any]:
+        return {}
 
     def render(
         self,
@@ -97,7 +101,10 @@ class HoldingDevice:
         )
 
 
-async def measure(jobs: int, hold: float, database: str | None) -> dict[str, object]:
+async def measure(
+    jobs: int, hold: float, database: str | None, images: ImageStore | None = None
+) -> dict[str, object]:
+    """Serve ``jobs`` saturated jobs; ``images`` is the store (default: files in a temp dir)."""
     with tempfile.TemporaryDirectory() as tmp:
         url = database or f"sqlite+aiosqlite:///{Path(tmp) / 'imagine.db'}"
         await asyncio.to_thread(upgrade, url)
@@ -110,9 +117,8 @@ async def measure(jobs: int, hold: float, database: str | None) -> dict[str, obj
             await queue.enqueue(1 + n % 5, [spec], interaction_id=10_000 + n)
         device = HoldingDevice(hold)
         settings = Settings.load({}, data_dir=Path(tmp), database_url=url)
-        worker = Worker(
-            settings, queue=queue, images=FileImageStore(Path(tmp) / "images"), engine=device
-        )
+        store = images or FileImageStore(Path(tmp) / "images")
+        worker = Worker(settings.worker(), queue=queue, images=store, engine=device)
         started = time.perf_counter()
         await worker.run(asyncio.Event(), once=True)
         ended = time.perf_counter()

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
-import io
-
 import discord
 
-from bot.actions import Action, Click, spec_for
-from bot.buttons import single_view
+from bot.actions import Action, Click, InvalidButton, check_fits, refusal, spec_for
+from bot.edit_clicks import button_edit_click, open_custom_zoom, region_link_click
+from bot.edit_jobs import check_clicker
+from bot.edits import BUTTON_EDITS
 from bot.errors import UserFacingError, send_error
-from bot.jobs import channel_of, enqueue, post_job_messages
-from bot.render import single_image_content
+from bot.jobs import enqueue, post_job_messages
 from bot.services import Services, services_of
-from bot.uploads import fit_upload
-from storage.contract import Job, JobStatus, SpeedMode
+from bot.singles import post_single
+from storage.contract import MAX_UPSCALE_SOURCE_PIXELS, Job, JobStatus, SpeedMode
+from storage.logcontext import bind
 
 
 async def handle_click(interaction: discord.Interaction, click: Click) -> None:
     """Acknowledge a job button, then run it; every failure ends in one ephemeral message."""
+    bind(job_id=click.job_id, user_id=interaction.user.id)
     try:
         services = services_of(interaction.client)
+        if (refused := services.rules.guild_refusal(interaction.guild_id)) is not None:
+            raise UserFacingError(refused)
+        if click.action is Action.ZOOM_CUSTOM:
+            # The form has to be the click's first answer, so nothing acknowledges it before.
+            await open_custom_zoom(interaction, services, click)
+            return
         # A silent acknowledgement: results appear as new channel messages, refusals as
         # private followups.
         await interaction.response.defer()
@@ -28,18 +34,28 @@ async def handle_click(interaction: discord.Interaction, click: Click) -> None:
             await _cancel(interaction, services, click)
             return
         parent = await services.queue.get(click.job_id)
-        _check_clicker(interaction, services, parent)
+        try:
+            check_fits(click, parent)
+        except InvalidButton as problem:
+            raise UserFacingError(refusal(problem)) from None
+        check_clicker(interaction.user.id, services, parent)
+        if parent.images_purged_at is not None:
+            raise UserFacingError(
+                f"The stored images of job #{parent.id} were removed after the retention "
+                "period, so its buttons no longer work; the images in this message remain."
+            )
         if click.action is Action.UPSCALE:
-            await _show_single(interaction, services, parent, click.index)
+            await post_single(interaction, services, parent, click.index)
+            return
+        if click.action in BUTTON_EDITS:
+            await button_edit_click(interaction, services, parent, click)
+            return
+        if click.action is Action.VARY_REGION:
+            await region_link_click(interaction, services, parent, click)
             return
         await _new_job(interaction, services, parent, click)
     except Exception as exc:
         await send_error(interaction, exc)
-
-
-def _check_clicker(interaction: discord.Interaction, services: Services, job: Job) -> None:
-    if job.user_id != interaction.user.id and not services.settings.allow_foreign_clicks:
-        raise UserFacingError("Only the person who started this job can use its buttons.")
 
 
 async def _cancel(interaction: discord.Interaction, services: Services, click: Click) -> None:
@@ -54,31 +70,13 @@ async def _cancel(interaction: discord.Interaction, services: Services, click: C
     await interaction.followup.send(text, ephemeral=True)
 
 
-async def _show_single(
-    interaction: discord.Interaction, services: Services, job: Job, index: int
-) -> None:
-    if job.status is not JobStatus.SUCCEEDED:
-        raise UserFacingError(f"Job #{job.id} has no images yet ({job.status}).")
-    records = {record.index: record for record in await services.queue.images(job.id)}
-    record = records.get(index)
-    if record is None:
-        raise UserFacingError(f"Job #{job.id} has no image #{index + 1}.")
-    data = await services.images.get(record.sha256)
-    payload, name = await asyncio.to_thread(
-        fit_upload, data, services.settings.upload_limit_bytes, f"imagine_{job.id}_{index + 1}"
-    )
-    await channel_of(interaction).send(
-        single_image_content(job, index, interaction.user.id, services.parser),
-        file=discord.File(io.BytesIO(payload), filename=name),
-        view=single_view(job.id, index),
-    )
-
-
 async def _new_job(
     interaction: discord.Interaction, services: Services, parent: Job, click: Click
 ) -> None:
     if parent.status is not JobStatus.SUCCEEDED:
         raise UserFacingError(f"Job #{parent.id} has no images yet ({parent.status}).")
+    if click.action in (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE):
+        await _check_upscale_source(services, parent, click.index)
     user_settings = await services.users.get_settings(interaction.user.id)
     mode = user_settings.mode
     if mode is SpeedMode.RELAX and not services.settings.allow_relax:
@@ -87,3 +85,17 @@ async def _new_job(
     assert spec is not None, f"{click.action} makes no job and is handled before"
     jobs = await enqueue(interaction, services, [spec])
     await post_job_messages(interaction, services, jobs)
+
+
+async def _check_upscale_source(services: Services, parent: Job, index: int) -> None:
+    """Refuse, before anything is charged, an upscale of an image that is already too big."""
+    records = {record.index: record for record in await services.queue.images(parent.id)}
+    record = records.get(index)
+    if record is None:
+        raise UserFacingError(f"Job #{parent.id} has no image #{index + 1}.")
+    if record.width * record.height > MAX_UPSCALE_SOURCE_PIXELS:
+        raise UserFacingError(
+            f"Image #{index + 1} of job #{parent.id} is {record.width}x{record.height}; Upscale "
+            f"takes images of at most {MAX_UPSCALE_SOURCE_PIXELS:,} pixels (2048x2048), so it "
+            "cannot be upscaled again. Nothing was queued or charged."
+        )

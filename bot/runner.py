@@ -19,9 +19,10 @@ import aiohttp
 import discord
 
 from bot.client import ImagineBot, configure_endpoints
+from bot.config import BotSettings
 from bot.services import Services
-from imagine.settings import Settings
 from storage.bundle import open_storage
+from storage.errors import ImageStoreError
 from storage.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -32,12 +33,12 @@ SHUTDOWN_GRACE = 30.0
 
 @contextlib.asynccontextmanager
 async def open_services(
-    settings: Settings, metrics: Metrics | None = None
+    settings: BotSettings, metrics: Metrics | None = None
 ) -> AsyncIterator[Services]:
     """Open the database and the image store; close them on exit."""
-    if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    async with await open_storage(settings) as storage:
+    if settings.storage.is_sqlite:
+        settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
+    async with await open_storage(settings.storage) as storage:
         yield Services(
             settings=settings,
             db=storage.db,
@@ -49,7 +50,7 @@ async def open_services(
         )
 
 
-def token_of(settings: Settings) -> str | None:
+def token_of(settings: BotSettings) -> str | None:
     """The configured Discord token, or ``None`` when it is missing or blank."""
     if settings.discord_token is None:
         return None
@@ -58,7 +59,7 @@ def token_of(settings: Settings) -> str | None:
 
 
 async def serve(
-    settings: Settings,
+    settings: BotSettings,
     *,
     migrate: bool,
     companions: Sequence[Companion] = (),
@@ -75,14 +76,19 @@ async def serve(
     if migrate:
         from storage.migrate import upgrade
 
-        if settings.is_sqlite:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(upgrade, settings.database)
+        if settings.storage.is_sqlite:
+            settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(upgrade, settings.storage.database)
     metrics = Metrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
-    async with open_services(settings, metrics) as services:
-        return await _run(services, token, companions)
+    try:
+        async with open_services(settings, metrics) as services:
+            return await _run(services, token, companions)
+    except ImageStoreError as exc:
+        # Raised while opening (a missing bucket, refused credentials): before any login.
+        print(f"imagine: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _run(

@@ -14,6 +14,9 @@
   sampling plan (``storage.sampling``), so the bot's description and the engine agree.
   ``--chaos`` adds low-frequency noise to txt2img starting latents; img2img starts from its
   image instead. At chaos 0 and weird 0 a grid is exactly a plain diffusers call's.
+- Edits (Zoom Out, Pan, Make Square, Vary (Region)) run the inpainting pipeline over the same
+  components at the job's strength, on a canvas made by ``gpu_worker.editing``; each image is
+  composited over that canvas, so the source's pixels survive outside the feathered seam.
 - ``--stop`` interrupts the pipeline after that share of the steps and decodes what is there.
 - ``--tile`` switches UNet and VAE convolutions to circular padding for this render only.
 - Progress: ``on_step`` gets every step with its latents (for previews); ``cancelled`` is polled
@@ -27,10 +30,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -38,74 +42,27 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from gpu_worker.conditioning import Conditioning, encode
+from gpu_worker.editing import Prepared, prepare, seam_width
 from gpu_worker.errors import InvalidTask, JobCancelled, OutOfMemory
+from gpu_worker.features import Features, Guide
 from gpu_worker.imaging import blend_images, fit_cover, scale_size
 from gpu_worker.models import LoadedModel, ModelRegistry
+from gpu_worker.task import (
+    CancelCheck,
+    RenderResult,
+    RenderTask,
+    StepCallback,
+    StepEvent,
+    img2img_steps,
+)
 from gpu_worker.tiling import circular_padding
+from gpu_worker.upscale import upscale
 from gpu_worker.warmup import CompileWatch, warm_up
-from storage.contract import GRID_SIZE, MAX_SEED, GenerationRequest, JobKind
-from storage.sampling import SamplingPlan, bilinear_std, composition_grid, sampling_plan
+from storage.contract import MAX_SEED, GenerationRequest, JobKind, SpeedMode
+from storage.sampling import SamplingPlan, bilinear_std, composition_grid
 
 _CPU = torch.device("cpu")
-
-
-@dataclass(frozen=True)
-class RenderTask:
-    """What to render: a request plus the job facts the engine needs."""
-
-    request: GenerationRequest
-    seed: int
-    kind: JobKind = JobKind.IMAGINE
-    # Image prompts for imagine/reroll jobs; the source image for variations and upscales.
-    init_images: tuple[Image.Image, ...] = ()
-    strength: float | None = None
-    # Which grid images to render; image i uses the generator seeded ``seed + i``.
-    indices: tuple[int, ...] = tuple(range(GRID_SIZE))
-    # Render at exactly this size instead of the request's size scaled to the model.
-    size: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True)
-class StepEvent:
-    """One finished denoising step."""
-
-    step: int
-    total: int
-    latents: torch.Tensor = field(repr=False)
-
-    @property
-    def percent(self) -> int:
-        """Whole percent done, 0-100."""
-        return min(100, math.floor(100 * self.step / max(1, self.total)))
-
-
-@dataclass(frozen=True)
-class RenderResult:
-    """The rendered images and what it took."""
-
-    images: list[Image.Image]
-    seeds: list[int]
-    width: int
-    height: int
-    steps_run: int
-    seconds: float
-    model: str
-
-
-StepCallback = Callable[[StepEvent], None]
-CancelCheck = Callable[[], bool]
-
-
-def img2img_steps(steps: int, strength: float) -> tuple[int, int]:
-    """(schedule length to ask img2img for, denoising steps it will run) at ``strength``.
-
-    img2img runs ``int(schedule * strength)`` steps; the schedule is lengthened when that would
-    be zero, so a short schedule at low strength still denoises once.
-    """
-    schedule = steps
-    while int(schedule * strength) < 1:
-        schedule += 1
-    return schedule, min(schedule, int(schedule * strength))
+log = logging.getLogger(__name__)
 
 
 def image_prompt_strength(image_weight: float) -> float:
@@ -121,6 +78,7 @@ class Engine:
     def __init__(self, registry: ModelRegistry, *, cpu_threads: int | None = None) -> None:
         self.registry = registry
         self.cpu_threads = cpu_threads
+        self.features = Features(registry.extras)
         self.compiles = CompileWatch()
 
     def _threads(self) -> None:
@@ -132,6 +90,8 @@ class Engine:
     def prepare(self) -> str:
         """Load the default model and warm it up; returns its source (hub id or directory)."""
         self._threads()
+        if self.features.problems:
+            log.warning("not offered on this worker: %s", "; ".join(self.features.problems))
         model = self.registry.get(None)
         if model.fast is not None and model.fast.compile:
             self.compiles.arm()
@@ -143,6 +103,10 @@ class Engine:
             )
         return model.source
 
+    def capabilities(self) -> dict[str, Any]:
+        """What this engine serves: model aliases, profiles, LoRA styles, ControlNets..."""
+        return {"models": self.registry.names(), **self.features.capabilities()}
+
     def render(
         self,
         task: RenderTask,
@@ -153,26 +117,48 @@ class Engine:
         """Render ``task``; raises ``JobCancelled`` when ``cancelled()`` turns true."""
         started = time.perf_counter()
         self._threads()
-        model = self.registry.get(task.request.model)
         if task.kind is JobKind.UPSCALE:
-            from gpu_worker.upscale import upscale
-
-            side = model.native_resolution
-            with self.compiles.rendering(model.fast, side, side, 1):
-                return upscale(self, model, task, on_step=on_step, cancelled=cancelled)
+            # Upscales refine with the model as configured (never a fast profile), the
+            # request's LoRA styles switched on and its text in English.
+            default = dataclasses.replace(task.request, mode=SpeedMode.FAST)
+            prepared = self.features.prepare(self.registry, default)
+            side = prepared.model.native_resolution
+            with self.compiles.rendering(prepared.model.fast, side, side, 1):
+                return upscale(
+                    prepared.model,
+                    dataclasses.replace(task, request=prepared.request),
+                    upscaler_model=self.registry.upscaler_model,
+                    on_step=on_step,
+                    cancelled=cancelled,
+                )
         if not task.indices or any(not 0 <= i < 16 for i in task.indices):
             raise InvalidTask(f"image indices must be 0..15, got {list(task.indices)}")
         if not 0 <= task.seed <= MAX_SEED:
             raise InvalidTask(f"seed must be between 0 and {MAX_SEED}, got {task.seed}")
-        plan = sampling_plan(task.request)
-        width, height = task.size or self.render_size(model, task.request)
+        prepared = self.features.prepare(self.registry, task.request)
+        model, plan = prepared.model, prepared.plan
+        request = task.request
+        width, height = task.size or scale_size(
+            request.width, request.height, prepared.native, model.vae_scale_factor
+        )
         conditioning = self.conditioning(model, plan)
-        init, strength = self._init_image(task, (width, height))
+        guide = self.features.guide(model, task, (width, height), plan)
+        edit = self._edit(model, task, (width, height))
+        init: Image.Image | None = None
+        strength: float | None = None
+        if edit is not None:
+            init, strength = edit.init, task.strength
+        elif guide.init_allowed:
+            init, strength = self._init_image(task, (width, height))
         runner = _Run(model, plan, conditioning, width, height, on_step, cancelled, init, strength)
+        runner.guide = guide
+        runner.mask = edit.mask if edit is not None else None
         tiling = circular_padding(model.txt2img.unet, model.txt2img.vae) if plan.tile else None
         rendering = self.compiles.rendering(model.fast, width, height, len(task.indices))
         with tiling or contextlib.nullcontext(), rendering:
             images = runner.run_batched(task.seed, list(task.indices))
+        if edit is not None:
+            images = [edit.composite(image) for image in images]
         return RenderResult(
             images=images,
             seeds=[task.seed + i for i in task.indices],
@@ -181,6 +167,7 @@ class Engine:
             steps_run=runner.steps_done,
             seconds=time.perf_counter() - started,
             model=model.name,
+            info={**prepared.info, **guide.info},
         )
 
     @staticmethod
@@ -195,6 +182,20 @@ class Engine:
     def conditioning(model: LoadedModel, plan: SamplingPlan) -> Conditioning:
         """Prompt embeddings for a plan's segments and negative prompt."""
         return encode(model, plan.segments, plan.negative_prompt)
+
+    @staticmethod
+    def _edit(model: LoadedModel, task: RenderTask, size: tuple[int, int]) -> Prepared | None:
+        """An outpaint or inpaint task's canvas, mask and compositing, or None for other kinds."""
+        if task.kind not in (JobKind.OUTPAINT, JobKind.INPAINT):
+            return None
+        if task.edit is None or not task.init_images:
+            raise InvalidTask(f"an {task.kind} job needs its edit and source image")
+        if task.strength is None or not 0 < task.strength <= 1:
+            raise InvalidTask(f"edit strength must be in (0, 1], got {task.strength}")
+        if (task.kind is JobKind.INPAINT) != (task.mask is not None):
+            raise InvalidTask("a region edit needs its mask image, and only a region edit has one")
+        seam = seam_width(model.native_resolution, model.vae_scale_factor)
+        return prepare(task.edit, task.init_images[0], size, seam, task.mask)
 
     @staticmethod
     def _init_image(
@@ -233,10 +234,13 @@ class _Run:
         self.width, self.height = width, height
         self.on_step, self.cancelled = on_step, cancelled
         self.init, self.strength = init, strength
+        # Set for edits: the inpainting pipeline repaints where it is white.
+        self.mask: Image.Image | None = None
         self.steps_done = 0
         self.total_steps = 0
         self._call_steps = 0
         self._stop_after = 0
+        self.guide = Guide()
 
     def schedule_steps(self) -> tuple[int, int]:
         """(schedule length for the pipeline, steps after which ``--stop`` interrupts)."""
@@ -286,13 +290,22 @@ class _Run:
         }
         latents, conditioning = self.inputs(generators)
         kwargs.update(conditioning.pipeline_kwargs())
+        guide = self.guide
         if latents is not None:
             kwargs["latents"] = latents
-            result = model.txt2img(width=self.width, height=self.height, **kwargs)
+            pipe = guide.txt2img or model.txt2img
+            extra = guide.call_kwargs(False, len(indices))
+            result = pipe(width=self.width, height=self.height, **kwargs, **extra)
+        elif self.mask is not None:
+            kwargs["image"] = [self.init] * len(indices)
+            kwargs["mask_image"] = [self.mask] * len(indices)
+            kwargs["strength"] = self.strength
+            result = model.inpaint(width=self.width, height=self.height, **kwargs)
         else:
             kwargs["image"] = [self.init] * len(indices)
             kwargs["strength"] = self.strength
-            result = model.img2img(**kwargs)
+            extra = guide.call_kwargs(True, len(indices))
+            result = (guide.img2img or model.img2img)(**kwargs, **extra)
         images: list[Image.Image] = list(result.images)
         return images
 

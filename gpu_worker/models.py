@@ -38,9 +38,11 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 from diffusers.utils import logging as diffusers_logging
 from transformers.utils import logging as _transformers_logging
 
+from gpu_worker.config import EngineSettings
 from gpu_worker.errors import ModelLoadError, UnknownModel
+from gpu_worker.extras import Extras
 from gpu_worker.fastpath import FastPath
-from imagine.settings import Settings
+from gpu_worker.sources import resolve
 
 log = logging.getLogger(__name__)
 
@@ -186,10 +188,12 @@ def _quiet() -> Iterator[None]:
 class ModelRegistry:
     """Loads models by alias on first use and keeps them; safe to call from several threads."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: EngineSettings) -> None:
         self._settings = settings
         self.upscaler_model = settings.upscaler_model
         self._sources = {DEFAULT_ALIAS: settings.model, **settings.model_aliases}
+        # Profiles, LoRA styles, ControlNets...: checked now, so a typo fails at start.
+        self.extras = Extras.from_settings(settings)
         self._loaded: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
 
@@ -266,7 +270,8 @@ class ModelRegistry:
         )
 
 
-def _from_pretrained(source: str, dtype: torch.dtype) -> Pipeline:
+def _from_pretrained(configured: str, dtype: torch.dtype) -> Pipeline:
+    source = resolve(configured)
     looks_local = source.startswith((".", "/", "~")) or Path(source).expanduser().exists()
     if looks_local:
         path = Path(source).expanduser()

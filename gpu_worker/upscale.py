@@ -4,7 +4,8 @@ The refined pass runs on tiles of the model's native size (1024 px for SDXL) tha
 quarter tile; each tile is weighted by a ramp that falls to zero across the overlap towards its
 neighbours, and the weighted tiles are averaged, so no seam shows. Only one tile is on the device
 at a time, so memory is bounded by the tile size whatever the image size. Denoise strength is the
-job's (0.2 subtle, 0.4 creative).
+job's (0.2 subtle, 0.4 creative). A source over ``MAX_UPSCALE_SOURCE_PIXELS`` (2048x2048, so a grid
+image upscales twice) is refused before any work.
 
 ``settings.upscaler_model`` names an ESRGAN-type checkpoint loaded with spandrel (an optional
 dependency: ``pip install spandrel``); without it the resize is Lanczos.
@@ -15,19 +16,25 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from gpu_worker.conditioning import Conditioning
+from gpu_worker.conditioning import Conditioning, encode
 from gpu_worker.errors import InvalidTask, JobCancelled, ModelLoadError
 from gpu_worker.models import LoadedModel
+from gpu_worker.task import (
+    CancelCheck,
+    RenderResult,
+    RenderTask,
+    StepCallback,
+    StepEvent,
+    img2img_steps,
+)
+from storage.contract import MAX_UPSCALE_SOURCE_PIXELS
 from storage.sampling import SamplingPlan, sampling_plan
-
-if TYPE_CHECKING:
-    from gpu_worker.engine import CancelCheck, Engine, RenderResult, RenderTask, StepCallback
 
 SCALE = 2
 
@@ -94,32 +101,36 @@ def _model_resize(image: Image.Image, path: Path, device: torch.device) -> Image
 
 
 def upscale(
-    engine: Engine,
     model: LoadedModel,
     task: RenderTask,
     *,
+    upscaler_model: Path | None,
     on_step: StepCallback | None,
     cancelled: CancelCheck | None,
 ) -> RenderResult:
     """Upscale ``task.init_images[0]`` 2x and refine it tile by tile."""
-    from gpu_worker.engine import RenderResult, StepEvent, img2img_steps
-
     started = time.perf_counter()
     if not task.init_images:
         raise InvalidTask("an upscale needs its source image, and none was given")
+    source = task.init_images[0]
+    if source.width * source.height > MAX_UPSCALE_SOURCE_PIXELS:
+        # Checked before any work: memory and tiles grow with the output, 4x the source.
+        raise InvalidTask(
+            f"the image is {source.width}x{source.height}; upscaling takes images of at most "
+            f"{MAX_UPSCALE_SOURCE_PIXELS:,} pixels (2048x2048)"
+        )
     strength = task.strength if task.strength is not None else 0.2
     if not 0 < strength <= 1:
         raise InvalidTask(f"upscale strength must be in (0, 1], got {strength}")
     plan = sampling_plan(task.request)
-    settings_model = engine.registry.upscaler_model
-    base = resize_2x(task.init_images[0].convert("RGB"), settings_model, model.device)
+    base = resize_2x(source.convert("RGB"), upscaler_model, model.device)
     width, height = base.size
     tile = model.native_resolution
     overlap = tile // 4
     xs, ys = tile_starts(width, tile, overlap), tile_starts(height, tile, overlap)
     schedule, steps_per_tile = img2img_steps(plan.steps, strength)
     total = steps_per_tile * len(xs) * len(ys)
-    conditioning = engine.conditioning(model, plan)
+    conditioning = encode(model, plan.segments, plan.negative_prompt)
     accumulated = np.zeros((height, width, 3), dtype=np.float32)
     weights = np.zeros((height, width, 1), dtype=np.float32)
     done = 0

@@ -26,7 +26,7 @@ from gpu_worker.imaging import REFERENCE_RESOLUTION
 from storage.contract import GRID_SIZE, GenerationRequest
 
 if TYPE_CHECKING:
-    from gpu_worker.engine import RenderResult
+    from gpu_worker.task import RenderResult
 
 log = logging.getLogger(__name__)
 WARMUP_PROMPT = "a lighthouse on a cliff at dusk"

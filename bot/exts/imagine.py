@@ -12,14 +12,18 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import UserFacingError, defer_private, reply_private, send_error
-from bot.jobs import (
-    enqueue,
-    fetch_and_store_urls,
-    post_job_messages,
-    queued_text,
-    store_attachment,
+from bot.inputs import (
+    CommandImages,
+    check_image_count,
+    fetch_urls,
+    image_urls,
+    read_attachment,
+    render_size,
 )
+from bot.jobs import enqueue, post_job_messages, queued_text
+from bot.offered import check_offered, style_choices, with_style
 from bot.prompt import parse
+from storage.capabilities import read_offered
 from storage.contract import GRID_SIZE, JobKind, JobSpec
 
 if TYPE_CHECKING:
@@ -67,26 +71,31 @@ class Imagine(commands.Cog):
     @app_commands.describe(
         prompt="What to draw, with --parameters (e.g. a lighthouse at dusk --ar 3:2)",
         image="An image to start from (PNG, JPEG, WebP or GIF)",
+        style="A LoRA style to paint with, at its default weight (see /styles)",
     )
     async def imagine(
         self,
         interaction: discord.Interaction,
         prompt: str,
         image: discord.Attachment | None = None,
+        style: str | None = None,
     ) -> None:
         """Queue a grid for each request the prompt makes."""
         started = time.perf_counter()
         services = self.services
         self._acks.received()
         try:
-            # Pure checks first: a bad prompt or a banned word is refused before anything is
-            # acknowledged or stored, and neither needs the database.
-            parse(prompt, options=services.parser)
-            banned = services.banned.find(prompt)
+            # Pure checks first: a bad prompt, a banned word or too many image prompts is
+            # refused before anything is acknowledged or stored, and none needs the database.
+            requests = parse(prompt, options=services.parser, image_attached=image is not None)
+            banned = services.banned.find_in_command(prompt, requests)
             if banned is not None:
                 raise UserFacingError(
                     f"Your prompt was refused: “{banned}” is not allowed on this server."
                 )
+            check_image_count(
+                requests, attached=image is not None, limit=services.settings.max_image_prompts
+            )
         except Exception as exc:
             self._acks.acknowledged()
             await send_error(interaction, exc)
@@ -98,48 +107,110 @@ class Imagine(commands.Cog):
         if services.metrics is not None:
             services.metrics.ack_seconds.observe(time.perf_counter() - started)
         try:
-            await self._queue(interaction, prompt, image)
+            await self._queue(interaction, prompt, image, style)
         except Exception as exc:
             await send_error(interaction, exc)
 
+    @imagine.autocomplete("style")
+    async def _style_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        offered = await read_offered(self.services.db, self.services.queue.now())
+        return [
+            app_commands.Choice(name=label, value=value)
+            for label, value in style_choices(offered, current)
+        ]
+
     async def _queue(
-        self, interaction: discord.Interaction, prompt: str, image: discord.Attachment | None
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        image: discord.Attachment | None,
+        style: str | None,
     ) -> None:
         services = self.services
-        # Downloads wait on the network, not the CPU: outside the admission limit.
-        urls = [
-            url for request in parse(prompt, options=services.parser) for url in request.image_urls
-        ]
-        stored = await fetch_and_store_urls(urls, services, self.bot.http_session)
-        attached: tuple[str, ...] = ()
-        if image is not None:
-            attached = (await store_attachment(image, services),)
+        requests = parse(prompt, options=services.parser, image_attached=image is not None)
+        urls = image_urls(requests)
+        images = CommandImages()
+        if urls or image is not None:
+            # A banned user, a full queue or an empty quota downloads nothing.
+            async with self._admission:
+                await services.queue.check_admission(
+                    interaction.user.id,
+                    await self._specs(
+                        interaction,
+                        prompt,
+                        None,
+                        image_attached=image is not None,
+                        style=style,
+                    ),
+                    interaction_id=interaction.id,
+                )
+            # Downloads wait on the network, not the CPU: outside the admission limit.
+            fit = render_size(requests)
+            images.fetched = await fetch_urls(
+                urls, self.bot.http_session, self.bot.image_resolver, fit=fit
+            )
+            if image is not None:
+                images.attachment = await read_attachment(image, fit=fit)
         # In a burst, acknowledging the commands still waiting matters more than queueing this
         # one a few milliseconds sooner.
         await self._acks.wait(ACK_PRIORITY_WAIT)
         async with self._admission:
-            await self._enqueue(interaction, prompt, stored, attached)
+            await self._enqueue(interaction, prompt, images, style)
+
+    async def _specs(
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        images: CommandImages | None,
+        *,
+        image_attached: bool,
+        style: str | None,
+    ) -> list[JobSpec]:
+        """The command's jobs; with the inputs of ``images`` once they are stored."""
+        services = self.services
+        defaults = await services.users.get_settings(interaction.user.id)
+        requests = parse(
+            prompt, options=services.parser, defaults=defaults, image_attached=image_attached
+        )
+        # Styles, fast profiles and ControlNets exist where workers registered them.
+        offered = await read_offered(services.db, services.queue.now())
+        requests = with_style(requests, style, offered)
+        check_offered(requests, offered)
+        return [
+            JobSpec(
+                kind=JobKind.IMAGINE,
+                request=request,
+                cost=GRID_SIZE,
+                input_images=images.inputs_for(request) if images is not None else (),
+                prompt_text=prompt,
+            )
+            for request in requests
+        ]
 
     async def _enqueue(
         self,
         interaction: discord.Interaction,
         prompt: str,
-        stored: dict[str, str],
-        attached: tuple[str, ...],
+        images: CommandImages,
+        style: str | None,
     ) -> None:
         services = self.services
-        defaults = await services.users.get_settings(interaction.user.id)
-        requests = parse(prompt, options=services.parser, defaults=defaults)
-        specs = [
-            JobSpec(
-                kind=JobKind.IMAGINE,
-                request=request,
-                cost=GRID_SIZE,
-                input_images=tuple(stored[url] for url in request.image_urls) + attached,
+        try:
+            await images.store(services)
+            specs = await self._specs(
+                interaction,
+                prompt,
+                images,
+                image_attached=images.attachment is not None,
+                style=style,
             )
-            for request in requests
-        ]
-        jobs = await enqueue(interaction, services, specs)
+            jobs = await enqueue(interaction, services, specs)
+        except Exception:
+            # Refused after all (the admission check read an older state): keep no orphans.
+            await images.discard(services)
+            raise
         await post_job_messages(interaction, services, jobs)
         await reply_private(interaction, queued_text(jobs))
 

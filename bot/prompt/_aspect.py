@@ -25,7 +25,7 @@ NAMED_SIZES: dict[tuple[int, int], tuple[int, int]] = {
 }
 MAX_RATIO = 4
 _TARGET_AREA = 1024 * 1024
-_RATIO = re.compile(r"(\d+):(\d+)")
+_RATIO = re.compile(r"([0-9]+):([0-9]+)")
 
 
 @functools.cache
@@ -55,16 +55,17 @@ def sdxl_size(width_ratio: int, height_ratio: int) -> tuple[int, int]:
     )
 
 
-def parse_aspect(value: str) -> tuple[str, int, int]:
-    """``"32:18"`` -> ``("16:9", 1344, 768)``; ``PromptError`` for malformed or extreme ratios."""
+def parse_aspect(value: str, *, flag: str = "--ar") -> tuple[str, int, int]:
+    """``"32:18"`` -> ``("16:9", 1344, 768)``; ``PromptError`` for malformed or extreme ratios.
+
+    ``flag`` is the parameter the error messages name.
+    """
     match = _RATIO.fullmatch(value.strip())
     if match is None or int(match[1]) == 0 or int(match[2]) == 0:
-        raise PromptError(f"`--ar` expects two whole numbers like `16:9` or `2:3`; got `{value}`")
+        raise PromptError(f"`{flag}` expects two whole numbers like `16:9` or `2:3`; got `{value}`")
     width, height = int(match[1]), int(match[2])
     divisor = math.gcd(width, height)
     width, height = width // divisor, height // divisor
     if width > MAX_RATIO * height or height > MAX_RATIO * width:
-        raise PromptError(
-            f"aspect ratio `{value}` is too extreme; allowed ratios range from 1:4 to 4:1"
-        )
+        raise PromptError(f"`{flag} {value}` is too extreme; allowed ratios range from 1:4 to 4:1")
     return f"{width}:{height}", *sdxl_size(width, height)

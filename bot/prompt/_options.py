@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
+from bot.prompt._styles import Style, parse_styles
+
 DEFAULT_STEPS_PER_QUALITY: Mapping[float, int] = MappingProxyType(
     {0.25: 8, 0.5: 15, 1.0: 30, 2.0: 60}
 )
@@ -23,11 +25,19 @@ class _ConfigLike(Protocol):
     def allow_relax(self) -> bool: ...
     @property
     def steps_per_quality(self) -> Mapping[str, int]: ...
+    @property
+    def strict_models(self) -> bool: ...
+    @property
+    def styles(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True)
 class ParserOptions:
-    """Server configuration the parser needs."""
+    """Server configuration the parser needs.
+
+    ``strict_models`` refuses ``--v``/``--niji`` values without an alias instead of painting
+    them with the default model; ``styles`` maps ``--style NAME`` to a prompt suffix and LoRAs.
+    """
 
     max_repeat: int = 4
     models: frozenset[str] = frozenset()
@@ -35,6 +45,9 @@ class ParserOptions:
     steps_per_quality: Mapping[float, int] = field(
         default_factory=lambda: DEFAULT_STEPS_PER_QUALITY
     )
+    strict_models: bool = False
+    styles: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    style_table: Mapping[str, Style] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_repeat <= 16:
@@ -47,6 +60,8 @@ class ParserOptions:
                     f"steps_per_quality entry {quality}: {steps} is invalid; qualities must be "
                     "positive and step counts between 1 and 100"
                 )
+        # Parsed once here, so a bad entry stops the process at start-up, not a user's prompt.
+        object.__setattr__(self, "style_table", MappingProxyType(parse_styles(self.styles)))
 
     @classmethod
     def from_settings(cls, settings: _ConfigLike) -> ParserOptions:
@@ -62,4 +77,6 @@ class ParserOptions:
             models=frozenset(settings.model_aliases),
             allow_relax=settings.allow_relax,
             steps_per_quality=MappingProxyType(steps),
+            strict_models=settings.strict_models,
+            styles=MappingProxyType(dict(settings.styles)),
         )

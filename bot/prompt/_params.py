@@ -1,57 +1,20 @@
-"""Parameter names, aliases and value checks (DESIGN section 4).
+"""Cutting ``text --ar 16:9 --no x`` into the prompt part and its parameters.
 
-``split_parameters`` cuts ``text --ar 16:9 --no x`` into the prompt part and ``(spelling, value)``
-pairs; the ``parse_*`` helpers turn a value into a number or raise a ``PromptError`` that names
-the parameter, the value given and the allowed range.
+Loose syntax people really type is accepted here: em and en dashes (and the doubled ones a
+Chinese keyboard types) for ``--``, punctuation right after a value (``--ar 16:9,``), a
+dangling ``--`` at the end, and prompt text that continues after a parameter behind ``::``
+(``URL --iw 0.75 :: text :: more text``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
-from dataclasses import dataclass
 
 from bot.prompt._errors import PromptError
-
-# Spelling -> slot. Spellings sharing a slot are aliases and may appear only once together.
-SPELLINGS: dict[str, str] = {
-    "ar": "aspect",
-    "aspect": "aspect",
-    "seed": "seed",
-    "no": "no",
-    "c": "chaos",
-    "chaos": "chaos",
-    "s": "stylize",
-    "stylize": "stylize",
-    "q": "quality",
-    "quality": "quality",
-    "steps": "steps",
-    "stop": "stop",
-    "tile": "tile",
-    "raw": "raw",
-    "style": "raw",
-    "w": "weird",
-    "weird": "weird",
-    "iw": "iw",
-    "r": "repeat",
-    "repeat": "repeat",
-    "v": "model",
-    "version": "model",
-    "niji": "model",
-    "model": "model",
-    "turbo": "mode",
-    "fast": "mode",
-    "relax": "mode",
-}
-
-# Midjourney parameters this server recognises but cannot honour.
-UNSUPPORTED = frozenset(
-    {
-        "sref", "cref", "oref", "sw", "cw", "ow", "sv", "video", "motion", "loop", "end",
-        "p", "personalize", "profile", "exp", "draft", "bs", "hd", "test", "testp",
-        "creative", "uplight", "upbeta", "upanime", "stealth", "public", "visibility",
-    }
-)  # fmt: skip
+from bot.prompt._table import BY_NAME
+from bot.prompt._values import Parameter
 
 # Words people type for a parameter that difflib cannot relate to its short name.
 _SYNONYMS = {
@@ -60,123 +23,90 @@ _SYNONYMS = {
     "exclude": "no", "without": "no", "cfg": "stylize", "guidance": "stylize",
     "step": "steps", "variety": "chaos", "n": "repeat", "count": "repeat",
     "imageweight": "iw", "image-weight": "iw", "weirdness": "weird", "tiling": "tile",
-    "tiled": "tile", "seamless": "tile",
+    "tiled": "tile", "seamless": "tile", "stylise": "stylize", "styles": "style",
 }  # fmt: skip
 
+_DASH = "\u2014\u2013\u2012\u2015\u2212\uff0d"  # em, en, figure, bar, minus, full-width hyphen
 # A parameter starts a word, or directly follows a `::` weight marker (`a cat::--ar 2:1`).
-_DASHES = re.compile(r"(?:(?<!\S)|(?<=::))[\u2014\u2013]-?(?=[A-Za-z])")
-_PARAMETER = re.compile(r"(?:(?<!\S)|(?<=::))--([A-Za-z]\S*)")
-_INT = re.compile(r"\d+")
-_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """One ``--name value`` occurrence: ``spelling`` as typed (lowercase), ``value`` stripped."""
-
-    spelling: str
-    value: str
-
-    @property
-    def slot(self) -> str:
-        return SPELLINGS[self.spelling]
-
-    @property
-    def flag(self) -> str:
-        return f"--{self.spelling}"
+_START = r"(?:(?<!\S)|(?<=::))"
+_DASHES = re.compile(rf"{_START}(?:[{_DASH}]{{1,2}}|[{_DASH}]-|-[{_DASH}])(?=[A-Za-z])")
+_PARAMETER = re.compile(rf"{_START}--([A-Za-z]\S*)")
+# Prompt text resumes after a parameter at a `::`; in reference lists only at one that starts
+# a word, since `--sref URL::2` weighs that reference.
+_RESUME = re.compile(r"::")
+_RESUME_WORD = re.compile(r"(?<!\S)::")
+_REFERENCE_SLOTS = frozenset({"sref", "cref", "oref", "p", "end"})
+_TRAILING = ".,;!?。，、；！？\"'`”’」』)"
+_DANGLING = re.compile(rf"(?:\s+[-{_DASH}]+)+$")
+# Values that are free text keep their punctuation.
+_TEXT_SLOTS = frozenset({"no"})
 
 
 def normalize_dashes(text: str) -> str:
-    """Phones turn ``--`` into an em or en dash; turn it back where a parameter starts."""
+    """Phones and some keyboards turn ``--`` into dashes; turn them back before a parameter."""
     return _DASHES.sub("--", text)
 
 
 def _unknown(name: str) -> PromptError:
-    known = [*SPELLINGS, *sorted(UNSUPPORTED)]
     suggestion = _SYNONYMS.get(name)
     if suggestion is None:
-        prefixes = [known_name for known_name in SPELLINGS if name.startswith(known_name)]
+        prefixes = [known for known in BY_NAME if name.startswith(known)]
         longest = max(prefixes, key=len, default=None)
         if longest is not None and not name[len(longest)].isalpha():
             return PromptError(
                 f"`--{name}` is not a known parameter; did you mean "
                 f"`--{longest} {name[len(longest) :]}`?"
             )
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(name, list(BY_NAME), n=1, cutoff=0.6)
         suggestion = close[0] if close else None
     if suggestion is None:
         return PromptError(f"`--{name}` is not a known parameter; see the list with /help")
     return PromptError(f"`--{name}` is not a known parameter; did you mean `--{suggestion}`?")
 
 
-def split_parameters(text: str) -> tuple[str, list[Parameter]]:
-    """The prompt before the first ``--name`` and every parameter after it, in order."""
+def _name(raw: str) -> tuple[str, str]:
+    """The known lowercase name and the typed spelling, trailing punctuation dropped."""
+    name = raw.lower()
+    if name not in BY_NAME and name.rstrip(_TRAILING) in BY_NAME:
+        raw = raw.rstrip(_TRAILING)
+        name = raw.lower()
+    if name not in BY_NAME:
+        raise _unknown(name)
+    return name, raw
+
+
+def split_parameters(text: str) -> tuple[str, list[Parameter], list[str]]:
+    """The prompt before the first ``--name``, every parameter after it, and resumed text.
+
+    The resumed text is whatever follows a ``::`` inside a parameter's value; it belongs to
+    the prompt.
+    """
     matches = list(_PARAMETER.finditer(text))
     if not matches:
-        return text, []
+        return text, [], []
     parameters = []
+    resumed: list[str] = []
     for index, match in enumerate(matches):
-        name = match[1].lower()
+        name, typed = _name(match[1])
         end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
-        value = " ".join(text[match.end() : end].split())
-        if name in UNSUPPORTED:
-            raise PromptError(f"`--{name}` is not supported on this server")
-        if name not in SPELLINGS:
-            raise _unknown(name)
-        parameters.append(Parameter(name, value))
-    return text[: matches[0].start()], parameters
+        value = text[match.end() : end]
+        spec = BY_NAME[name]
+        cut = (_RESUME_WORD if spec.key in _REFERENCE_SLOTS else _RESUME).search(value)
+        if cut is not None:
+            resumed.append(value[cut.end() :])
+            value = value[: cut.start()]
+        if spec.key not in _TEXT_SLOTS:
+            value = _DANGLING.sub("", " " + value.rstrip()).rstrip().rstrip(_TRAILING)
+        value = " ".join(value.split())
+        parameters.append(Parameter(name, spec.key, value, f"--{typed}"))
+    return text[: matches[0].start()], parameters, resumed
 
 
-def require_value(parameter: Parameter, example: str) -> str:
-    """The parameter's single value; errors for a missing value or extra words."""
-    if not parameter.value:
-        raise PromptError(f"`{parameter.flag}` needs a value, like `{parameter.flag} {example}`")
-    if " " in parameter.value:
-        raise PromptError(
-            f"`{parameter.flag}` takes one value; got `{parameter.value}` "
-            "(the prompt text goes before the parameters)"
-        )
-    return parameter.value
-
-
-def require_flag(parameter: Parameter) -> None:
-    """Flags take no value; words after one are most likely misplaced prompt text."""
-    if parameter.value:
-        raise PromptError(
-            f"`{parameter.flag}` takes no value; got `{parameter.value}` "
-            "(the prompt text goes before the parameters)"
-        )
-
-
-def parse_int(parameter: Parameter, low: int, high: int, example: str) -> int:
-    """A whole number within ``low..high``."""
-    value = require_value(parameter, example)
-    if _INT.fullmatch(value) is None or not low <= int(value) <= high:
-        raise PromptError(
-            f"`{parameter.flag}` must be a whole number from {low} to {high}; got `{value}`"
-        )
-    return int(value)
-
-
-def parse_number(parameter: Parameter, low: float, high: float, example: str) -> float:
-    """A decimal number within ``low..high``."""
-    value = require_value(parameter, example)
-    if _NUMBER.fullmatch(value) is None or not low <= float(value) <= high:
-        raise PromptError(
-            f"`{parameter.flag}` must be a number from {format_number(low)} to "
-            f"{format_number(high)}; got `{value}`"
-        )
-    return float(value)
-
-
-def format_number(value: float) -> str:
-    """``2.0`` -> ``2``, ``0.25`` -> ``0.25``: the shortest text that parses back exactly."""
-    if value.is_integer():
-        return str(int(value))
-    text = repr(value)
-    if "e" in text:
-        # Positional notation so the text parses back without an exponent.
-        text = format(value, ".20f").rstrip("0")
-        if float(text) != value:
-            text = format(value, ".400f").rstrip("0")
-    return text
+def resolve_sizes(parameters: list[Parameter]) -> list[Parameter]:
+    """Midjourney V1-V3 sized images with ``--w W --h H``: there, ``--w`` is the width."""
+    if not any(parameter.slot == "size_h" for parameter in parameters):
+        return parameters
+    return [
+        dataclasses.replace(parameter, slot="size_w") if parameter.name == "w" else parameter
+        for parameter in parameters
+    ]

@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.prompt._aspect import parse_aspect
 from bot.prompt._errors import PromptError
+from bot.prompt._honoured import HANDLERS
 from bot.prompt._options import ParserOptions
-from bot.prompt._params import (
-    Parameter,
-    format_number,
-    normalize_dashes,
-    parse_int,
-    parse_number,
-    require_flag,
-    require_value,
-    split_parameters,
-)
+from bot.prompt._params import normalize_dashes, resolve_sizes, split_parameters
 from bot.prompt._permutations import expand
+from bot.prompt._styles import MAX_LORAS, Style
+from bot.prompt._table import BY_NAME, Treatment
 from bot.prompt._text import check_weight_sum, split_image_urls, split_segments
-from storage.contract import MAX_SEED, GenerationRequest, SpeedMode, UserSettings
+from bot.prompt._values import Parameter, parse_lora
+from storage.contract import GenerationRequest, SpeedMode, UserSettings
 
 MAX_PROMPT_CHARS = 1500
 MAX_REQUESTS = 16
-DEFAULT_MODEL = "default"
-_VERSION = re.compile(r"\d+(?:\.\d+)?")
-_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+# Prompts copied from Discord often start with the command itself.
+_COMMAND = re.compile(r"/imagine\b(?:\s+prompt:)?\s*", re.IGNORECASE)
+_NEGATIVE_SEPARATORS = re.compile(r"[,\uff0c\u3001]")  # ASCII, full-width and ideographic
 
 
 def parse(
@@ -34,9 +30,13 @@ def parse(
     *,
     options: ParserOptions = ParserOptions(),  # noqa: B008 - frozen, so sharing is safe
     defaults: UserSettings | None = None,
+    image_attached: bool = False,
 ) -> list[GenerationRequest]:
-    """All requests one ``/imagine`` text makes (permutations times ``--repeat``)."""
-    text = text.strip()
+    """All requests one ``/imagine`` text makes (permutations times ``--repeat``).
+
+    ``image_attached``: the command came with an image, which counts as an image prompt.
+    """
+    text = _strip_command(text.strip())
     if not text:
         raise PromptError("the prompt is empty: describe what to imagine")
     if len(text) > MAX_PROMPT_CHARS:
@@ -46,7 +46,7 @@ def parse(
     requests: list[GenerationRequest] = []
     variants = expand(normalize_dashes(text), MAX_REQUESTS)
     for variant in variants:
-        request, repeat = _parse_one(variant, options, defaults or UserSettings())
+        request, repeat = _parse_one(variant, options, defaults or UserSettings(), image_attached)
         requests.extend([request] * repeat)
     if len(requests) > MAX_REQUESTS:
         raise PromptError(
@@ -56,31 +56,73 @@ def parse(
     return requests
 
 
-def _parse_one(
-    text: str, options: ParserOptions, defaults: UserSettings
-) -> tuple[GenerationRequest, int]:
-    prompt_text, parameters = split_parameters(text)
-    values: dict[str, Any] = {}
-    negatives: list[str] = []
-    repeat = 1
-    seen: dict[str, Parameter] = {}
-    for parameter in parameters:
-        slot = parameter.slot
-        if slot == "no":
-            items = [item.strip() for item in parameter.value.split(",")]
+def _strip_command(text: str) -> str:
+    while (match := _COMMAND.match(text)) is not None:
+        text = text[match.end() :]
+    return text
+
+
+@dataclass
+class _Found:
+    """What the parameters of one prompt set, before the prompt text is looked at."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    winners: dict[str, Parameter] = field(default_factory=dict)
+    negatives: list[str] = field(default_factory=list)
+    loras: dict[str, tuple[float, Parameter]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _collect(parameters: list[Parameter], options: ParserOptions) -> _Found:
+    found = _Found()
+    last = {parameter.slot: index for index, parameter in enumerate(parameters)}
+    for index, parameter in enumerate(parameters):
+        spec = BY_NAME[parameter.name]
+        if spec.treatment is Treatment.NOTED:
+            reason = spec.check(parameter) if spec.check is not None else None
+            found.notes.append(f"{parameter.shown}: {reason or spec.effect}")
+        elif parameter.slot == "no":
+            items = [item.strip() for item in _NEGATIVE_SEPARATORS.split(parameter.value)]
             if not any(items):
                 raise PromptError("`--no` needs a value, like `--no text, watermark`")
-            negatives.extend(item for item in items if item)
-            continue
-        if slot in seen:
-            raise _duplicate(seen[slot], parameter)
-        seen[slot] = parameter
-        if slot == "repeat":
-            repeat = parse_int(parameter, 1, options.max_repeat, "2")
+            found.negatives.extend(item for item in items if item)
+        elif parameter.slot == "lora":
+            name, weight = parse_lora(parameter)
+            if name in found.loras:
+                found.notes.append(_replaced(found.loras[name][1], parameter))
+            found.loras[name] = (weight, parameter)
         else:
-            values.update(_value(parameter, options))
+            values, notes = HANDLERS[parameter.slot](parameter, options)
+            if last[parameter.slot] != index:
+                # Validated all the same: a wrong value is an error even when overridden.
+                found.notes.append(_replaced(parameter, parameters[last[parameter.slot]]))
+                continue
+            found.values.update(values)
+            found.winners[parameter.slot] = parameter
+            found.notes.extend(notes)
+    return found
+
+
+def _replaced(earlier: Parameter, later: Parameter) -> str:
+    if earlier.shown == later.shown:
+        return f"{earlier.shown}: given twice"
+    return f"{earlier.shown}: replaced by the later {later.shown}"
+
+
+def _parse_one(
+    text: str, options: ParserOptions, defaults: UserSettings, image_attached: bool
+) -> tuple[GenerationRequest, int]:
+    # Again per permutation, so no request's text starts with the command (`{/imagine, a} b`).
+    prompt_text, parameters, resumed = split_parameters(_strip_command(text.lstrip()))
+    found = _collect(resolve_sizes(parameters), options)
+    values = found.values
+    repeat: int = values.pop("repeat", 1)
+    style: Style | None = values.pop("style", None)
+    _apply_size(found)
 
     image_urls, rest = split_image_urls(prompt_text)
+    for piece in resumed:
+        rest = _resume(rest, piece)
     segments = split_segments(rest)
     if not segments:
         if image_urls:
@@ -88,8 +130,81 @@ def _parse_one(
                 "the prompt has only image URLs: add text describing what to imagine after them"
             )
         raise PromptError("the prompt is empty: describe what to imagine before the parameters")
-    check_weight_sum(segments, bool(negatives))
+    if style is not None and style.suffix:
+        segments = tuple(
+            (f"{text.rstrip(' ,')}, {style.suffix}" if weight > 0 else text, weight)
+            for text, weight in segments
+        )
+    check_weight_sum(segments, bool(found.negatives))
+    control = found.winners.get("control")
+    if control is not None and not image_urls and not image_attached:
+        raise PromptError(
+            f"`{control.shown}` needs an image: put an image URL at the start of the prompt "
+            "or attach an image"
+        )
+    values["loras"] = _loras(style, found)
+    _apply_defaults(values, defaults, options)
+    return (
+        GenerationRequest(
+            prompt=" ".join(segment for segment, weight in segments if weight > 0),
+            segments=segments,
+            negative_prompt=", ".join(found.negatives) if found.negatives else None,
+            image_urls=image_urls,
+            notes=tuple(found.notes),
+            **values,
+        ),
+        repeat,
+    )
 
+
+def _resume(rest: str, piece: str) -> str:
+    """Prompt text that continued after a parameter, behind ``::``, joined back on."""
+    piece = piece.strip()
+    if not piece:
+        return rest
+    if not rest.strip():
+        return piece
+    return f"{rest.rstrip()} {piece}" if rest.rstrip().endswith("::") else f"{rest} :: {piece}"
+
+
+def _apply_size(found: _Found) -> None:
+    """``--w W --h H`` (Midjourney V1-V3) as an aspect ratio, unless ``--ar`` says otherwise."""
+    width = found.values.pop("size_w", None)
+    height = found.values.pop("size_h", None)
+    given = [found.winners[slot] for slot in ("size_w", "size_h") if slot in found.winners]
+    if not given:
+        return
+    shown = " ".join(parameter.shown for parameter in given)
+    if width is None or height is None:
+        found.notes.append(f"{shown}: Midjourney V1-V3 sizes are ignored here; use --ar")
+        return
+    if "ar" in found.winners:
+        found.notes.append(f"{shown}: ignored; --ar sets the size")
+        return
+    try:
+        aspect, w, h = parse_aspect(f"{width}:{height}")
+    except PromptError:
+        raise PromptError(
+            f"`{shown}` is too extreme an aspect ratio; allowed ratios range from 1:4 to 4:1"
+        ) from None
+    found.values.update(aspect=aspect, width=w, height=h)
+    found.notes.append(f"{shown}: painted at --ar {aspect} ({w}x{h})")
+
+
+def _loras(style: Style | None, found: _Found) -> tuple[tuple[str, float], ...]:
+    """The style's LoRAs, then the prompt's (which win for the same name); at most four."""
+    loras = dict(style.loras) if style is not None else {}
+    loras.update({name: weight for name, (weight, _) in found.loras.items()})
+    if len(loras) > MAX_LORAS:
+        raise PromptError(
+            f"this prompt asks for {len(loras)} LoRAs (`--lora` and `--style` together); "
+            f"at most {MAX_LORAS}"
+        )
+    return tuple(loras.items())
+
+
+def _apply_defaults(values: dict[str, Any], defaults: UserSettings, options: ParserOptions) -> None:
+    """The user's /settings where the prompt is silent, then steps from the quality."""
     if "aspect" not in values and defaults.aspect:
         try:
             aspect, width, height = parse_aspect(defaults.aspect)
@@ -117,106 +232,3 @@ def _parse_one(
         values["mode"] = defaults.mode
     quality = values.get("quality", 1.0)
     values.setdefault("steps", options.steps_per_quality[quality])
-
-    return (
-        GenerationRequest(
-            prompt=" ".join(segment for segment, weight in segments if weight > 0),
-            segments=segments,
-            negative_prompt=", ".join(negatives) if negatives else None,
-            image_urls=image_urls,
-            **values,
-        ),
-        repeat,
-    )
-
-
-def _duplicate(first: Parameter, second: Parameter) -> PromptError:
-    if first.slot == "model":
-        return PromptError(f"`{first.flag}` and `{second.flag}` both choose a model; use only one")
-    if first.slot == "mode":
-        if first.spelling == second.spelling:
-            return PromptError(f"`{second.flag}` is given twice")
-        return PromptError(f"`{first.flag}` and `{second.flag}` are both speed modes; use only one")
-    if first.spelling == second.spelling:
-        return PromptError(f"`{second.flag}` is given twice")
-    return PromptError(f"`{first.flag}` and `{second.flag}` are the same parameter; give it once")
-
-
-def _value(parameter: Parameter, options: ParserOptions) -> dict[str, Any]:
-    """The request fields one parameter sets."""
-    match parameter.slot:
-        case "aspect":
-            aspect, width, height = parse_aspect(require_value(parameter, "16:9"))
-            return {"aspect": aspect, "width": width, "height": height}
-        case "seed":
-            return {"seed": parse_int(parameter, 0, MAX_SEED, "1234")}
-        case "chaos":
-            return {"chaos": parse_int(parameter, 0, 100, "50")}
-        case "stylize":
-            return {"stylize": parse_int(parameter, 0, 1000, "250")}
-        case "weird":
-            return {"weird": parse_int(parameter, 0, 3000, "250")}
-        case "steps":
-            return {"steps": parse_int(parameter, 1, 100, "30")}
-        case "stop":
-            return {"stop": parse_int(parameter, 10, 100, "80")}
-        case "iw":
-            return {"image_weight": parse_number(parameter, 0.0, 3.0, "1.5")}
-        case "quality":
-            return {"quality": _quality(parameter, options)}
-        case "tile":
-            require_flag(parameter)
-            return {"tile": True}
-        case "raw":
-            if parameter.spelling == "style":
-                if require_value(parameter, "raw").lower() != "raw":
-                    raise PromptError(
-                        f"`--style` supports only `raw` on this server; got `{parameter.value}`"
-                    )
-            else:
-                require_flag(parameter)
-            return {"raw": True}
-        case "mode":
-            require_flag(parameter)
-            if parameter.spelling == "relax" and not options.allow_relax:
-                raise PromptError("`--relax` is not available on this server; use `--fast`")
-            return {"mode": SpeedMode(parameter.spelling)}
-        case "model":
-            return {"model": _model(parameter, options)}
-    raise AssertionError(f"unhandled parameter slot {parameter.slot}")  # pragma: no cover
-
-
-def _quality(parameter: Parameter, options: ParserOptions) -> float:
-    value = require_value(parameter, "2")
-    allowed = sorted(options.steps_per_quality)
-    quality = float(value) if _NUMBER.fullmatch(value) else None
-    if quality is None or quality not in options.steps_per_quality:
-        choices = ", ".join(format_number(q) for q in allowed)
-        raise PromptError(f"`{parameter.flag}` must be one of {choices}; got `{value}`")
-    return quality
-
-
-def _model(parameter: Parameter, options: ParserOptions) -> str | None:
-    if parameter.spelling == "niji":
-        version = parameter.value
-        candidates = [f"niji-{version}", f"niji{version}"] if version else ["niji"]
-        if " " in version:
-            require_value(parameter, "6")
-    elif parameter.spelling == "model":
-        candidates = [require_value(parameter, "NAME")]
-    else:
-        version = require_value(parameter, "6")
-        if _VERSION.fullmatch(version):
-            # `--v 6.0` means the same model as `--v 6`.
-            version = format_number(float(version))
-        candidates = [version, f"v{version}"]
-    if candidates[0].casefold() == DEFAULT_MODEL:
-        return None
-    by_folded = {name.casefold(): name for name in options.models}
-    for candidate in candidates:
-        if candidate.casefold() in by_folded:
-            return by_folded[candidate.casefold()]
-    available = ", ".join([DEFAULT_MODEL, *sorted(options.models - {DEFAULT_MODEL})])
-    raise PromptError(
-        f"model `{candidates[0]}` is not available on this server; available: {available}"
-    )

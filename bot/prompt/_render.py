@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from bot.prompt._options import ParserOptions
-from bot.prompt._params import format_number
 from bot.prompt._permutations import escape
+from bot.prompt._values import format_number
 from storage.contract import GenerationRequest, SpeedMode
 
 _VERSION = re.compile(r"\d+(?:\.\d+)?")
@@ -34,7 +34,8 @@ def _model(model: str) -> str:
 def render(request: GenerationRequest, *, options: ParserOptions | None = None) -> str:
     """Prompt text for ``request`` with only its non-default parameters.
 
-    Parsing the result (with the same ``options`` and no user defaults) gives ``request`` back.
+    Parsing the result (with the same ``options`` and no user defaults) gives ``request`` back,
+    less its ``notes``: only what is honoured is rendered.
     """
     options = options or ParserOptions()
     parts = [escape(url) for url in request.image_urls]
@@ -65,6 +66,14 @@ def render(request: GenerationRequest, *, options: ParserOptions | None = None) 
         parts.append(_model(request.model))
     if request.mode is not SpeedMode.FAST:
         parts.append(f"--{request.mode}")
+    for name, weight in request.loras:
+        parts.append(
+            f"--lora {escape(name)}" + (f":{format_number(weight)}" if weight != 1 else "")
+        )
+    if request.control is not None:
+        parts.append(f"--control {request.control.kind}:{format_number(request.control.scale)}")
+    if not request.translate:
+        parts.append("--notr")
     if request.negative_prompt:
         parts.append(f"--no {escape(request.negative_prompt)}")
     return " ".join(parts)

@@ -12,7 +12,7 @@ import re
 from urllib.parse import urlsplit
 
 from bot.prompt._errors import PromptError
-from bot.prompt._params import format_number
+from bot.prompt._values import format_number
 
 MAX_WEIGHT = 1000.0
 NO_WEIGHT = -0.5  # `--no x` counts like `x::-0.5` towards the weight sum
@@ -30,10 +30,14 @@ def split_image_urls(text: str) -> tuple[tuple[str, ...], str]:
         if match is None:
             break
         url = match[1] or match[2]
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            hostname = parts.hostname
+        except ValueError:
+            raise PromptError(f"`{url}` is not a valid image URL") from None
         if parts.scheme.lower() not in ("http", "https"):
             raise PromptError(f"image URLs must start with http:// or https://; got `{url}`")
-        if not parts.hostname:
+        if not hostname:
             raise PromptError(f"`{url}` is not a valid image URL: it has no host name")
         urls.append(url)
         rest = remainder[0] if remainder else ""

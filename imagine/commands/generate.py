@@ -4,10 +4,13 @@ Writes the four images and the 2x2 grid as PNG files into ``--out`` and prints
 ``{"seed", "width", "height", "images", "grid"}`` as JSON, with the size of the images actually
 written (the request's SDXL size scaled to the model's native resolution). A prompt that expands
 to several requests (permutations, ``--repeat``) renders each and prints a JSON array of such
-objects. ``--model`` takes a configured alias, a hub id or a local directory.
+objects. ``--model`` takes a configured alias, a hub id or a local directory. ``--image PATH``
+(repeatable) is a local image taken as the command's attachment: an image prompt, or what
+``--control`` follows. A config with profiles, styles and ControlNets (``--config``) makes
+``--turbo``, ``--draft``, ``--lora`` and ``--control`` paint as the worker would.
 
-Exit status: 0 on success, 2 for an invalid prompt, 1 when the model cannot be loaded or the
-render fails; errors are one line on stderr.
+Exit status: 0 on success, 2 for an invalid prompt or an unreadable ``--image``, 1 when the
+model cannot be loaded or the render fails; errors are one line on stderr.
 """
 
 from __future__ import annotations
@@ -31,15 +34,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.prompt import ParserOptions, PromptError, parse
 
     settings, alias = _model_settings(settings, args.model)
-    options = ParserOptions(
-        max_repeat=settings.max_repeat,
-        models=frozenset(settings.model_aliases),
-        allow_relax=settings.allow_relax,
-        steps_per_quality={float(k): v for k, v in settings.steps_per_quality.items()},
-    )
+    options = ParserOptions.from_settings(settings)
     try:
-        requests = parse(args.text, options=options)
-    except PromptError as exc:
+        requests = parse(args.text, options=options, image_attached=bool(args.image))
+        attached = tuple(_open(path) for path in args.image)
+    except (PromptError, ValueError) as exc:
         print(f"imagine generate: {exc}", file=sys.stderr)
         return 2
 
@@ -51,12 +50,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for library in libraries:
         library.set_verbosity_error()
 
-    from gpu_worker.engine import Engine, RenderTask
+    from gpu_worker.engine import Engine
     from gpu_worker.errors import EngineError
     from gpu_worker.imaging import encode_png, make_grid
     from gpu_worker.models import ModelRegistry
+    from gpu_worker.task import RenderTask
 
-    engine = Engine(ModelRegistry(settings))
+    engine = Engine(ModelRegistry(settings.engine()))
     out_dir: Path = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries: list[dict[str, Any]] = []
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             request = dataclasses.replace(request, model=alias)
         seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
         try:
-            images = tuple(_fetch(url) for url in request.image_urls)
+            images = tuple(_fetch(url) for url in request.image_urls) + attached
             result = engine.render(RenderTask(request=request, seed=seed, init_images=images))
         except (EngineError, OSError, ValueError) as exc:
             print(f"imagine generate: {exc}", file=sys.stderr)
@@ -98,6 +98,23 @@ def _model_settings(settings: Settings, model: str | None) -> tuple[Settings, st
     if model == "default":
         return settings, None
     return settings.model_copy(update={"model": model}), None
+
+
+def _open(path: Path) -> Any:
+    """A local image given with ``--image`` (size-capped), as RGB."""
+    from gpu_worker.imaging import decode_image
+
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_IMAGE_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read --image {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ValueError(f"--image {path} is larger than {MAX_IMAGE_BYTES // 2**20} MB")
+    try:
+        return decode_image(data)
+    except ValueError as exc:
+        raise ValueError(f"--image {path}: {exc}") from None
 
 
 def _fetch(url: str) -> Any:

@@ -1,9 +1,15 @@
-"""``imagine tiny-model DIR [--full-size]``: write a random-weight SDXL.
+"""``imagine tiny-model DIR [--extras | --cascade | --full-size]``: write a random-weight model.
 
-Without ``--full-size`` the tiny one used for smoke tests (64 px, a fraction of a second per
-grid on a CPU); with it, the SDXL base architecture at its published sizes (3.5 B parameters,
-6.5 GB of fp16 safetensors, about 5.5 GB of memory and a minute or two to write) for speed and
-memory measurements. Progress goes to stderr; the directory is printed on stdout.
+Without a flag: the tiny SDXL used for smoke tests (64 px, a fraction of a second per grid).
+
+``--extras`` also writes tiny random versions of every optional component under ``DIR/extras``
+and ``DIR/extras.toml`` wiring them (``IMAGINE_CONFIG=DIR/extras.toml imagine run`` serves
+``--turbo``, ``--draft``, ``--lora tiny-style``, ``--control canny|depth``, IP-Adapter image
+prompts and Chinese prompts with no download); its path is printed on a second line.
+``--cascade`` writes a tiny random Stable Cascade instead (``gpu_worker.tiny_cascade``).
+``--full-size`` writes the SDXL base architecture at its published sizes instead (3.5 B
+parameters, 6.5 GB of fp16 safetensors, about 5.5 GB of memory and a minute or two to write),
+for speed and memory measurements; progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -27,6 +33,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.cascade:
+        from gpu_worker.tiny_cascade import write_tiny_cascade
+
+        print(write_tiny_cascade(args.out, seed=args.seed))
+        return 0
     if getattr(args, "full_size", False):
         from gpu_worker.fullsize import write_sdxl
 
@@ -42,4 +53,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         path = write_tiny_model(args.out, seed=args.seed)
     print(path)
+    if args.extras:
+        from gpu_worker.tiny_extras import write_extras
+
+        print(write_extras(path))
     return 0

@@ -12,11 +12,13 @@ import asyncio
 import io
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import aiohttp
 from PIL import Image
 
 from bot.client import ImagineBot, configure_endpoints
+from bot.safety import Resolver
 from bot.services import Services
 from imagine.settings import Settings
 from storage.bundle import Storage, open_storage
@@ -39,12 +41,15 @@ class BotRun:
     services: Services | None = None
     bot: ImagineBot | None = None
     task: asyncio.Task[None] | None = None
+    # Where image prompts are fetched from (default: the bot's own session and resolver).
+    fetch_session: Callable[[], aiohttp.ClientSession] | None = None
+    resolver: Resolver | None = None
 
     async def start(self, fake: FakeDiscord) -> ImagineBot:
         """Open storage, log in, connect and wait until commands are synced and READY."""
-        self.storage = await open_storage(self.settings)
+        self.storage = await open_storage(self.settings.storage())
         self.services = Services(
-            settings=self.settings,
+            settings=self.settings.bot(),
             db=self.storage.db,
             queue=self.storage.queue,
             quotas=self.storage.quotas,
@@ -53,7 +58,12 @@ class BotRun:
             metrics=self.metrics,
         )
         configure_endpoints(self.settings.discord_api_base, self.settings.discord_gateway_url)
-        self.bot = ImagineBot(self.services)
+        fetching: dict[str, Any] = {}
+        if self.fetch_session is not None:
+            fetching["fetch_session"] = self.fetch_session
+        if self.resolver is not None:
+            fetching["resolver"] = self.resolver
+        self.bot = ImagineBot(self.services, **fetching)
         token = self.settings.discord_token
         assert token is not None
         self.task = asyncio.create_task(self.bot.start(token.get_secret_value()))
@@ -114,8 +124,8 @@ class ScriptedWorker:
         """Report progress (and maybe a preview)."""
         return await self.storage.queue.report_progress(job.id, self.worker_id, percent, preview)
 
-    async def finish(self, job: Job, count: int = 4) -> Job:
-        """Store ``count`` images plus a 2x2 grid and finish the job."""
+    async def finish(self, job: Job, count: int = 4, rendered: dict[str, Any] | None = None) -> Job:
+        """Store ``count`` images plus a 2x2 grid and finish the job (with ``rendered``)."""
         stored = []
         for index in range(count):
             blob = await self.storage.images.put(png(self.colors[index % 4]))
@@ -132,7 +142,9 @@ class ScriptedWorker:
         grid.save(out, format="PNG")
         blob = await self.storage.images.put(out.getvalue())
         stored.append(StoredImage(-1, blob.sha256, 64, 64, job.seed, blob.size, str(blob.path)))
-        return await self.storage.queue.finish(job.id, self.worker_id, stored, gpu_seconds=0.5)
+        return await self.storage.queue.finish(
+            job.id, self.worker_id, stored, gpu_seconds=0.5, rendered=rendered
+        )
 
     async def fail(self, job: Job, error: str) -> Job:
         """Fail the job for good."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from imagine.settings import Settings
 from storage.contract import JobKind, JobStatus
 from tests.bot.harness import BotRun, button_rows, ephemeral_reply
 from tests.fakediscord import FakeDiscord, Message, User
+from tests.worker.holding import HoldingEngine
 
 pytestmark = pytest.mark.slow
 
@@ -32,20 +34,34 @@ def e2e_settings(bot_environ: dict[str, str], tiny_model_dir: Path) -> Settings:
 
 
 @pytest.fixture
-async def service(e2e_settings: Settings, fake_discord: FakeDiscord) -> AsyncIterator[BotRun]:
+def render_release() -> threading.Event:
+    """Set it to let the first render go on past step 1."""
+    return threading.Event()
+
+
+@pytest.fixture
+async def service(
+    e2e_settings: Settings, fake_discord: FakeDiscord, render_release: threading.Event
+) -> AsyncIterator[BotRun]:
     """Bot and worker in one event loop on one database, like ``imagine run``."""
+    from gpu_worker.engine import Engine
     from gpu_worker.loop import run_worker
+    from gpu_worker.models import ModelRegistry
 
     run = BotRun(e2e_settings)
     await run.start(fake_discord)
     assert run.storage is not None
     stop = asyncio.Event()
+    # The first render pauses at step 1 until the test has seen its progress edit: a 64 px
+    # render can finish between two progress polls.
+    engine = HoldingEngine(Engine(ModelRegistry(e2e_settings.engine())), resume=render_release)
     worker = asyncio.create_task(
         run_worker(
-            e2e_settings,
+            e2e_settings.worker(),
             stop=stop,
             queue=run.storage.queue,
             images=run.storage.images,
+            engine=engine,
             worker_id="e2e-worker",
         )
     )
@@ -53,6 +69,7 @@ async def service(e2e_settings: Settings, fake_discord: FakeDiscord) -> AsyncIte
         yield run
     finally:
         stop.set()
+        render_release.set()
         await asyncio.wait_for(worker, 60)
         await run.stop()
 
@@ -67,7 +84,7 @@ def _size(message: Message) -> tuple[int, int]:
 
 
 async def test_imagine_to_grid_then_u_v_and_reroll(
-    fake_discord: FakeDiscord, service: BotRun, alice: User
+    fake_discord: FakeDiscord, service: BotRun, alice: User, render_release: threading.Event
 ) -> None:
     assert service.storage is not None
     queue = service.storage.queue
@@ -78,9 +95,14 @@ async def test_imagine_to_grid_then_u_v_and_reroll(
     assert response.ephemeral and response.type == 5  # deferred at once
     message = await fake_discord.wait_for_message(lambda m: m.content.startswith("**a red fox"))
     assert message.content.endswith("(Waiting to start)") or message.content.endswith("%)")
+    await fake_discord.wait_for(
+        lambda: message.content.endswith("%)") and bool(message.attachments),
+        timeout=120,
+        what="a progress edit with its preview",
+    )
+    render_release.set()
     await fake_discord.wait_for(lambda: _grid_done(message), timeout=120, what="the grid")
     assert message.content == f"**a red fox --ar 3:2 --seed 7** - <@{alice.id}> (fast)"
-    assert any(r.content.endswith("%)") for r in message.history), "no progress edit"
     grid_w, grid_h = _size(message)
     assert grid_w > grid_h  # 3:2, rendered at the tiny model's native scale, 2x2
     assert button_rows(message) == [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4"]]
@@ -97,7 +119,7 @@ async def test_imagine_to_grid_then_u_v_and_reroll(
     assert single.content.endswith(f"Image #2 <@{alice.id}>")
     stored = {r.index: r for r in await queue.images(grid_job.id)}
     assert single.attachments[0].data == await service.storage.images.get(stored[1].sha256)
-    assert [b.label or b.emoji for b in single.buttons][-1] == "🔄"
+    assert button_rows(single)[1][-1] == "🔄"
 
     # Upscale (Subtle) on that image: one image at twice the size, with Vary buttons.
     upscale_id = single.button("Upscale (Subtle)").custom_id or ""
@@ -106,13 +128,17 @@ async def test_imagine_to_grid_then_u_v_and_reroll(
         lambda m: "Upscaled (Subtle) image #2" in m.content
     )
     await fake_discord.wait_for(
-        lambda: bool(upscaled.attachments) and len(upscaled.buttons) == 2,
+        lambda: bool(upscaled.attachments) and len(upscaled.buttons) == 10,
         timeout=120,
         what="the upscaled image",
     )
     single_w, single_h = _size(single)
     assert _size(upscaled) == (2 * single_w, 2 * single_h)
-    assert [b.label for b in upscaled.buttons] == ["Vary (Subtle)", "Vary (Strong)"]
+    assert button_rows(upscaled) == [
+        ["Vary (Subtle)", "Vary (Strong)"],
+        ["Zoom Out 2x", "Zoom Out 1.5x", "Custom Zoom", "Make Square"],
+        ["⬅️", "➡️", "⬆️", "⬇️"],
+    ]
 
     # V3: a new grid, img2img from image 3.
     await (

@@ -119,6 +119,13 @@ async def test_u_button_posts_the_single_image_with_its_buttons(
         "Vary (Subtle)",
         "Vary (Strong)",
         "🔄",
+        "Zoom Out 2x",
+        "Zoom Out 1.5x",
+        "Custom Zoom",
+        "⬅️",
+        "➡️",
+        "⬆️",
+        "⬇️",
     ]
     # U buttons cost nothing and run nothing.
     assert bot_run.storage is not None
@@ -196,9 +203,18 @@ async def test_failed_job_says_why_and_refunds(
     fake_discord: FakeDiscord, bot_run: BotRun, worker: ScriptedWorker, alice: User
 ) -> None:
     message = await _imagine(fake_discord, alice, "a cursed image")
-    await worker.fail(await worker.claim(), "RuntimeError: the GPU fell over")
+    job = await worker.claim()
+    await worker.fail(
+        job, "internal error (reference 5eed1e55)\nRuntimeError: /opt/cuda: fell over"
+    )
     await fake_discord.wait_for(lambda: "(Failed:" in message.content, what="the failure edit")
-    assert message.content.endswith("(Failed: RuntimeError: the GPU fell over; 4 images refunded)")
+    assert message.content.endswith(
+        "(Failed: internal error (reference 5eed1e55); 4 images refunded)"
+    )
+    assert bot_run.storage is not None
+    assert (await bot_run.storage.queue.get(job.id)).error == (
+        "internal error (reference 5eed1e55)\nRuntimeError: /opt/cuda: fell over"
+    )
     assert message.buttons == []
     assert bot_run.storage is not None
     assert (await bot_run.storage.quotas.status(alice.id)).used == 0
@@ -212,9 +228,7 @@ async def test_bad_prompt_gets_the_parser_message_and_nothing_is_stored(
     )
     response = await interaction.wait_acked()
     assert response.ephemeral and response.type == 4  # answered at once, no thinking
-    assert response.content == (
-        "aspect ratio `7:1` is too extreme; allowed ratios range from 1:4 to 4:1"
-    )
+    assert response.content == ("`--ar 7:1` is too extreme; allowed ratios range from 1:4 to 4:1")
     assert fake_discord.channel_messages() == []
     assert bot_run.storage is not None
     assert await bot_run.storage.queue.user_jobs(alice.id, list(JobStatus)) == []
@@ -365,7 +379,7 @@ async def test_restart_delivers_once_and_old_buttons_work(
     assert second.settings is bot_settings
     try:
         # The job finishes while no bot is running; the next bot delivers it.
-        async with await open_storage(bot_settings) as storage:
+        async with await open_storage(bot_settings.storage()) as storage:
             await ScriptedWorker(storage).finish(job)
         await second.start(fake_discord)
         await fake_discord.wait_for(lambda: message.content.endswith("(fast)"))

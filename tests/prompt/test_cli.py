@@ -10,7 +10,7 @@ import sys
 CONTRACT_KEYS = {
     "prompt", "segments", "negative_prompt", "image_urls", "image_weight", "aspect", "width",
     "height", "seed", "chaos", "stylize", "quality", "steps", "stop", "tile", "raw", "weird",
-    "model", "mode",
+    "model", "mode", "loras", "control", "translate", "notes",
 }  # fmt: skip
 
 
@@ -56,6 +56,10 @@ def test_prints_a_json_array_of_requests() -> None:
         "weird": 0,
         "model": "6",
         "mode": "fast",
+        "loras": [],
+        "control": None,
+        "translate": True,
+        "notes": [],
     }
     assert data[1]["prompt"] == "a blue fox forest"
 
@@ -75,9 +79,7 @@ def test_invalid_prompt_exits_2_with_one_line() -> None:
     result = imagine_parse("a fox --ar 9:1")
     assert result.returncode == 2
     assert result.stdout == ""
-    assert result.stderr == (
-        "aspect ratio `9:1` is too extreme; allowed ratios range from 1:4 to 4:1\n"
-    )
+    assert result.stderr == "`--ar 9:1` is too extreme; allowed ratios range from 1:4 to 4:1\n"
 
 
 def test_unknown_parameter_suggests_the_closest() -> None:
@@ -86,3 +88,51 @@ def test_unknown_parameter_suggests_the_closest() -> None:
     assert result.stderr.splitlines() == [
         "`--ratio` is not a known parameter; did you mean `--ar`?"
     ]
+
+
+def test_a_gallery_prompt_parses_with_notes_for_what_is_not_honoured() -> None:
+    result = imagine_parse(
+        "ethereal forest spirit, volumetric light --v 7 --style raw --s 1250 --ar 16:9 "
+        "--sref 277118899 --exp 15 --p"
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    [data] = json.loads(result.stdout)
+    assert (data["prompt"], data["raw"], data["stylize"], data["aspect"], data["model"]) == (
+        "ethereal forest spirit, volumetric light",
+        True,
+        1000,
+        "16:9",
+        None,
+    )
+    assert data["notes"] == [
+        "--v 7: painted with the default model",
+        "--s 1250: clamped to 1000",
+        "--sref 277118899: Midjourney style codes are not available here",
+        "--exp 15: Midjourney's experimental aesthetics are not available here",
+        "--p: Midjourney personalization profiles are not available here",
+    ]
+
+
+def test_strict_models_and_styles_settings_reach_the_parser() -> None:
+    strict = imagine_parse("a fox --v 7", IMAGINE_STRICT_MODELS="true")
+    assert (strict.returncode, strict.stdout) == (2, "")
+    assert (
+        strict.stderr == "`--v 7`: model `7` is not available on this server; available: default\n"
+    )
+    styled = imagine_parse(
+        "a fox --style Cute --lora extra",
+        IMAGINE_STYLES='{"cute": "kawaii, pastel colors --lora cute-xl:0.8"}',
+    )
+    assert styled.returncode == 0, styled.stderr
+    [data] = json.loads(styled.stdout)
+    assert (data["prompt"], data["loras"], data["notes"]) == (
+        "a fox, kawaii, pastel colors",
+        [["cute-xl", 0.8], ["extra", 1.0]],
+        [],
+    )
+
+
+def test_a_bad_styles_table_is_a_configuration_error() -> None:
+    result = imagine_parse("a fox", IMAGINE_STYLES='{"raw": "plain"}')
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith("imagine: invalid configuration: styles: `raw`")

@@ -32,13 +32,12 @@ OPTIONS = ParserOptions(models=frozenset({"niji", "6"}), max_repeat=4, allow_rel
         ("a fox --ar 16x9", "`--ar` expects two whole numbers like `16:9` or `2:3`; got `16x9`"),
         ("a fox --ar 0:1", "`--ar` expects two whole numbers like `16:9` or `2:3`; got `0:1`"),
         ("a fox --ar 1.5:1", "`--ar` expects two whole numbers like `16:9` or `2:3`; got `1.5:1`"),
+        ("a fox --ar 9:2", "`--ar 9:2` is too extreme; allowed ratios range from 1:4 to 4:1"),
+        ("a fox --ar 1:5", "`--ar 1:5` is too extreme; allowed ratios range from 1:4 to 4:1"),
+        ("a cat --ar 5:1", "`--ar 5:1` is too extreme; allowed ratios range from 1:4 to 4:1"),
         (
-            "a fox --ar 9:2",
-            "aspect ratio `9:2` is too extreme; allowed ratios range from 1:4 to 4:1",
-        ),
-        (
-            "a fox --ar 1:5",
-            "aspect ratio `1:5` is too extreme; allowed ratios range from 1:4 to 4:1",
+            "a fox --aspect 1:10",
+            "`--aspect 1:10` is too extreme; allowed ratios range from 1:4 to 4:1",
         ),
         (
             "a fox --seed 4294967296",
@@ -47,15 +46,35 @@ OPTIONS = ParserOptions(models=frozenset({"niji", "6"}), max_repeat=4, allow_rel
         ("a fox --seed -1", "`--seed` must be a whole number from 0 to 4294967295; got `-1`"),
         ("a fox --c 101", "`--c` must be a whole number from 0 to 100; got `101`"),
         ("a fox --chaos 5.5", "`--chaos` must be a whole number from 0 to 100; got `5.5`"),
-        ("a fox --s 1001", "`--s` must be a whole number from 0 to 1000; got `1001`"),
+        (
+            "a fox --s 60001",
+            "`--s` must be a whole number from 0 to 1000 (Midjourney V3 values up to 60000 are "
+            "clamped to 1000); got `60001`",
+        ),
+        (
+            "a fox --stylize -5",
+            "`--stylize` must be a whole number from 0 to 1000 (Midjourney V3 values up to "
+            "60000 are clamped to 1000); got `-5`",
+        ),
         ("a fox --weird 3001", "`--weird` must be a whole number from 0 to 3000; got `3001`"),
         ("a fox --steps 0", "`--steps` must be a whole number from 1 to 100; got `0`"),
         ("a fox --steps 101", "`--steps` must be a whole number from 1 to 100; got `101`"),
         ("a fox --stop 9", "`--stop` must be a whole number from 10 to 100; got `9`"),
         ("a fox --iw 3.5", "`--iw` must be a number from 0 to 3; got `3.5`"),
         ("a fox --iw high", "`--iw` must be a number from 0 to 3; got `high`"),
-        ("a fox --q 3", "`--q` must be one of 0.25, 0.5, 1, 2; got `3`"),
-        ("a fox --quality max", "`--quality` must be one of 0.25, 0.5, 1, 2; got `max`"),
+        (
+            "a fox --q 6",
+            "`--q` must be a number from 0.25 to 5 (this server offers 0.25, 0.5, 1, 2); got `6`",
+        ),
+        (
+            "a fox --q .1",
+            "`--q` must be a number from 0.25 to 5 (this server offers 0.25, 0.5, 1, 2); got `.1`",
+        ),
+        (
+            "a fox --quality max",
+            "`--quality` must be a number from 0.25 to 5 (this server offers 0.25, 0.5, 1, 2); "
+            "got `max`",
+        ),
         ("a fox --r 5", "`--r` must be a whole number from 1 to 4; got `5`"),
         ("a fox --repeat 0", "`--repeat` must be a whole number from 1 to 4; got `0`"),
         (
@@ -66,31 +85,107 @@ OPTIONS = ParserOptions(models=frozenset({"niji", "6"}), max_repeat=4, allow_rel
             "a fox --tile cat",
             "`--tile` takes no value; got `cat` (the prompt text goes before the parameters)",
         ),
-        ("a fox --style cute", "`--style` supports only `raw` on this server; got `cute`"),
+        (
+            "a fox --style c*te",
+            "`--style` takes a style name like `raw` or a style code; got `c*te`",
+        ),
         ("a fox --relax", "`--relax` is not available on this server; use `--fast`"),
-        ("a fox --turbo --fast", "`--turbo` and `--fast` are both speed modes; use only one"),
-        ("a fox --fast --fast", "`--fast` is given twice"),
-        ("a fox --ar 1:1 --ar 2:1", "`--ar` is given twice"),
-        ("a fox --c 1 --chaos 2", "`--c` and `--chaos` are the same parameter; give it once"),
-        ("a fox --raw --style raw", "`--raw` and `--style` are the same parameter; give it once"),
-        ("a fox --v 6 --niji", "`--v` and `--niji` both choose a model; use only one"),
-        ("a fox --v 7", "model `7` is not available on this server; available: default, 6, niji"),
         (
             "a fox --model sd15",
-            "model `sd15` is not available on this server; available: default, 6, niji",
+            "`--model sd15`: model `sd15` is not available on this server; "
+            "available: default, 6, niji",
         ),
         (
-            "a fox --niji 5",
-            "model `niji-5` is not available on this server; available: default, 6, niji",
+            "a fox --v photo",
+            "`--v photo`: model `photo` is not available on this server; "
+            "available: default, 6, niji",
         ),
-        ("a fox --sref https://x.y/z.png", "`--sref` is not supported on this server"),
-        ("a fox --cref x", "`--cref` is not supported on this server"),
-        ("a fox --oref x", "`--oref` is not supported on this server"),
-        ("a fox --video", "`--video` is not supported on this server"),
-        ("a fox --p", "`--p` is not supported on this server"),
-        ("a fox --personalize abc", "`--personalize` is not supported on this server"),
-        ("a fox --exp 10", "`--exp` is not supported on this server"),
-        ("a fox --draft", "`--draft` is not supported on this server"),
+        (
+            "a fox --v 0",
+            "`--v` must be a Midjourney version from 1 to 9, like `6.1` or `7`; got `0`",
+        ),
+        (
+            "a fox --version 12",
+            "`--version` must be a Midjourney version from 1 to 9, like `6.1` or `7`; got `12`",
+        ),
+        ("a fox --niji six", "`--niji` takes nothing or a version number like `6`; got `six`"),
+        # A duplicate's value is still checked, though the last one wins.
+        (
+            "a fox --ar 9:1 --ar 2:1",
+            "`--ar 9:1` is too extreme; allowed ratios range from 1:4 to 4:1",
+        ),
+        ("a fox --cref x", "`--cref` takes image URLs; got `x`"),
+        ("a fox --oref x", "`--oref` takes image URLs; got `x`"),
+        ("a fox --sref a*b", "`--sref` takes image URLs or codes; got `a*b`"),
+        ("a fox --sref", "`--sref` needs a value, like `--sref 123456789`"),
+        ("a fox --sw 1001", "`--sw` must be a whole number from 0 to 1000; got `1001`"),
+        ("a fox --cw 101", "`--cw` must be a whole number from 0 to 100; got `101`"),
+        ("a fox --ow 0", "`--ow` must be a whole number from 1 to 1000; got `0`"),
+        ("a fox --exp 101", "`--exp` must be a whole number from 0 to 100; got `101`"),
+        ("a fox --zoom 3", "`--zoom` must be a number from 1 to 2; got `3`"),
+        ("a fox --motion fast", "`--motion` must be one of `low`, `high`; got `fast`"),
+        ("a fox --bs 3", "`--bs` must be one of `1`, `2`, `4`; got `3`"),
+        (
+            "a fox --video cat",
+            "`--video` takes no value; got `cat` (the prompt text goes before the parameters)",
+        ),
+        (
+            "a fox --p https://x.y/z",
+            "`--p` takes profile codes like `--p abc123`, or nothing; got `https://x.y/z`",
+        ),
+        (
+            "a fox --lora",
+            "`--lora` needs a value, like `--lora name:0.8`",
+        ),
+        (
+            "a fox --lora a:b:c",
+            "the weight in `--lora a:b:c` must be a number from 0 to 2; got `b:c`",
+        ),
+        (
+            "a fox --lora x:2.5",
+            "the weight in `--lora x:2.5` must be a number from 0 to 2; got `2.5`",
+        ),
+        (
+            "a fox --lora :1",
+            "`--lora` takes a LoRA name with an optional weight, like `--lora name` or "
+            "`--lora name:0.8`; got `:1`",
+        ),
+        (
+            "a fox --lora a --lora b --lora c --lora d --lora e",
+            "this prompt asks for 5 LoRAs (`--lora` and `--style` together); at most 4",
+        ),
+        (
+            "a fox --control canny",
+            "`--control canny` needs an image: put an image URL at the start of the prompt or "
+            "attach an image",
+        ),
+        (
+            "https://x.y/a.png a fox --control pose",
+            "`--control` must be `canny` or `depth`, optionally with a scale like `canny:0.8`; "
+            "got `pose`",
+        ),
+        (
+            "https://x.y/a.png a fox --control depth:3",
+            "the scale in `--control depth:3` must be a number from 0 to 2; got `3`",
+        ),
+        (
+            "https://x.y/a.png a fox --control depth:",
+            "the scale in `--control depth:` must be a number from 0 to 2; got ``",
+        ),
+        (
+            "a fox --notr please",
+            "`--notr` takes no value; got `please` (the prompt text goes before the parameters)",
+        ),
+        (
+            "a fox --w 4096 --h 512",
+            "`--w 4096 --h 512` is too extreme an aspect ratio; allowed ratios range from 1:4 "
+            "to 4:1",
+        ),
+        ("a fox --h 0", "`--h` must be a whole number from 1 to 8192; got `0`"),
+        ("a fox --visibility", "`--visibility` is not a known parameter; see the list with /help"),
+        ("a fox --sref123", "`--sref123` is not a known parameter; did you mean `--sref 123`?"),
+        ("a fox --niji6", "`--niji6` is not a known parameter; did you mean `--niji 6`?"),
+        ("a fox --styl raw", "`--styl` is not a known parameter; did you mean `--style`?"),
         (
             "a {red, blue bird",
             "unbalanced `{`: a permutation like `{red, blue}` is missing its closing `}`",
@@ -127,6 +222,7 @@ OPTIONS = ParserOptions(models=frozenset({"niji", "6"}), max_repeat=4, allow_rel
             "ftp://example.com/a.png a fox",
             "image URLs must start with http:// or https://; got `ftp://example.com/a.png`",
         ),
+        ("https://\uff1a/a.png a fox", "`https://\uff1a/a.png` is not a valid image URL"),
         (
             "https://:80/a.png a fox",
             "`https://:80/a.png` is not a valid image URL: it has no host name",
@@ -138,6 +234,34 @@ def test_error_message(text: str, message: str) -> None:
         parse(text, options=OPTIONS)
     assert str(caught.value) == message
     assert "\n" not in str(caught.value)
+
+
+STRICT = ParserOptions(models=frozenset({"niji", "6"}), strict_models=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "a fox --v 7",
+            "`--v 7`: model `7` is not available on this server; available: default, 6, niji",
+        ),
+        (
+            "a fox --niji 5",
+            "`--niji 5`: model `niji-5` is not available on this server; "
+            "available: default, 6, niji",
+        ),
+        (
+            "a fox --v 6.1",
+            "`--v 6.1`: model `6.1` is not available on this server; available: default, 6, niji",
+        ),
+    ],
+)
+def test_strict_models_refuses_versions_without_an_alias(text: str, message: str) -> None:
+    with pytest.raises(PromptError) as caught:
+        parse(text, options=STRICT)
+    assert str(caught.value) == message
+    assert parse("a fox --v 6 --niji", options=STRICT)[0].model == "niji"
 
 
 def test_prompt_of_exactly_the_limit_is_accepted() -> None:
@@ -169,6 +293,12 @@ def test_invalid_aspect_in_user_settings() -> None:
         {"steps_per_quality": {0.5: 15}},
         {"steps_per_quality": {1.0: 0}},
         {"steps_per_quality": {1.0: 30, -1.0: 5}},
+        {"styles": {"raw": "plain"}},
+        {"styles": {"two words": "x"}},
+        {"styles": {"empty": "  "}},
+        {"styles": {"cute": "kawaii --seed 3"}},
+        {"styles": {"cute": "kawaii --lora a:9"}},
+        {"styles": {"many": "x --lora a --lora b --lora c --lora d --lora e"}},
     ],
 )
 def test_invalid_parser_options(kwargs: dict[str, object]) -> None:

@@ -230,3 +230,136 @@ def test_options_from_settings() -> None:
         allow_relax=False,
         steps_per_quality={1.0: 25, 2.0: 50},
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # dashes from phones and Chinese keyboards
+        ("a fox \u2014\u2014ar 16:9 \u2014\u2014seed 3", {"aspect": "16:9", "seed": 3}),
+        ("a fox \uff0d\uff0dar 2:1", {"aspect": "2:1"}),
+        ("a fox \u2013-tile", {"tile": True}),
+        # colons and spaces in ratios
+        ("a fox --ar 16\uff1a9", {"aspect": "16:9"}),
+        ("a fox --ar 16 : 9", {"aspect": "16:9"}),
+        # punctuation right after a value or a flag
+        ("a fox --ar 16:9, --s 250.", {"aspect": "16:9", "stylize": 250}),
+        ("a fox --tile. --seed 7;", {"tile": True, "seed": 7}),
+        ("a fox --q 2.", {"quality": 2.0}),
+        ('"a fox --chaos 5"', {"prompt": '"a fox', "chaos": 5}),
+        # a dangling `--` at the end
+        ("a fox --ar 3:2 --", {"aspect": "3:2"}),
+        # lists for --no, with Chinese and Japanese separators too
+        ("a fox --no a, b, c", {"negative_prompt": "a, b, c"}),
+        (
+            "a fox --no \u6587\u5b57\uff0c\u6c34\u5370\u3001\u4eba",
+            {"negative_prompt": "文字, 水印, 人"},
+        ),
+        # the command copied along from Discord
+        ("/imagine prompt: a fox --ar 2:1", {"prompt": "a fox", "aspect": "2:1"}),
+        ("/IMAGINE a fox", {"prompt": "a fox"}),
+        # prompt text after a parameter, behind `::`
+        (
+            "https://x.example/a.png --iw 0.75 :: text :: more text",
+            {
+                "prompt": "text more text",
+                "segments": [["text", 1.0], ["more text", 1.0]],
+                "image_urls": ["https://x.example/a.png"],
+                "image_weight": 0.75,
+            },
+        ),
+        (
+            "<https://x.example/a.png> --iw 2:: a cat",
+            {"prompt": "a cat", "image_urls": ["https://x.example/a.png"], "image_weight": 2.0},
+        ),
+        (
+            "a dog --ar 2:1 :: a cat::2",
+            {
+                "prompt": "a dog a cat",
+                "segments": [["a dog", 1.0], ["a cat", 2.0]],
+                "aspect": "2:1",
+            },
+        ),
+        # `--sref URL::2` keeps its weight inside the value
+        ("a fox --sref https://x.example/s.png::2 --seed 1", {"prompt": "a fox", "seed": 1}),
+    ],
+)
+def test_loose_syntax(text: str, expected: dict[str, Any]) -> None:
+    data = one(text).to_dict()
+    assert {key: data[key] for key in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "notes"),
+    [
+        (
+            "a fox --ar 1:1 --ar 2:1",
+            {"aspect": "2:1"},
+            ["--ar 1:1: replaced by the later --ar 2:1"],
+        ),
+        ("a fox --c 1 --chaos 2", {"chaos": 2}, ["--c 1: replaced by the later --chaos 2"]),
+        ("a fox --fast --fast", {"mode": "fast"}, ["--fast: given twice"]),
+        ("a fox --turbo --relax", {"mode": "relax"}, ["--turbo: replaced by the later --relax"]),
+        ("a fox --v 6 --niji", {"model": "niji"}, ["--v 6: replaced by the later --niji"]),
+        ("a fox --raw --style raw", {"raw": True}, []),
+        (
+            "a fox --lora a:0.5 --lora a",
+            {"loras": [["a", 1.0]]},
+            ["--lora a:0.5: replaced by the later --lora a"],
+        ),
+        ("a fox --SEED 1 --Seed 2", {"seed": 2}, ["--SEED 1: replaced by the later --Seed 2"]),
+        ("a fox --no x --no x", {"negative_prompt": "x, x"}, []),
+    ],
+)
+def test_duplicated_parameters_keep_the_last_with_a_note(
+    text: str, expected: dict[str, Any], notes: list[str]
+) -> None:
+    data = one(text).to_dict()
+    assert {key: data[key] for key in expected} == expected
+    assert data["notes"] == notes
+
+
+@pytest.mark.parametrize(
+    ("aliases", "text", "model", "notes"),
+    [
+        ({"7"}, "a fox --v 7", "7", []),
+        ({"v7"}, "a fox --version 7.0", "v7", []),
+        ({"6"}, "a fox --v 6.1", "6", ["--v 6.1: painted with the model `6`"]),
+        ({"6.1", "6"}, "a fox --v 6.1", "6.1", []),
+        ({"niji"}, "a fox --niji 6", "niji", ["--niji 6: painted with the model `niji`"]),
+        ({"niji6"}, "a fox --niji 6", "niji6", []),
+        (set(), "a fox --niji", None, ["--niji: painted with the default model"]),
+        (set(), "a fox --v 5.2", None, ["--v 5.2: painted with the default model"]),
+        ({"photo"}, "a fox --v photo", "photo", []),
+        (set(), "a fox --v default", None, []),
+    ],
+)
+def test_versions_map_through_model_aliases(
+    aliases: set[str], text: str, model: str | None, notes: list[str]
+) -> None:
+    request = one(text, options=ParserOptions(models=frozenset(aliases)))
+    assert (request.model, list(request.notes)) == (model, notes)
+
+
+def test_styles_add_their_suffix_to_each_positive_segment_and_their_loras() -> None:
+    options = ParserOptions(
+        styles={"Ink": "ink wash, sumi-e --lora ink-xl:0.6", "soft": "soft light"}
+    )
+    request = one("a crane::2 a pond:: fog::-0.5 --style ink --lora ink-xl:0.9", options=options)
+    assert request.segments == (
+        ("a crane, ink wash, sumi-e", 2.0),
+        ("a pond, ink wash, sumi-e", 1.0),
+        ("fog", -0.5),
+    )
+    # The prompt's own `--lora` wins over the style's for the same name.
+    assert request.loras == (("ink-xl", 0.9),)
+    noted = one("a fox --style cute", options=options)
+    assert noted.notes == ("--style cute: no such style here (available: raw, ink, soft)",)
+    assert one("a fox --style 1mZxQw7SxQN", options=options).notes == (
+        "--style 1mZxQw7SxQN: Midjourney style codes are not available here",
+    )
+
+
+def test_control_with_an_attached_image() -> None:
+    request = one("a house --control canny:1.5", image_attached=True)
+    assert request.to_dict()["control"] == {"kind": "canny", "scale": 1.5}

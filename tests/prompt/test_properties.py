@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.prompt import ParserOptions, PromptError, parse, parse_aspect, render
-from storage.contract import MAX_SEED, GenerationRequest, SpeedMode
+from storage.contract import MAX_SEED, Control, ControlKind, GenerationRequest, SpeedMode
 
 OPTIONS = ParserOptions(models=frozenset({"niji", "6", "5.2", "niji-6", "photo"}), max_repeat=16)
 
@@ -21,6 +22,10 @@ TOKENS = [
     "::.5", ":", "{", "}", ",", "\\,", "\\{", "\\", "https://example.com/a.png",
     "<http://example.org/b>", "ftp://x/y", "http://", "http://:1/", "99999999999999999999",
     "1e5", "nan", "inf", "\n", "\t", "\u00e9", "\U0001f98a", "\x00",
+    "--sref", "--cref", "--sw", "--p", "--exp", "--video", "--hd", "--sameseed", "--h", "--width",
+    "--lora", "tiny-style:0.5", "x:3", "--control", "canny", "depth:1.5", "--notr", "--draft",
+    "cute", "4a", "random-64", "4", "1250", "\u2014\u2014", "\uff1a", "\uff0c", "16:9,", "250.",
+    "/imagine prompt:", "<https://example.com/c.png>", "123::2",
 ]  # fmt: skip
 soup = st.lists(st.sampled_from(TOKENS) | st.text(max_size=4), max_size=40).map(" ".join)
 squashed = st.lists(st.sampled_from(TOKENS), max_size=40).map("".join)
@@ -38,8 +43,11 @@ def _check(text: str) -> None:
         assert request.width % 64 == 0 and request.height % 64 == 0
         assert 0.9 <= request.width * request.height / 1024**2 <= 1.1
         assert request.prompt and request.segments
-        # Whatever parses renders back to text that parses to the same request.
-        assert parse(render(request, options=OPTIONS), options=OPTIONS) == [request]
+        assert all(note.startswith("--") for note in request.notes)
+        # Whatever parses renders back to text that parses to the same request; only what
+        # is honoured is rendered, so the notes do not come back.
+        honoured = dataclasses.replace(request, notes=())
+        assert parse(render(request, options=OPTIONS), options=OPTIONS) == [honoured]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -61,6 +69,9 @@ urls = st.lists(
     ),
     max_size=2,
 )
+lora_names = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,11}", fullmatch=True).filter(
+    lambda name: name[-1] not in "."
+)
 ratios = st.tuples(st.integers(1, 64), st.integers(1, 64)).filter(
     lambda r: r[0] <= 4 * r[1] and r[1] <= 4 * r[0]
 )
@@ -80,12 +91,30 @@ def requests(draw: st.DrawFn) -> GenerationRequest:
         text, weight = segments[0]
         segments = ((text, weight - total + 1.0), *segments[1:])
     aspect, width, height = parse_aspect("{}:{}".format(*draw(ratios)))
+    image_urls = tuple(draw(urls))
+    loras = draw(
+        st.lists(
+            st.tuples(lora_names, st.integers(0, 200).map(lambda n: n / 100)),
+            max_size=4,
+            unique_by=lambda lora: lora[0],
+        )
+    )
+    control = None
+    if image_urls:
+        control = draw(
+            st.none()
+            | st.builds(
+                Control,
+                st.sampled_from(list(ControlKind)),
+                st.integers(0, 200).map(lambda n: n / 100),
+            )
+        )
     quality = draw(st.sampled_from(sorted(OPTIONS.steps_per_quality)))
     return GenerationRequest(
         prompt=" ".join(text for text, weight in segments if weight > 0),
         segments=segments,
         negative_prompt=", ".join(negatives) or None,
-        image_urls=tuple(draw(urls)),
+        image_urls=image_urls,
         image_weight=draw(st.integers(0, 300).map(lambda n: n / 100)),
         aspect=aspect,
         width=width,
@@ -101,6 +130,9 @@ def requests(draw: st.DrawFn) -> GenerationRequest:
         weird=draw(st.integers(0, 3000)),
         model=draw(st.none() | st.sampled_from(sorted(OPTIONS.models))),
         mode=draw(st.sampled_from(list(SpeedMode))),
+        loras=tuple(loras),
+        control=control,
+        translate=draw(st.booleans()),
     )
 
 

@@ -32,7 +32,23 @@ def tiny_settings(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="session")
 def engine(tiny_settings: Settings) -> Engine:
     """An engine with the tiny model loaded (shared by the session: loading takes a second)."""
-    engine = Engine(ModelRegistry(tiny_settings), cpu_threads=1)
+    engine = Engine(ModelRegistry(tiny_settings.engine()), cpu_threads=1)
+    engine.prepare()
+    return engine
+
+
+@pytest.fixture(scope="session")
+def extras_settings(tiny_extras_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings from the tiny model's ``extras.toml`` (profiles, LoRA styles, ...)."""
+    return Settings.load(
+        {}, config_file=tiny_extras_dir / "extras.toml", data_dir=tmp_path_factory.mktemp("data")
+    )
+
+
+@pytest.fixture(scope="session")
+def extras_engine(extras_settings: Settings) -> Engine:
+    """An engine over the tiny model and its optional components (shared by the session)."""
+    engine = Engine(ModelRegistry(extras_settings.engine()), cpu_threads=1)
     engine.prepare()
     return engine
 

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gpu_worker.engine import Engine
+from gpu_worker.models import ModelRegistry
 from imagine.cli import main
+from imagine.settings import Settings
 
 
 def test_generate_writes_four_images_and_the_grid(
@@ -131,6 +134,60 @@ def test_tiny_model_command_writes_a_loadable_model(
     # Refuses to write over something that is there.
     assert main(["tiny-model", str(target)]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def test_tiny_model_extras_wire_every_optional_component(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "tiny"
+    assert main(["tiny-model", str(target), "--extras"]) == 0
+    config = target / "extras.toml"
+    assert capsys.readouterr().out.split() == [str(target), str(config)]
+    settings = Settings.load({}, config_file=config)
+    offered = Engine(ModelRegistry(settings.engine()), cpu_threads=1).capabilities()
+    assert offered == {
+        "profiles": {
+            "draft": {"steps": 2, "guidance": 1.0, "size": 32},
+            "turbo": {"steps": 2, "guidance": 0.0, "size": None},
+        },
+        "loras": {"tiny-style": {"trigger": "tinystyle", "weight": 0.8}},
+        "controlnets": ["canny", "depth"],
+        "ip_adapter": True,
+        "translation": True,
+    }
+    out = tmp_path / "images"
+    runs = {}
+    for name, prompt in (("default", "a fox --seed 4"), ("turbo", "a fox --seed 4 --turbo")):
+        assert main(["--config", str(config), "generate", prompt, "--out", str(out / name)]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        runs[name] = [np.asarray(Image.open(path), dtype=float) for path in summary["images"]]
+    assert (
+        min(
+            float(np.abs(a - b).mean()) for a, b in zip(runs["default"], runs["turbo"], strict=True)
+        )
+        > 1.0
+    )
+    assert main(["--config", str(config), "generate", "一只狐狸 --seed 4", "--out", str(out)]) == 0
+    assert len(json.loads(capsys.readouterr().out)["images"]) == 4
+    styled = "a fox --seed 4 --lora tiny-style:0.5 --draft"
+    assert main(["--config", str(config), "generate", styled, "--out", str(out)]) == 0
+    draft = json.loads(capsys.readouterr().out)
+    assert (draft["width"], draft["height"]) == (32, 32)
+    edges = tmp_path / "edges.png"
+    Image.new("RGB", (48, 48), "white").save(edges)
+    tower = ["--config", str(config), "generate", "a tower --control canny:0.9 --seed 2"]
+    assert main([*tower, "--out", str(out / "c"), "--image", str(edges)]) == 0
+    assert len(json.loads(capsys.readouterr().out)["images"]) == 4
+    assert main([*tower, "--out", str(out / "c")]) == 2
+    assert "`--control canny:0.9` needs an image" in capsys.readouterr().err
+    assert main([*tower, "--out", str(out / "c"), "--image", str(tmp_path / "absent.png")]) == 2
+    assert "cannot read --image" in capsys.readouterr().err
+    assert (
+        main(["--config", str(config), "generate", "a fox --lora pastel", "--out", str(out)]) == 1
+    )
+    assert "'pastel' is not available on this worker; available: tiny-style" in (
+        capsys.readouterr().err
+    )
 
 
 def test_worker_command_with_a_missing_model_is_one_line_exit_1(

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gpu_worker.engine import Engine, RenderTask
+from gpu_worker.engine import Engine
 from gpu_worker.fastpath import compiled_graphs
 from gpu_worker.models import ModelRegistry
+from gpu_worker.task import RenderTask
 from imagine.settings import Settings
 from storage.sampling import sampling_plan
 from tests.worker.conftest import pixels, request
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 def compiled_engine(tiny_model_dir: Path, **settings: Any) -> Engine:
     options = Settings.load({}, model=str(tiny_model_dir), compile=True, **settings)
-    engine = Engine(ModelRegistry(options), cpu_threads=1)
+    engine = Engine(ModelRegistry(options.engine()), cpu_threads=1)
     engine.prepare()
     return engine
 

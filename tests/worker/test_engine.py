@@ -12,10 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from gpu_worker.engine import Engine, RenderTask, StepEvent
+from gpu_worker.engine import Engine
 from gpu_worker.errors import InvalidTask, JobCancelled, ModelLoadError, UnknownModel
 from gpu_worker.imaging import make_grid
 from gpu_worker.models import ModelRegistry
+from gpu_worker.task import RenderTask, StepEvent
 from imagine.settings import Settings
 from storage.contract import JobKind
 from storage.sampling import sampling_plan
@@ -307,6 +308,28 @@ def test_upscale_doubles_the_size(engine: Engine) -> None:
     assert np.abs(pixels(small) - pixels(source)).mean() < 40
 
 
+@pytest.mark.parametrize("size", [(2049, 2048), (4096, 1025)])
+def test_upscale_of_an_image_over_the_pixel_cap_is_refused_before_any_step(
+    engine: Engine, size: tuple[int, int]
+) -> None:
+    events: list[StepEvent] = []
+    task = RenderTask(
+        request(steps=10),
+        seed=3,
+        kind=JobKind.UPSCALE,
+        init_images=(Image.new("RGB", size),),
+        strength=0.2,
+        indices=(0,),
+    )
+    with pytest.raises(InvalidTask) as refused:
+        engine.render(task, on_step=events.append)
+    assert str(refused.value) == (
+        f"the image is {size[0]}x{size[1]}; upscaling takes images of at most "
+        "4,194,304 pixels (2048x2048)"
+    )
+    assert events == []
+
+
 def test_img2img_and_inpaint_share_the_txt2img_components(engine: Engine) -> None:
     model = engine.registry.get()
     for pipe in (model.img2img, model.inpaint):
@@ -322,7 +345,7 @@ def test_aliases_resolve_and_unknown_ones_list_what_exists(engine: Engine) -> No
 
 
 def test_missing_model_directory_is_one_clear_error(tmp_path: Path) -> None:
-    registry = ModelRegistry(Settings.load({}, model=str(tmp_path / "nope")))
+    registry = ModelRegistry(Settings.load({}, model=str(tmp_path / "nope")).engine())
     with pytest.raises(ModelLoadError) as info:
         registry.get()
     message = str(info.value)
@@ -332,7 +355,7 @@ def test_missing_model_directory_is_one_clear_error(tmp_path: Path) -> None:
 
 def test_directory_that_is_not_a_pipeline_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "weights.bin").write_bytes(b"nothing")
-    registry = ModelRegistry(Settings.load({}, model=str(tmp_path)))
+    registry = ModelRegistry(Settings.load({}, model=str(tmp_path)).engine())
     with pytest.raises(ModelLoadError, match=r"no model_index\.json"):
         registry.get()
 
@@ -343,7 +366,7 @@ def test_broken_model_files_are_one_clear_error(tiny_model_dir: Path, tmp_path: 
     broken = tmp_path / "broken"
     shutil.copytree(tiny_model_dir, broken)
     (broken / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"not safetensors")
-    registry = ModelRegistry(Settings.load({}, model=str(broken)))
+    registry = ModelRegistry(Settings.load({}, model=str(broken)).engine())
     with pytest.raises(ModelLoadError) as info:
         registry.get()
     assert str(broken) in str(info.value) and "\n" not in str(info.value)

@@ -13,7 +13,7 @@ import torch
 from diffusers.models.attention_processor import FusedAttnProcessor2_0
 from pydantic import ValidationError
 
-from gpu_worker.engine import Engine, RenderTask
+from gpu_worker.engine import Engine
 from gpu_worker.fastpath import (
     FastPath,
     FastPathError,
@@ -22,6 +22,7 @@ from gpu_worker.fastpath import (
     vae_precision,
 )
 from gpu_worker.models import ModelRegistry
+from gpu_worker.task import RenderTask
 from imagine.cli import main
 from imagine.settings import SDXL_SIZES, Settings
 from storage.contract import JobKind
@@ -37,7 +38,8 @@ def grid(engine: Engine, seed: int = 7, **changes: Any) -> np.ndarray:
 
 def fast_engine(tiny_model_dir: Path, **settings: Any) -> Engine:
     engine = Engine(
-        ModelRegistry(Settings.load({}, model=str(tiny_model_dir), **settings)), cpu_threads=1
+        ModelRegistry(Settings.load({}, model=str(tiny_model_dir), **settings).engine()),
+        cpu_threads=1,
     )
     engine.prepare()
     return engine

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from gpu_worker.engine import Engine, RenderTask
+from gpu_worker.engine import Engine
 from gpu_worker.fullsize import (
     COMPONENTS,
     SDXL_BASE,
@@ -25,6 +25,7 @@ from gpu_worker.fullsize import (
     write_sdxl,
 )
 from gpu_worker.models import ModelRegistry
+from gpu_worker.task import RenderTask
 from imagine.settings import Settings
 from tests.worker.conftest import request
 
@@ -127,7 +128,7 @@ def test_writer_saves_fp16_components_that_load_and_render_like_a_checkpoint(
     index = json.loads((target / "model_index.json").read_text())
     assert index["_class_name"] == "StableDiffusionXLPipeline"
 
-    engine = Engine(ModelRegistry(Settings.load({}, model=str(target))), cpu_threads=1)
+    engine = Engine(ModelRegistry(Settings.load({}, model=str(target)).engine()), cpu_threads=1)
     engine.prepare()
     model = engine.registry.get()
     assert len(model.txt2img.tokenizer) == len(model.txt2img.tokenizer_2) == 49408

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import io
 import os
@@ -19,7 +20,7 @@ from PIL import Image
 from gpu_worker.engine import Engine
 from gpu_worker.loop import Worker
 from imagine.settings import Settings
-from storage.contract import GenerationRequest, Job, JobKind, JobSpec, JobStatus
+from storage.contract import GenerationRequest, Job, JobKind, JobSpec, JobStatus, SpeedMode
 from storage.db import Database
 from storage.images import FileImageStore
 from storage.limits import Limits
@@ -79,7 +80,7 @@ async def test_queued_job_is_rendered_stored_and_succeeds(
     settings = worker_settings(tiny_settings, database_url, tmp_path)
     metrics = Metrics()
     worker = Worker(
-        settings,
+        settings.worker(),
         queue=queue,
         images=services["images"],
         engine=engine,
@@ -125,7 +126,7 @@ async def test_variations_and_upscales_start_from_the_stored_parent_image(
 ) -> None:
     queue: JobQueue = services["queue"]
     settings = worker_settings(tiny_settings, database_url, tmp_path)
-    worker = Worker(settings, queue=queue, images=services["images"], engine=engine)
+    worker = Worker(settings.worker(), queue=queue, images=services["images"], engine=engine)
     (parent,) = await queue.enqueue(USER, [spec()], interaction_id=1)
     await serve_until_empty(worker)
     variation, upscale = await queue.enqueue(
@@ -136,7 +137,7 @@ async def test_variations_and_upscales_start_from_the_stored_parent_image(
         ],
         interaction_id=2,
     )
-    worker = Worker(settings, queue=queue, images=services["images"], engine=engine)
+    worker = Worker(settings.worker(), queue=queue, images=services["images"], engine=engine)
     await serve_until_empty(worker)
     assert (await queue.get(variation.id)).status is JobStatus.SUCCEEDED
     assert len(await queue.images(variation.id)) == 5
@@ -159,14 +160,16 @@ async def test_engine_error_fails_the_job_with_its_message_and_refunds(
     )
     assert (await services["quotas"].status(USER)).used == 8
     settings = worker_settings(tiny_settings, database_url, tmp_path)
-    worker = Worker(settings, queue=queue, images=services["images"], engine=engine)
+    worker = Worker(settings.worker(), queue=queue, images=services["images"], engine=engine)
     await serve_until_empty(worker)
 
     failed = await queue.get(bad.id)
     assert failed.status is JobStatus.FAILED
     assert failed.error is not None
-    assert failed.error.startswith("InvalidTask: input image abababababab")
-    assert "not in the image store" in failed.error
+    public, detail = failed.error.split("\n")
+    # About the request itself: the user is told as it is; the type stays for the operator.
+    assert public == "input image abababababab... is not in the image store"
+    assert detail.startswith(f"InvalidTask: {public} (from BlobNotFound: ")
     assert failed.attempts == 1  # an error about the job itself is not retried
     # The loop kept serving, and only the job that succeeded is charged.
     assert (await queue.get(good.id)).status is JobStatus.SUCCEEDED
@@ -185,7 +188,11 @@ async def test_cancel_during_a_render_stops_at_the_next_step_and_refunds(
     holding = HoldingEngine(engine)
     settings = worker_settings(tiny_settings, database_url, tmp_path)
     worker = Worker(
-        settings, queue=queue, images=services["images"], engine=holding, progress_interval=0.2
+        settings.worker(),
+        queue=queue,
+        images=services["images"],
+        engine=holding,
+        progress_interval=0.2,
     )
     run = asyncio.create_task(serve_until_empty(worker))
     assert await asyncio.to_thread(holding.started.wait, 60)
@@ -220,7 +227,7 @@ async def test_stop_stores_the_rendered_job_and_gives_back_the_next_one(
     first, second = await queue.enqueue(USER, [spec(), spec("a calm sea")], interaction_id=21)
     holding = HoldingEngine(engine, at_last_step=True)
     settings = worker_settings(tiny_settings, database_url, tmp_path)
-    worker = Worker(settings, queue=queue, images=services["images"], engine=holding)
+    worker = Worker(settings.worker(), queue=queue, images=services["images"], engine=holding)
     stop = asyncio.Event()
     serving = asyncio.create_task(worker.run(stop))
     assert await asyncio.to_thread(holding.started.wait, 60)
@@ -256,12 +263,16 @@ def process_env(settings: Settings, worker_id: str) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def holding_worker(settings: Settings, worker_id: str) -> AsyncIterator[Any]:
-    """A worker process whose first render holds at step 1; yields once it is held."""
+    """A worker process whose first render holds at step 1; yields once it is held.
+
+    A line written to its stdin resumes the held render.
+    """
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tests.worker.holding",
         env=process_env(settings, worker_id),
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=PROJECT_ROOT,
@@ -275,6 +286,21 @@ async def holding_worker(settings: Settings, worker_id: str) -> AsyncIterator[An
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def wait_for_line(stream: asyncio.StreamReader | None, text: str) -> str:
+    """The first line of ``stream`` that contains ``text``."""
+    assert stream is not None
+
+    async def find() -> str:
+        while True:
+            line = (await stream.readline()).decode()
+            if not line:
+                raise AssertionError(f"the stream ended without a line containing {text!r}")
+            if text in line:
+                return line
+
+    return await asyncio.wait_for(find(), 60)
 
 
 async def wait_until_finished(queue: JobQueue, db: Database, job_id: int) -> Job:
@@ -309,7 +335,11 @@ async def test_killed_worker_job_is_finished_once_by_another_worker(
     short_lease = JobQueue(services["db"], lease_seconds=2.0, max_attempts=3, limits=LIMITS)
     stop = asyncio.Event()
     rescuer = Worker(
-        settings, queue=short_lease, images=services["images"], engine=engine, worker_id="rescuer"
+        settings.worker(),
+        queue=short_lease,
+        images=services["images"],
+        engine=engine,
+        worker_id="rescuer",
     )
     serving = asyncio.create_task(rescuer.run(stop))
     try:
@@ -325,7 +355,7 @@ async def test_killed_worker_job_is_finished_once_by_another_worker(
 
 
 @pytest.mark.slow
-async def test_sigterm_gives_the_running_job_back_and_exits_0(
+async def test_a_second_sigterm_gives_the_running_job_back_and_exits_0(
     services: dict[str, Any],
     tiny_settings: Settings,
     database_url: str,
@@ -335,7 +365,10 @@ async def test_sigterm_gives_the_running_job_back_and_exits_0(
     settings = worker_settings(tiny_settings, database_url, tmp_path, lease_seconds=30.0)
     (job,) = await queue.enqueue(USER, [spec()], interaction_id=12)
     async with holding_worker(settings, "leaving") as proc:
+        proc.send_signal(signal.SIGTERM)  # the first one drains: the render would go on
+        await wait_for_line(proc.stderr, "SIGTERM: draining")
         proc.send_signal(signal.SIGTERM)
+        await wait_for_line(proc.stderr, "SIGTERM again: giving back the running job")
         code = await asyncio.wait_for(proc.wait(), 60)
         stderr = await proc.stderr.read()
     assert code == 0, stderr.decode()
@@ -344,3 +377,77 @@ async def test_sigterm_gives_the_running_job_back_and_exits_0(
     assert back.lease_owner is None
     assert back.attempts == 0  # giving a job back spends no attempt
     assert (await services["quotas"].status(USER)).used == 4  # still reserved, not refunded
+
+
+async def test_a_turbo_style_job_records_what_painted_it_and_its_gpu_seconds(
+    services: dict[str, Any],
+    extras_engine: Engine,
+    extras_settings: Settings,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    queue: JobQueue = services["queue"]
+    request = GenerationRequest(
+        prompt="a fox",
+        segments=(("a fox", 1.0),),
+        steps=30,
+        mode=SpeedMode.TURBO,
+        loras=(("tiny-style", 0.8),),
+    )
+    (job,) = await queue.enqueue(
+        USER, [JobSpec(kind=JobKind.IMAGINE, request=request, cost=4)], interaction_id=77
+    )
+    settings = worker_settings(extras_settings, database_url, tmp_path)
+    worker = Worker(
+        settings.worker(),
+        queue=queue,
+        images=services["images"],
+        engine=extras_engine,
+        worker_id="w-x",
+    )
+    await serve_until_empty(worker)
+    done = await queue.get(job.id)
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.rendered == {"profile": "turbo", "loras": [["tiny-style", 0.8]]}
+    assert done.request.loras == (("tiny-style", 0.8),)
+    assert done.gpu_seconds is not None and done.gpu_seconds > 0
+    [registered] = (await queue.stats()).workers
+    assert registered.capabilities is not None
+    assert sorted(registered.capabilities["profiles"]) == ["draft", "turbo"]
+    assert registered.capabilities["loras"] == {
+        "tiny-style": {"trigger": "tinystyle", "weight": 0.8}
+    }
+
+
+async def test_a_chinese_prompt_job_stores_the_original_and_the_english(
+    services: dict[str, Any],
+    extras_engine: Engine,
+    extras_settings: Settings,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    queue: JobQueue = services["queue"]
+    fox = "一只红色的狐狸"
+    chinese = GenerationRequest(prompt=fox, segments=((fox, 1.0),), steps=2)
+    notr = dataclasses.replace(chinese, translate=False)
+    jobs = await queue.enqueue(
+        USER,
+        [JobSpec(kind=JobKind.IMAGINE, request=r, cost=4) for r in (chinese, notr)],
+        interaction_id=78,
+    )
+    settings = worker_settings(extras_settings, database_url, tmp_path)
+    worker = Worker(
+        settings.worker(),
+        queue=queue,
+        images=services["images"],
+        engine=extras_engine,
+        worker_id="w-zh",
+    )
+    await serve_until_empty(worker)
+    translated, kept = [await queue.get(job.id) for job in jobs]
+    assert translated.status is kept.status is JobStatus.SUCCEEDED
+    assert translated.request.prompt == fox
+    assert translated.rendered is not None
+    english = translated.rendered["translation"]["prompt"]
+    assert english and english != fox
+    assert kept.request.prompt == fox and "translation" not in (kept.rendered or {})

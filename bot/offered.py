@@ -1,0 +1,86 @@
+"""Checking requests against what the workers serve, and the style picker's choices.
+
+The bot never loads a model: it reads what workers registered (``storage.capabilities``) and
+refuses at enqueue a LoRA style, speed profile or ControlNet that no live worker offers, naming
+what is offered instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from bot.errors import UserFacingError
+from storage.capabilities import Offered
+from storage.contract import GenerationRequest, SpeedMode
+
+MAX_CHOICES = 25
+_PROFILE_MODES = {SpeedMode.TURBO: "turbo", SpeedMode.DRAFT: "draft"}
+
+
+def check_offered(requests: Sequence[GenerationRequest], offered: Offered) -> None:
+    """Raise ``UserFacingError`` for the first thing in ``requests`` no worker serves."""
+    for request in requests:
+        unknown = offered.unknown_loras(name for name, _ in request.loras)
+        if unknown:
+            names = ", ".join(f"`{name}`" for name, _, _ in offered.styles()) or "none"
+            raise UserFacingError(
+                f"`--lora {unknown[0]}`: there is no such style here. Available styles: "
+                f"{names} (see /styles)."
+            )
+        profile = _PROFILE_MODES.get(request.mode)
+        if profile is not None and profile not in offered.profiles:
+            have = ", ".join(f"`--{name}`" for name in sorted(offered.profiles)) or "none"
+            raise UserFacingError(
+                f"`--{profile}` (or the {profile} speed mode in /settings) needs the {profile} "
+                f"profile, which this server does not offer. Fast profiles here: {have}."
+            )
+        control = request.control
+        if control:
+            kind = str(control.kind)
+            if kind not in offered.controlnets:
+                have = ", ".join(f"`{k}`" for k in sorted(offered.controlnets)) or "none"
+                raise UserFacingError(
+                    f"`--control {kind}`: this server has no {kind} ControlNet. "
+                    f"ControlNets here: {have}."
+                )
+
+
+def with_style(
+    requests: Sequence[GenerationRequest], style: str | None, offered: Offered
+) -> list[GenerationRequest]:
+    """The requests with the ``style`` option's LoRA added at its default weight."""
+    if not style:
+        return list(requests)
+    info = offered.loras.get(style)
+    weight = float(info.get("weight", 1.0)) if info is not None else 1.0
+    return [
+        request
+        if any(name == style for name, _ in request.loras)
+        else dataclasses.replace(request, loras=(*request.loras, (style, weight)))
+        for request in requests
+    ]
+
+
+def style_choices(offered: Offered, typed: str) -> list[tuple[str, str]]:
+    """(label, value) autocomplete choices for the styles whose name contains ``typed``."""
+    needle = typed.strip().lower()
+    choices = []
+    for name, trigger, weight in offered.styles():
+        if needle in name:
+            label = f"{name} (weight {weight:g}" + (f", trigger: {trigger})" if trigger else ")")
+            choices.append((label[:100], name))
+    return choices[:MAX_CHOICES]
+
+
+def styles_content(offered: Offered) -> str:
+    """The /styles reply: each style with its trigger words and default weight."""
+    styles = offered.styles()
+    if not styles:
+        return "No LoRA styles are available on this server."
+    lines = ["**Styles** (`--lora NAME` or `--lora NAME:0.8`, weight 0 to 2, up to 4):"]
+    for name, trigger, weight in styles:
+        words = f", trigger: {trigger}" if trigger else ""
+        lines.append(f"- `{name}`: default weight {weight:g}{words}")
+    text = "\n".join(lines)
+    return text if len(text) <= 2000 else text[:1999] + "…"
