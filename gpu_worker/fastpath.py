@@ -130,8 +130,12 @@ class FastPath:
         warmup_steps: int = 2,
         size_buckets: Sequence[str] = ("1024x1024",),
         cpu_offload: bool = False,
+        lora_adapters: bool = False,
     ) -> FastPath:
-        """Check the settings against the device; ``FastPathError`` names what to change."""
+        """Check the settings against the device; ``FastPathError`` names what to change.
+
+        ``lora_adapters``: whether LoRA styles or a LoRA profile are configured.
+        """
         cuda = device.type == "cuda"
         where = f"the worker runs on {device}"
         if sdpa_backend not in SDPA_BACKENDS:
@@ -167,6 +171,12 @@ class FastPath:
             raise FastPathError(
                 "compile and cpu_offload cannot be combined: offloading moves the UNet on and off "
                 "the card at every call, which a compiled UNet cannot follow; turn one off"
+            )
+        if fuse_qkv and lora_adapters:
+            raise FastPathError(
+                "fuse_qkv cannot be combined with LoRA styles or a LoRA profile: adapters patch "
+                "the unfused q/k/v projections, which fused attention does not use, so they "
+                "would be silently ignored; turn fuse_qkv off"
             )
         if dtype == torch.bfloat16 and cuda and not torch.cuda.is_bf16_supported():
             raise FastPathError(

@@ -106,6 +106,7 @@ def test_defaults_are_on_where_safe_only() -> None:
         (CPU, torch.float32, {"size_buckets": []}, "size_buckets is empty"),
         (CPU, torch.float32, {"warmup_steps": 0}, "between 1 and 50"),
         (CPU, torch.float32, {"vae_upcast": "never"}, "'auto' or 'always'"),
+        (CPU, torch.float32, {"fuse_qkv": True, "lora_adapters": True}, "silently ignored"),
     ],
 )
 def test_fast_path_combinations_that_cannot_work_are_one_clear_error(
@@ -114,6 +115,14 @@ def test_fast_path_combinations_that_cannot_work_are_one_clear_error(
     with pytest.raises(FastPathError, match=message) as info:
         FastPath.resolve(device, dtype, **options)
     assert "\n" not in str(info.value)
+
+
+def test_fused_projections_are_refused_where_lora_styles_are_configured(
+    tiny_extras_dir: Path,
+) -> None:
+    settings = Settings.load({}, config_file=tiny_extras_dir / "extras.toml", fuse_qkv=True)
+    with pytest.raises(FastPathError, match="fuse_qkv cannot be combined with LoRA styles"):
+        ModelRegistry(settings.engine()).get()
 
 
 def test_worker_reports_a_fast_path_error_on_one_line(
