@@ -40,6 +40,7 @@ START = time.perf_counter()
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -169,6 +170,44 @@ def add_rates(
             report[key] = round(per_sample * samples[kind] * steps / seconds / (peak * 1e12), 4)
 
 
+def run_variants(
+    chosen: list[tuple[str, dict[str, Any]]],
+    base: dict[str, Any],
+    model: Path,
+    args: argparse.Namespace,
+    env: dict[str, str],
+) -> dict[str, Any]:
+    """Each chosen variant in turn, with a time limit that leaves the later ones theirs."""
+    variants: dict[str, Any] = {}
+    for index, (name, extra) in enumerate(chosen):
+        left = args.budget - (time.perf_counter() - START)
+        later = chosen[index + 1 :]
+        reserve = sum(COMPILED_MINIMUM if "compile" in e else EAGER_RESERVE for _, e in later)
+        limit = left - reserve if "compile" in extra else min(EAGER_LIMIT, left - reserve)
+        settings = {**base, **extra}
+        if limit < (COMPILED_MINIMUM if "compile" in extra else 20):
+            variants[name] = {"settings": settings, "status": "skipped: time budget spent"}
+            continue
+        spec = {
+            "model": str(model),
+            "settings": settings,
+            "size": SIZE,
+            "steps": args.steps,
+            # The baseline and the compiled UNet get two samples each, the others one: GPU
+            # timings vary by a percent or so, and the compile needs the time.
+            "grids": args.samples or (2 if name in ("eager", "compiled") else 1),
+            "singles": args.samples or (2 if name in ("eager", "compiled") else 1),
+            "turbo_steps": args.turbo_steps if name == "fused_qkv" else 0,
+            "time_limit": limit,
+            "threads": args.threads,
+        }
+        print(f"bench.gpu: {name} (limit {limit:.0f} s)", file=sys.stderr, flush=True)
+        report = run_variant(spec, env)
+        report["settings"] = settings
+        variants[name] = report
+    return variants
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every variant within the budget and print the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -198,11 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     model: Path = args.model or DEFAULT_MODEL
     result["model"] = str(model)
     if not (model / "model_index.json").is_file():
-        from gpu_worker.fullsize import write_sdxl
-
         print(f"bench.gpu: writing the full-size random SDXL to {model}", file=sys.stderr)
         built = time.perf_counter()
-        write_sdxl(model, device=device)
+        # In its own process, so this one never holds GPU memory the variants need.
+        subprocess.run(
+            [sys.executable, "-m", "imagine", "tiny-model", str(model), "--full-size"],
+            stdout=sys.stderr,
+            check=True,
+        )
         result["model_built_seconds"] = round(time.perf_counter() - built, 1)
     flops = model_flops(model, SIZE)
     result.update(
@@ -236,33 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [(name, extra) for name, extra in VARIANTS if name in wanted]
     cache = tempfile.mkdtemp(prefix="bench-gpu-inductor-")
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "TRITON_CACHE_DIR": cache + "/triton"}
-    variants: dict[str, Any] = {}
-    for index, (name, extra) in enumerate(chosen):
-        left = args.budget - (time.perf_counter() - START)
-        later = chosen[index + 1 :]
-        reserve = sum(COMPILED_MINIMUM if "compile" in e else EAGER_RESERVE for _, e in later)
-        limit = left - reserve if "compile" in extra else min(EAGER_LIMIT, left - reserve)
-        settings = {**base, **extra}
-        if limit < (COMPILED_MINIMUM if "compile" in extra else 20):
-            variants[name] = {"settings": settings, "status": "skipped: time budget spent"}
-            continue
-        spec = {
-            "model": str(model),
-            "settings": settings,
-            "size": SIZE,
-            "steps": args.steps,
-            # The baseline and the compiled UNet get two samples each, the others one: GPU
-            # timings vary by a percent or so, and the compile needs the time.
-            "grids": args.samples or (2 if name in ("eager", "compiled") else 1),
-            "singles": args.samples or (2 if name in ("eager", "compiled") else 1),
-            "turbo_steps": args.turbo_steps if name == "fused_qkv" else 0,
-            "time_limit": limit,
-            "threads": args.threads,
-        }
-        print(f"bench.gpu: {name} (limit {limit:.0f} s)", file=sys.stderr, flush=True)
-        report = run_variant(spec, env)
-        report["settings"] = settings
-        variants[name] = report
+    try:
+        variants = run_variants(chosen, base, model, args, env)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
     device_name = next((v["device_name"] for v in variants.values() if "device_name" in v), device)
     peak, source = (
         (args.peak_tflops, "--peak-tflops") if args.peak_tflops else peak_tflops(device_name)

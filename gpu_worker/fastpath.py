@@ -26,6 +26,7 @@ fp32 path, so CPU renders are bit-for-bit what they were.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import re
 from collections.abc import Iterator, Sequence
@@ -52,6 +53,7 @@ SDPA_BACKENDS: dict[str, SDPBackend | None] = {
 _CUDA_ONLY_BACKENDS = ("flash", "efficient", "cudnn")
 _HALF_ONLY_BACKENDS = ("flash", "cudnn")
 _SIZE = re.compile(r"([1-9][0-9]{1,4})x([1-9][0-9]{1,4})")
+log = logging.getLogger(__name__)
 
 
 class FastPathError(ModelLoadError):
@@ -128,8 +130,12 @@ class FastPath:
         warmup_steps: int = 2,
         size_buckets: Sequence[str] = ("1024x1024",),
         cpu_offload: bool = False,
+        lora_adapters: bool = False,
     ) -> FastPath:
-        """Check the settings against the device; ``FastPathError`` names what to change."""
+        """Check the settings against the device; ``FastPathError`` names what to change.
+
+        ``lora_adapters``: whether LoRA styles or a LoRA profile are configured.
+        """
         cuda = device.type == "cuda"
         where = f"the worker runs on {device}"
         if sdpa_backend not in SDPA_BACKENDS:
@@ -165,6 +171,12 @@ class FastPath:
             raise FastPathError(
                 "compile and cpu_offload cannot be combined: offloading moves the UNet on and off "
                 "the card at every call, which a compiled UNet cannot follow; turn one off"
+            )
+        if fuse_qkv and lora_adapters:
+            raise FastPathError(
+                "fuse_qkv cannot be combined with LoRA styles or a LoRA profile: adapters patch "
+                "the unfused q/k/v projections, which fused attention does not use, so they "
+                "would be silently ignored; turn fuse_qkv off"
             )
         if dtype == torch.bfloat16 and cuda and not torch.cuda.is_bf16_supported():
             raise FastPathError(
@@ -222,9 +234,10 @@ class FastPath:
         pipe.vae.register_to_config(force_upcast=False)
         if vae_dtype != self.dtype:
             pipe.vae.to(dtype=vae_dtype)
+            keep = _KeepPrecision(pipe.vae, vae_dtype)
             for part in (pipe.vae.encoder, pipe.vae.post_quant_conv, pipe.vae.decoder):
                 if part is not None:
-                    part.register_forward_pre_hook(_cast_inputs)
+                    part.register_forward_pre_hook(keep)
         notes.append(f"VAE runs in {_name(vae_dtype)}: {reason}")
         if self.channels_last:
             pipe.unet.to(memory_format=torch.channels_last)
@@ -274,12 +287,30 @@ def _name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def _cast_inputs(module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Forward pre-hook: floating-point inputs to the module's own dtype (fp16 in, fp32 VAE)."""
-    dtype = next(module.parameters()).dtype
-    return tuple(
-        a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args
-    )
+class _KeepPrecision:
+    """Forward pre-hook on the VAE's entry points: inputs in the VAE's dtype, and the VAE kept in
+    it.
+
+    Every ``from_pipe(..., dtype=...)`` (img2img, inpainting, profiles, ControlNet pipelines)
+    casts the shared VAE to the model dtype; in fp16 that is the overflowing decode this exists
+    to avoid, so a VAE found cast is put back before it runs.
+    """
+
+    def __init__(self, vae: torch.nn.Module, dtype: torch.dtype) -> None:
+        self.vae, self.dtype = vae, dtype
+
+    def __call__(self, module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        if next(module.parameters()).dtype != self.dtype:
+            log.info(
+                "the VAE was cast to %s; back to %s",
+                _name(next(module.parameters()).dtype),
+                _name(self.dtype),
+            )
+            self.vae.to(dtype=self.dtype)
+        return tuple(
+            a.to(self.dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+            for a in args
+        )
 
 
 def _text_length_dynamic(

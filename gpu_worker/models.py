@@ -238,6 +238,8 @@ class ModelRegistry:
             warmup_steps=settings.warmup_steps,
             size_buckets=settings.size_buckets,
             cpu_offload=settings.cpu_offload,
+            lora_adapters=bool(settings.loras or settings.lora_dir)
+            or any(profile.get("lora") for profile in settings.profiles.values()),
         )
         log.info("loading model %s from %s on %s (%s)", name, source, device, dtype)
         # Download and loading bars are for terminals, not for a service's logs.

@@ -93,8 +93,15 @@ def build_profile(base: LoadedModel, profile: Profile) -> LoadedModel:
     with _quiet():
         pipe = type(base.txt2img).from_pipe(base.txt2img, dtype=base.dtype, **overrides)
     pipe.set_progress_bar_config(disable=True)
+    # The same fast path (attention kernel, size buckets, the compile watch) as the base model.
     return LoadedModel(
-        name=base.name, source=base.source, txt2img=pipe, device=base.device, dtype=base.dtype
+        name=base.name,
+        source=base.source,
+        txt2img=pipe,
+        device=base.device,
+        dtype=base.dtype,
+        fast=base.fast,
+        vae_dtype=base.vae_dtype,
     )
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from gpu_worker.errors import EngineError
 from gpu_worker.fastpath import FastPath, FastPathError, compiled_graphs
 from gpu_worker.imaging import REFERENCE_RESOLUTION
 from storage.contract import GRID_SIZE, GenerationRequest
@@ -98,6 +99,13 @@ def warm_up(
             raise FastPathError(
                 f"torch.compile failed while warming up {width}x{height}: {reason}; "
                 "set compile to false or fix the compiler setup"
+            ) from exc
+        except EngineError as exc:
+            # Out of memory here means every job of that size would fail: say so at start.
+            raise FastPathError(
+                f"the warm-up render of {width}x{height} ({len(indices)} image(s)) failed: "
+                f"{exc}; remove that size from size_buckets, enable cpu_offload, or set "
+                "warmup to false"
             ) from exc
         compiled = f", {compiled_graphs() - graphs} graph(s) compiled" if fast.compile else ""
         log.info(

@@ -25,7 +25,7 @@ from gpu_worker.models import ModelRegistry
 from gpu_worker.task import RenderTask
 from imagine.cli import main
 from imagine.settings import SDXL_SIZES, Settings
-from storage.contract import JobKind
+from storage.contract import JobKind, SpeedMode
 from tests.worker.conftest import pixels, request
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
@@ -106,6 +106,7 @@ def test_defaults_are_on_where_safe_only() -> None:
         (CPU, torch.float32, {"size_buckets": []}, "size_buckets is empty"),
         (CPU, torch.float32, {"warmup_steps": 0}, "between 1 and 50"),
         (CPU, torch.float32, {"vae_upcast": "never"}, "'auto' or 'always'"),
+        (CPU, torch.float32, {"fuse_qkv": True, "lora_adapters": True}, "silently ignored"),
     ],
 )
 def test_fast_path_combinations_that_cannot_work_are_one_clear_error(
@@ -114,6 +115,14 @@ def test_fast_path_combinations_that_cannot_work_are_one_clear_error(
     with pytest.raises(FastPathError, match=message) as info:
         FastPath.resolve(device, dtype, **options)
     assert "\n" not in str(info.value)
+
+
+def test_fused_projections_are_refused_where_lora_styles_are_configured(
+    tiny_extras_dir: Path,
+) -> None:
+    settings = Settings.load({}, config_file=tiny_extras_dir / "extras.toml", fuse_qkv=True)
+    with pytest.raises(FastPathError, match="fuse_qkv cannot be combined with LoRA styles"):
+        ModelRegistry(settings.engine()).get()
 
 
 def test_worker_reports_a_fast_path_error_on_one_line(
@@ -190,6 +199,26 @@ def test_fp16_keeps_the_sdxl_vae_in_fp32_and_renders_without_nan(
     )
     assert model.txt2img.vae.dtype == torch.float32
     assert pixels(variation.images[0]).std() > 1.0
+
+
+def test_fp16_vae_stays_fp32_through_pipelines_built_with_from_pipe(
+    tiny_extras_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Profiles and ControlNet pipelines come from from_pipe, which casts the shared VAE to
+    # the model dtype: in fp16 that would be SDXL's overflowing decode for every later job.
+    settings = Settings.load({}, config_file=tiny_extras_dir / "extras.toml", dtype="float16")
+    half = Engine(ModelRegistry(settings.engine()), cpu_threads=1)
+    half.prepare()
+    caplog.set_level(logging.INFO, logger="gpu_worker.fastpath")
+    turbo = half.render(RenderTask(request(mode=SpeedMode.TURBO), seed=2))
+    assert turbo.info == {"profile": "turbo"}
+    assert "the VAE was cast to float16; back to float32" in caplog.text
+    vae = half.registry.get().txt2img.vae
+    assert vae.dtype == torch.float32
+    default = half.render(RenderTask(request(), seed=2))
+    for image in [*turbo.images, *default.images]:
+        assert np.isfinite(pixels(image)).all() and pixels(image).std() > 1.0
+    assert vae.dtype == torch.float32
 
 
 def test_bf16_on_cpu_renders_close_to_fp32(
