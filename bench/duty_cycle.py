@@ -32,7 +32,7 @@ from gpu_worker.task import RenderResult, RenderTask, StepEvent
 from imagine.settings import Settings
 from storage.contract import GenerationRequest, JobKind, JobSpec, JobStatus
 from storage.db import Database
-from storage.images import FileImageStore
+from storage.images import FileImageStore, ImageStore
 from storage.limits import Limits
 from storage.migrate import upgrade
 from storage.queue import JobQueue
@@ -101,7 +101,10 @@ class HoldingDevice:
         )
 
 
-async def measure(jobs: int, hold: float, database: str | None) -> dict[str, object]:
+async def measure(
+    jobs: int, hold: float, database: str | None, images: ImageStore | None = None
+) -> dict[str, object]:
+    """Serve ``jobs`` saturated jobs; ``images`` is the store (default: files in a temp dir)."""
     with tempfile.TemporaryDirectory() as tmp:
         url = database or f"sqlite+aiosqlite:///{Path(tmp) / 'imagine.db'}"
         await asyncio.to_thread(upgrade, url)
@@ -114,12 +117,8 @@ async def measure(jobs: int, hold: float, database: str | None) -> dict[str, obj
             await queue.enqueue(1 + n % 5, [spec], interaction_id=10_000 + n)
         device = HoldingDevice(hold)
         settings = Settings.load({}, data_dir=Path(tmp), database_url=url)
-        worker = Worker(
-            settings.worker(),
-            queue=queue,
-            images=FileImageStore(Path(tmp) / "images"),
-            engine=device,
-        )
+        store = images or FileImageStore(Path(tmp) / "images")
+        worker = Worker(settings.worker(), queue=queue, images=store, engine=device)
         started = time.perf_counter()
         await worker.run(asyncio.Event(), once=True)
         ended = time.perf_counter()

@@ -30,7 +30,9 @@ CUSTOM_ID = re.compile(CUSTOM_ID_TEMPLATE)
 _PARTS = re.compile(r"imagine:(?P<action>[^:]*):(?P<job>[^:]*):(?P<i>[^:]*)", re.DOTALL)
 # Job ids are signed 64-bit integers in the database.
 MAX_JOB_ID = 2**63 - 1
-GRID_KINDS = frozenset({JobKind.IMAGINE, JobKind.REROLL, JobKind.VARIATION})
+GRID_KINDS = frozenset(
+    {JobKind.IMAGINE, JobKind.REROLL, JobKind.VARIATION, JobKind.OUTPAINT, JobKind.INPAINT}
+)
 
 UPSCALE_SUBTLE = 0.2
 UPSCALE_CREATIVE = 0.4
@@ -52,6 +54,16 @@ class Action(StrEnum):
     VARY_SUBTLE = "varysubtle"
     VARY_STRONG = "varystrong"
     ENHANCE = "enhance"  # E1-E4: a draft or turbo cell again with the default profile
+    # Edits of a single image (outpainting, see bot.edits; Vary (Region) links to the editor).
+    ZOOM_OUT_2 = "zoomtwo"
+    ZOOM_OUT_15 = "zoomoneandhalf"
+    ZOOM_CUSTOM = "zoomcustom"  # opens a form for the prompt and the zoom
+    PAN_LEFT = "panleft"
+    PAN_RIGHT = "panright"
+    PAN_UP = "panup"
+    PAN_DOWN = "pandown"
+    MAKE_SQUARE = "square"
+    VARY_REGION = "region"
 
 
 def is_enhance(job: Job) -> bool:
@@ -180,6 +192,17 @@ def spec_for(
             input_images=parent.input_images if request.control else (),
         )
     if click.action is Action.REROLL:
+        if parent.kind in (JobKind.OUTPAINT, JobKind.INPAINT):
+            # The same edit of the same source, with a new seed.
+            return JobSpec(
+                kind=parent.kind,
+                request=request,
+                cost=GRID_SIZE,
+                parent_job_id=parent.parent_job_id,
+                parent_index=parent.parent_index,
+                strength=parent.strength,
+                edit=parent.edit,
+            )
         if parent.kind is JobKind.VARIATION:
             # Rerolling a variation grid varies the same source image again.
             return JobSpec(
@@ -212,6 +235,8 @@ def spec_for(
             # A ControlNet grid's variations follow its control image (the image prompt).
             input_images=parent.input_images if request.control else (),
         )
+    if click.action not in (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE):
+        raise ValueError(f"{click.action} edits an image; bot.edits makes its job")
     strength = UPSCALE_SUBTLE if click.action is Action.UPSCALE_SUBTLE else UPSCALE_CREATIVE
     return JobSpec(
         kind=JobKind.UPSCALE,
@@ -220,20 +245,4 @@ def spec_for(
         parent_job_id=parent.id,
         parent_index=click.index,
         strength=strength,
-    )
-
-
-def is_admin(
-    user_id: int,
-    role_ids: frozenset[int] | set[int],
-    *,
-    manage_guild: bool,
-    admin_user_ids: list[int],
-    admin_role_ids: list[int],
-) -> bool:
-    """Whether a member may run admin commands: Manage Server, or listed by id or role."""
-    return (
-        manage_guild
-        or user_id in admin_user_ids
-        or any(role in role_ids for role in admin_role_ids)
     )

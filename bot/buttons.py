@@ -46,6 +46,15 @@ _LOOKS: dict[Action, tuple[str | None, str | None, discord.ButtonStyle]] = {
     Action.UPSCALE_CREATIVE: ("Upscale (Creative)", None, discord.ButtonStyle.secondary),
     Action.VARY_SUBTLE: ("Vary (Subtle)", None, discord.ButtonStyle.secondary),
     Action.VARY_STRONG: ("Vary (Strong)", None, discord.ButtonStyle.secondary),
+    Action.VARY_REGION: ("Vary (Region)", None, discord.ButtonStyle.secondary),
+    Action.ZOOM_OUT_2: ("Zoom Out 2x", None, discord.ButtonStyle.secondary),
+    Action.ZOOM_OUT_15: ("Zoom Out 1.5x", None, discord.ButtonStyle.secondary),
+    Action.ZOOM_CUSTOM: ("Custom Zoom", None, discord.ButtonStyle.secondary),
+    Action.MAKE_SQUARE: ("Make Square", None, discord.ButtonStyle.secondary),
+    Action.PAN_LEFT: (None, "⬅️", discord.ButtonStyle.secondary),
+    Action.PAN_RIGHT: (None, "➡️", discord.ButtonStyle.secondary),
+    Action.PAN_UP: (None, "⬆️", discord.ButtonStyle.secondary),
+    Action.PAN_DOWN: (None, "⬇️", discord.ButtonStyle.secondary),
 }
 
 

@@ -5,17 +5,28 @@ from __future__ import annotations
 import discord
 
 from bot.actions import Action, Click, InvalidButton, check_fits, refusal, spec_for
+from bot.edit_clicks import button_edit_click, open_custom_zoom, region_link_click
+from bot.edit_jobs import check_clicker
+from bot.edits import BUTTON_EDITS
 from bot.errors import UserFacingError, send_error
 from bot.jobs import enqueue, post_job_messages
 from bot.services import Services, services_of
 from bot.singles import post_single
 from storage.contract import MAX_UPSCALE_SOURCE_PIXELS, Job, JobStatus, SpeedMode
+from storage.logcontext import bind
 
 
 async def handle_click(interaction: discord.Interaction, click: Click) -> None:
     """Acknowledge a job button, then run it; every failure ends in one ephemeral message."""
+    bind(job_id=click.job_id, user_id=interaction.user.id)
     try:
         services = services_of(interaction.client)
+        if (refused := services.rules.guild_refusal(interaction.guild_id)) is not None:
+            raise UserFacingError(refused)
+        if click.action is Action.ZOOM_CUSTOM:
+            # The form has to be the click's first answer, so nothing acknowledges it before.
+            await open_custom_zoom(interaction, services, click)
+            return
         # A silent acknowledgement: results appear as new channel messages, refusals as
         # private followups.
         await interaction.response.defer()
@@ -27,18 +38,24 @@ async def handle_click(interaction: discord.Interaction, click: Click) -> None:
             check_fits(click, parent)
         except InvalidButton as problem:
             raise UserFacingError(refusal(problem)) from None
-        _check_clicker(interaction, services, parent)
+        check_clicker(interaction.user.id, services, parent)
+        if parent.images_purged_at is not None:
+            raise UserFacingError(
+                f"The stored images of job #{parent.id} were removed after the retention "
+                "period, so its buttons no longer work; the images in this message remain."
+            )
         if click.action is Action.UPSCALE:
             await post_single(interaction, services, parent, click.index)
+            return
+        if click.action in BUTTON_EDITS:
+            await button_edit_click(interaction, services, parent, click)
+            return
+        if click.action is Action.VARY_REGION:
+            await region_link_click(interaction, services, parent, click)
             return
         await _new_job(interaction, services, parent, click)
     except Exception as exc:
         await send_error(interaction, exc)
-
-
-def _check_clicker(interaction: discord.Interaction, services: Services, job: Job) -> None:
-    if job.user_id != interaction.user.id and not services.settings.allow_foreign_clicks:
-        raise UserFacingError("Only the person who started this job can use its buttons.")
 
 
 async def _cancel(interaction: discord.Interaction, services: Services, click: Click) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -17,12 +17,23 @@ from bot.buttons import JobButton, orphan_problem, refuse
 from bot.clicks import handle_click
 from bot.delivery import Courier
 from bot.errors import ErrorTree
+from bot.retention import retention_loop
+from bot.safety import Resolver, system_resolver
 from bot.services import Services
 from bot.settings_menu import SettingsSelect
+from bot.web import region
+from bot.web.server import WebServer
+from bot.web.site import start_web
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.exts.imagine", "bot.exts.user", "bot.exts.admin", "bot.exts.styles")
+EXTENSIONS = (
+    "bot.exts.imagine",
+    "bot.exts.user",
+    "bot.exts.admin",
+    "bot.exts.styles",
+    "bot.exts.history",
+)
 BANNED_WORDS_REFRESH = 60.0
 # How long ``close`` lets clicks in progress finish (a post, then recording it).
 CLICK_GRACE = 10.0
@@ -39,9 +50,19 @@ def configure_endpoints(api_base: str, gateway_url: str) -> None:
 
 
 class ImagineBot(commands.Bot):
-    """The imagine bot; everything it needs comes in through ``services``."""
+    """The imagine bot; everything it needs comes in through ``services``.
 
-    def __init__(self, services: Services) -> None:
+    Image prompts are fetched with a session from ``fetch_session`` and host names resolved
+    by ``resolver`` (the system's by default), both behind the SSRF guard.
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        fetch_session: Callable[[], aiohttp.ClientSession] = aiohttp.ClientSession,
+        resolver: Resolver = system_resolver,
+    ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(
@@ -49,18 +70,20 @@ class ImagineBot(commands.Bot):
             help_command=None,
             intents=intents,
             tree_cls=ErrorTree,
-            # Prompts are user text: only the job owner's mention may ping anyone.
-            allowed_mentions=discord.AllowedMentions(
-                everyone=False, roles=False, users=True, replied_user=False
-            ),
+            # Prompts are user text: nothing the bot sends pings anyone unless a message says
+            # so itself (job messages ping their owner, see ``render.pings``).
+            allowed_mentions=discord.AllowedMentions.none(),
         )
         self.services = services
+        self.image_resolver = resolver
+        self._fetch_session = fetch_session
         self.courier = Courier(self, services)
         self._session: aiohttp.ClientSession | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._clicks: set[asyncio.Task[Any]] = set()
         self.synced = asyncio.Event()
         self.ready_event = asyncio.Event()
+        self.web: WebServer | None = None
 
     async def handle_click(self, interaction: discord.Interaction, click: Click, /) -> None:
         """Act on a job button (``JobButton`` hands its clicks here)."""
@@ -87,16 +110,27 @@ class ImagineBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Load extensions, register persistent items, start the loops, sync commands."""
-        self._session = aiohttp.ClientSession()
+        self._session = self._fetch_session()
+        self.web = await start_web(
+            self, self.services, [lambda server: region.setup(server, self, self.services)]
+        )
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self.add_dynamic_items(JobButton, SettingsSelect)
         await self.services.banned.refresh()
+        if not self.services.rules.has_admins():
+            log.warning(
+                "nobody can use /admin: set admin_guild_ids (or guild_ids), admin_user_ids or "
+                "admin_role_ids"
+            )
         self._start(self.courier.delivery_loop(), "delivery")
         self._start(self.courier.progress_loop(), "progress")
         self._start(self._refresh_banned_words(), "banned-words")
         if self.services.metrics is not None:
             self._start(self._refresh_queue_gauges(), "queue-gauges")
+        retention = self.services.settings.image_retention_days
+        if retention is not None:
+            self._start(retention_loop(self.services, retention), "retention")
         await self.sync_commands()
 
     def _start(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -150,6 +184,23 @@ class ImagineBot(commands.Bot):
         log.info("connected as %s", self.user)
         self.ready_event.set()
 
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        """Invited to a guild: leave it at once unless ``allowed_guild_ids`` allows it."""
+        await self._leave_if_not_allowed(guild)
+
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        """A guild the bot is in, at start-up or back online: the same check."""
+        await self._leave_if_not_allowed(guild)
+
+    async def _leave_if_not_allowed(self, guild: discord.Guild) -> None:
+        if self.services.rules.allows_guild(guild.id):
+            return
+        log.warning("leaving guild %s (%s): it is not in allowed_guild_ids", guild.id, guild.name)
+        try:
+            await guild.leave()
+        except discord.HTTPException as exc:
+            log.error("could not leave guild %s: %s", guild.id, exc)
+
     async def close(self) -> None:
         """Let clicks in progress finish, stop the loops and the fetch session, disconnect."""
         clicks = {task for task in self._clicks if task is not asyncio.current_task()}
@@ -163,4 +214,7 @@ class ImagineBot(commands.Bot):
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
         await super().close()

@@ -3,6 +3,10 @@
 Expected refusals (bad prompts, quota, bans, unsafe image URLs) carry a user-facing sentence in
 ``str(exc)`` and are shown as they are. Anything else is logged with a short reference and the
 user sees a plain apology with that reference, never a traceback.
+
+Discord may deliver one interaction twice (a gateway resume, a second bot process); the copy
+that answers second is told "already acknowledged", and an answer after the 3-second deadline
+is told "unknown interaction". Both are expected: one quiet log line, nothing for the user.
 """
 
 from __future__ import annotations
@@ -15,11 +19,15 @@ from discord import app_commands
 
 from bot.prompt import PromptError
 from bot.safety import FetchRefused
+from bot.services import services_of
 from storage.errors import StorageError
+from storage.logcontext import bind
 
 log = logging.getLogger(__name__)
 
 THINKING = "imagine.thinking"
+ALREADY_ACKNOWLEDGED = 40060
+UNKNOWN_INTERACTION = 10062
 
 
 class UserFacingError(Exception):
@@ -52,8 +60,28 @@ def message_for(exc: BaseException) -> str:
     return f"Something went wrong on our side; please try again. Reference {reference}."
 
 
+def _unanswerable(interaction: discord.Interaction, exc: BaseException) -> bool:
+    """Log and say so when ``exc`` means this interaction can no longer be answered."""
+    if isinstance(exc, app_commands.CommandInvokeError):
+        exc = exc.original
+    if not isinstance(exc, discord.HTTPException):
+        return False
+    if exc.code == ALREADY_ACKNOWLEDGED:
+        log.info("interaction %s was already answered (delivered twice); ignored", interaction.id)
+        return True
+    if exc.code == UNKNOWN_INTERACTION:
+        log.warning(
+            "interaction %s expired before the bot answered it (over Discord's 3 s); dropped",
+            interaction.id,
+        )
+        return True
+    return False
+
+
 async def send_error(interaction: discord.Interaction, exc: BaseException) -> None:
     """Tell the user what went wrong, ephemerally, whatever state the interaction is in."""
+    if _unanswerable(interaction, exc):
+        return
     text = message_for(exc)
     try:
         if not interaction.response.is_done():
@@ -67,7 +95,8 @@ async def send_error(interaction: discord.Interaction, exc: BaseException) -> No
         await interaction.followup.send(text, ephemeral=True)
     except Exception as report_exc:
         # The token may have expired or the bot may be shutting down: nobody is left to tell.
-        log.warning("could not report an error to the user: %s", report_exc)
+        if not _unanswerable(interaction, report_exc):
+            log.warning("could not report an error to the user: %s", report_exc)
 
 
 async def defer_private(interaction: discord.Interaction) -> None:
@@ -92,8 +121,24 @@ async def reply_private(
         await interaction.followup.send(text, view=view, ephemeral=True)
 
 
+class GuildNotAllowed(app_commands.CheckFailure):
+    """The command came from a guild the bot does not work in."""
+
+
 class ErrorTree(app_commands.CommandTree[discord.Client]):
-    """A command tree whose errors all go through ``send_error``."""
+    """A command tree whose errors all go through ``send_error``, and that refuses commands
+    from guilds outside ``allowed_guild_ids``."""
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Refuse, with a reason the user sees, commands from a guild the bot does not serve.
+
+        Also tags this interaction's log lines with its user (each runs in its own task).
+        """
+        bind(user_id=interaction.user.id)
+        refusal = services_of(interaction.client).rules.guild_refusal(interaction.guild_id)
+        if refusal is not None:
+            raise GuildNotAllowed(refusal)
+        return True
 
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

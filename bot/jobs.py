@@ -1,84 +1,67 @@
 """From an acknowledged interaction to queued jobs with their public messages.
 
-Shared by /imagine and the buttons that make new jobs: fetch image prompts behind the SSRF guard,
-store them, enqueue in one transaction (idempotent on the interaction id), then post one message
-per job and store its id so the loops can edit it later with the bot token.
+Shared by /imagine and the buttons that make new jobs: enqueue in one transaction (idempotent on
+the interaction id), then post one message per job and store its id so the loops can edit it
+later with the bot token.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-import aiohttp
 import discord
 
+from bot.channel_access import cannot_post, missing_permissions, refusal_text, unposted_text
 from bot.errors import UserFacingError
-from bot.render import job_content
-from bot.safety import FetchRefused, fetch_image, inspect_image
+from bot.render import job_content, pings
 from bot.services import Services
 from bot.views import cancel_view
 from storage.contract import Job, JobSpec
 
-MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
-_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "jpg": ".jpg", "webp": ".webp", "gif": ".gif"}
 
+@dataclass(frozen=True)
+class Origin:
+    """Who asks for new jobs, where their messages go, and the key that makes it idempotent.
 
-def _suffix(fmt: str | None) -> str:
-    return _SUFFIXES.get((fmt or "").lower(), ".img")
+    For Discord interactions the key is the interaction id; the web editor uses a number drawn
+    from its link, so a link queues its job once however often it is submitted.
+    """
 
+    user_id: int
+    key: int
+    guild_id: int | None
+    channel_id: int | None
 
-async def fetch_and_store_urls(
-    urls: Sequence[str], services: Services, session: aiohttp.ClientSession
-) -> dict[str, str]:
-    """Fetch each distinct image URL behind the SSRF guard and store it: ``url -> sha256``."""
-    stored: dict[str, str] = {}
-    for url in dict.fromkeys(urls):
-        try:
-            fetched = await fetch_image(url, session=session)
-        except FetchRefused as exc:
-            raise UserFacingError(f"Could not use the image {url}: {exc}.") from None
-        blob = await services.images.put(fetched.data, suffix=_suffix(fetched.format))
-        stored[url] = blob.sha256
-    return stored
-
-
-async def store_attachment(attachment: discord.Attachment, services: Services) -> str:
-    """Check and store the command's image attachment; returns its sha256."""
-    if attachment.size > MAX_ATTACHMENT_BYTES:
-        raise UserFacingError(
-            f"The attached file is {attachment.size} bytes; attachments may be at most "
-            f"{MAX_ATTACHMENT_BYTES} bytes."
+    @classmethod
+    def of(cls, interaction: discord.Interaction) -> Origin:
+        """The origin of an interaction."""
+        return cls(
+            interaction.user.id, interaction.id, interaction.guild_id, interaction.channel_id
         )
-    content_type = (attachment.content_type or "").split(";")[0].strip()
-    if content_type and not content_type.startswith("image/"):
-        raise UserFacingError(
-            f"The attachment {attachment.filename!r} is {content_type}, not an image "
-            "(PNG, JPEG, WebP or GIF)."
-        )
-    data = await attachment.read()
-    info = await checked_image(data, attachment.filename)
-    blob = await services.images.put(data, suffix=_suffix(info))
-    return blob.sha256
-
-
-async def checked_image(data: bytes, name: str) -> str:
-    """Decode ``data`` with the same format and pixel limits as fetched URLs; its format."""
-    try:
-        return (await inspect_image(data)).format
-    except FetchRefused as exc:
-        raise UserFacingError(f"The attachment {name!r} was refused: {exc}.") from None
 
 
 async def enqueue(
     interaction: discord.Interaction, services: Services, specs: Sequence[JobSpec]
 ) -> list[Job]:
-    """Enqueue ``specs`` for the interaction's user, idempotent on the interaction id."""
+    """Enqueue ``specs`` for the interaction's user, idempotent on the interaction id.
+
+    Refused first, with nothing stored, where the bot could not post the job messages.
+    """
+    missing = missing_permissions(interaction)
+    if missing:
+        raise UserFacingError(refusal_text(missing))
+    return await enqueue_from(Origin.of(interaction), services, specs)
+
+
+async def enqueue_from(origin: Origin, services: Services, specs: Sequence[JobSpec]) -> list[Job]:
+    """Enqueue ``specs`` for ``origin``'s user, idempotent on its key."""
     jobs = await services.queue.enqueue(
-        interaction.user.id,
+        origin.user_id,
         specs,
-        interaction_id=interaction.id,
-        guild_id=interaction.guild_id,
-        channel_id=interaction.channel_id,
+        interaction_id=origin.key,
+        guild_id=origin.guild_id,
+        channel_id=origin.channel_id,
     )
     # Claimed before any await, so delivery never races the first post of these messages.
     services.messages.start_posting(job.id for job in jobs)
@@ -100,15 +83,35 @@ async def post_job_messages(
     """Post one public channel message per job and store its id on the job.
 
     Channel messages (not interaction webhooks) so that every later edit uses the bot token and
-    works long after the 15-minute interaction token has expired.
+    works long after the 15-minute interaction token has expired. When Discord refuses a post
+    for the channel (gone, hidden, no permission), the jobs not posted yet are cancelled and
+    refunded and the user is told privately what is missing.
     """
-    channel = channel_of(interaction)
+    return await post_in_channel(channel_of(interaction), services, jobs, interaction)
+
+
+async def post_in_channel(
+    channel: discord.PartialMessageable,
+    services: Services,
+    jobs: Sequence[Job],
+    interaction: discord.Interaction | None = None,
+) -> list[discord.Message]:
+    """``post_job_messages`` for a channel addressed directly (the web editor's jobs)."""
     posted = []
     try:
-        for job in jobs:
-            message = await channel.send(
-                job_content(job, services.parser), view=cancel_view(job.id)
-            )
+        for index, job in enumerate(jobs):
+            try:
+                message = await channel.send(
+                    job_content(job, services.parser),
+                    view=cancel_view(job.id),
+                    allowed_mentions=pings(job.user_id),
+                )
+            except discord.HTTPException as exc:
+                if not cannot_post(exc):
+                    raise
+                unposted = jobs[index:]
+                ended = await services.queue.cancel_unposted([j.id for j in unposted], str(exc))
+                raise UserFacingError(unposted_text(interaction, exc, ended)) from None
             await services.queue.set_message_id(job.id, message.id)
             services.messages.done_posting(job.id)
             posted.append(message)

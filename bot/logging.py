@@ -1,15 +1,22 @@
-"""Logging set-up for bot processes, with a filter that keeps secrets out of every log line.
+"""Logging set-up for bot and worker processes: text or JSON lines, secrets always redacted.
 
 discord.py logs request URLs at debug level, and interaction and webhook URLs carry a token in
 their path; exceptions can echo headers. The filter rewrites each record's final message, so a
-token never reaches a handler, whatever logger or level produced it.
+token never reaches a handler, whatever logger or level produced it, in either format. With
+``log_format = "json"`` each line is one JSON object with the ids bound for the work at hand
+(``job_id``, ``user_id``, ``worker_id``; see ``storage.logcontext``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from storage.logcontext import FIELDS, ContextFilter
 
 REDACTED = "[redacted]"
 
@@ -52,10 +59,11 @@ class RedactingFilter(logging.Filter):
         if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
         if record.exc_info:
-            # Format the traceback now so its text is redacted too; handlers reuse exc_text.
+            # Format the traceback now so its text is redacted too: formatters print exc_text
+            # when it is set and never format exc_info again (it stays for code that inspects
+            # the exception, such as test log capture).
             text = logging.Formatter().formatException(record.exc_info)
             record.exc_text = redact(text, self._secrets)
-            record.exc_info = None
         elif record.exc_text:
             record.exc_text = redact(record.exc_text, self._secrets)
         if record.stack_info:
@@ -63,17 +71,59 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> RedactingFilter:
-    """Configure the root logger and install the redaction filter on every root handler."""
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, ids, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as a single line of JSON."""
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in FIELDS:
+            value = getattr(record, key, None)
+            if value is not None:
+                data[key] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            data["exception"] = record.exc_text
+        if record.stack_info:
+            data["stack"] = record.stack_info
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+def formatter_for(log_format: str) -> logging.Formatter:
+    """The formatter for ``log_format`` (``text`` or ``json``)."""
+    if log_format == "json":
+        return JsonFormatter()
+    if log_format == "text":
+        return logging.Formatter(TEXT_FORMAT)
+    raise ValueError(f"log_format must be 'text' or 'json', got {log_format!r}")
+
+
+def setup_logging(
+    level: str = "INFO", secrets: Iterable[str] = (), log_format: str = "text"
+) -> RedactingFilter:
+    """Configure the root logger: one stream handler in ``log_format``, ids and redaction on
+    every root handler."""
     root = logging.getLogger()
     if not root.handlers:
         handler: logging.Handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(formatter_for(log_format))
         root.addHandler(handler)
     root.setLevel(level.upper())
     redactor = RedactingFilter(secrets)
+    context = ContextFilter()
     for handler in root.handlers:
         # Handler filters see records from every logger that propagates to root; a logger
-        # filter would only see records logged on that logger itself.
+        # filter would only see records logged on that logger itself. Ids first, then
+        # redaction, so both formats see the cleaned record.
+        handler.addFilter(context)
         handler.addFilter(redactor)
     return redactor

@@ -4,7 +4,8 @@
 punctuation into spaces, collapses spacing and joins runs of single characters, so
 "B.A.D", "b a d" and "bád" all read "bad". ``find_banned`` matches whole words (or phrases) of
 the normalised text, and also banned words hidden inside a longer run of single letters
-("a b.a.d idea").
+("a b.a.d idea"). ``find_banned_in`` checks several texts: a command and every request it
+expands to, since ``a {ba}d`` only reads "a bad" after the permutation.
 """
 
 from __future__ import annotations
@@ -61,4 +62,14 @@ def find_banned(text: str, words: Iterable[str]) -> str | None:
         compact = needle.replace(" ", "")
         if any(compact in run for run in runs):
             return banned
+    return None
+
+
+def find_banned_in(texts: Iterable[str], words: Iterable[str]) -> str | None:
+    """The first of ``words`` that any of ``texts`` contains (see ``find_banned``)."""
+    banned = tuple(words)
+    for text in texts:
+        found = find_banned(text, banned)
+        if found is not None:
+            return found
     return None

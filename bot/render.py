@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+import discord
 from discord.utils import escape_markdown, escape_mentions
 
 from bot.actions import is_enhance
 from bot.prompt import ParserOptions
 from bot.prompt import render as render_prompt
 from storage.contract import Job, JobKind, JobStatus, UserSettings
+from storage.edits import describe as describe_edit
 
 MAX_CONTENT = 2000
 _SUMMARY_CHARS = 180
@@ -20,11 +23,22 @@ _NOTES_WITH_REASONS_CHARS = 120
 _NOTE_PARAMETER_CHARS = 20
 
 
-def failure_summary(error: str | None) -> str:
-    """One short line from a stored error (``Type: message`` plus maybe a traceback tail)."""
+# ``Type: message`` as Python prints an exception: never meant for the public message.
+_RAW_EXCEPTION = re.compile(r"(?:[a-z_][a-z0-9_]*\.)*[A-Z][A-Za-z0-9_]*: ")
+
+
+def failure_summary(error: str | None, job_id: int) -> str:
+    """The public reason of a stored error: its first line, shortened.
+
+    Workers put the reason meant for users on the first line and the details after it. A first
+    line that reads like a raw exception (an error stored some other way) is not shown; the
+    job id is the operator's reference to the stored error.
+    """
     if not error or not error.strip():
         return "the worker gave no reason"
     line = next((ln.strip() for ln in error.strip().splitlines() if ln.strip()), "")
+    if _RAW_EXCEPTION.match(line):
+        return f"internal error (reference job {job_id})"
     if len(line) > _SUMMARY_CHARS:
         line = line[: _SUMMARY_CHARS - 1].rstrip() + "…"
     return line
@@ -41,7 +55,7 @@ def job_status(job: Job) -> str:
     if job.status is JobStatus.CANCELLED:
         return "Cancelled" + (", refunded" if job.cost else "")
     refund = f"; {job.cost} image{'s' if job.cost != 1 else ''} refunded" if job.cost else ""
-    return f"Failed: {failure_summary(job.error)}{refund}"
+    return f"Failed: {failure_summary(job.error, job.id)}{refund}"
 
 
 def _strength_label(job: Job) -> str:
@@ -65,6 +79,8 @@ def job_content(job: Job, options: ParserOptions | None = None) -> str:
     elif job.kind is JobKind.UPSCALE:
         index = (job.parent_index or 0) + 1
         who = f"Upscaled ({_strength_label(job)}) image #{index} by {user}"
+    elif job.edit is not None:
+        who = f"{describe_edit(job.edit)} by {user}"
     else:
         who = user
     tail = f" - {who} ({job_status(job)})"
@@ -126,6 +142,13 @@ def single_image_content(
     return _fit(_title(job, options), f" - Image #{index + 1} <@{clicker_id}>")
 
 
+def pings(user_id: int) -> discord.AllowedMentions:
+    """Mentions a job message may notify: its owner's only, whatever the prompt contains."""
+    return discord.AllowedMentions(
+        everyone=False, roles=False, replied_user=False, users=[discord.Object(id=user_id)]
+    )
+
+
 def _fit(title: str, tail: str) -> str:
     """Bold title plus tail, the title shortened so the message stays within Discord's limit."""
     full = f"**{title}**{tail}"
@@ -163,6 +186,10 @@ class QuotaView(Protocol):
     def gpu_seconds(self) -> float: ...
     @property
     def resets_at(self) -> datetime | None: ...
+    @property
+    def relax_used(self) -> int: ...
+    @property
+    def relax_limit(self) -> int: ...
 
 
 def quota_lines(status: QuotaView) -> list[str]:
@@ -173,14 +200,21 @@ def quota_lines(status: QuotaView) -> list[str]:
     ]
     if status.resets_at is not None:
         lines.append(f"Resets {_when(status.resets_at)}")
+    lines.append(f"Relax mode: {status.relax_used} of {status.relax_limit} images today")
     lines.append(f"Jobs: {status.running} running, {status.queued} queued")
     lines.append(f"Lifetime images: {status.lifetime_images}")
     lines.append(f"GPU time: {status.gpu_seconds:.1f} s")
     return lines
 
 
-def info_content(status: QuotaView, jobs: Sequence[Job], positions: dict[int, int | None]) -> str:
-    """The /info reply: quota, then each running or queued job with its place in the queue."""
+def info_content(
+    status: QuotaView,
+    jobs: Sequence[Job],
+    positions: dict[int, int | None],
+    waiting: Mapping[int, str] | None = None,
+) -> str:
+    """The /info reply: quota, then each running or queued job with its place in the queue
+    (and why it waits, when no live worker serves it)."""
     lines = quota_lines(status)
     active = [j for j in jobs if j.status in (JobStatus.RUNNING, JobStatus.QUEUED)]
     if active:
@@ -194,6 +228,8 @@ def info_content(status: QuotaView, jobs: Sequence[Job], positions: dict[int, in
             else:
                 position = positions.get(job.id)
                 where = f"queued, position {position}" if position else "queued"
+                if waiting and job.id in waiting:
+                    where += f"; {waiting[job.id]}"
             lines.append(f"#{job.id} {prompt} ({where})")
     return "\n".join(lines)
 
@@ -236,8 +272,11 @@ class QueueStatsView(Protocol):
     def workers(self) -> Sequence[WorkerView]: ...
 
 
-def queue_content(stats: QueueStatsView, running: Sequence[Job]) -> str:
-    """The /admin queue reply: depth, workers with last seen, running jobs."""
+def queue_content(
+    stats: QueueStatsView, running: Sequence[Job], waiting: Mapping[int, str] | None = None
+) -> str:
+    """The /admin queue reply: depth, workers with last seen, running jobs, and the queued
+    jobs that no live worker serves (``waiting``: job id -> why)."""
     lines = [f"Queue: {stats.queued} waiting, {stats.running} running"]
     if stats.workers:
         lines.append("Workers:")
@@ -252,4 +291,21 @@ def queue_content(stats: QueueStatsView, running: Sequence[Job]) -> str:
         for job in running:
             owner = job.lease_owner or "?"
             lines.append(f"- #{job.id} <@{job.user_id}> {job.progress}% on {owner}")
-    return "\n".join(lines)
+    if waiting:
+        by_reason: dict[str, list[int]] = {}
+        for job_id, reason in sorted(waiting.items()):
+            by_reason.setdefault(reason, []).append(job_id)
+        lines.append("Stuck:")
+        for reason, ids in by_reason.items():
+            shown = ", ".join(f"#{i}" for i in ids[:10]) + (" …" if len(ids) > 10 else "")
+            lines.append(f"- {len(ids)} {reason} ({shown})")
+    text = "\n".join(lines)
+    return text if len(text) <= MAX_CONTENT else text[: MAX_CONTENT - 1] + "…"
+
+
+def message_link(job: Job) -> str | None:
+    """The Discord link to the job's message, or None when it has none."""
+    if job.channel_id is None or job.message_id is None:
+        return None
+    guild = job.guild_id if job.guild_id is not None else "@me"
+    return f"https://discord.com/channels/{guild}/{job.channel_id}/{job.message_id}"

@@ -22,6 +22,7 @@ from bot.client import ImagineBot, configure_endpoints
 from bot.config import BotSettings
 from bot.services import Services
 from storage.bundle import open_storage
+from storage.errors import ImageStoreError
 from storage.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,13 @@ async def serve(
     metrics = Metrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
-    async with open_services(settings, metrics) as services:
-        return await _run(services, token, companions)
+    try:
+        async with open_services(settings, metrics) as services:
+            return await _run(services, token, companions)
+    except ImageStoreError as exc:
+        # Raised while opening (a missing bucket, refused credentials): before any login.
+        print(f"imagine: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _run(

@@ -13,7 +13,8 @@ A prompt may name any URL, so the bot must never become a way to reach the host'
 - one deadline covers every hop; the body is capped by ``Content-Length`` up front and again
   while streaming;
 - the bytes must decode as PNG, JPEG, WebP or GIF (first frame) within a pixel budget, checked
-  from the header before any pixel is decoded. Pillow's global limit is left untouched.
+  from the header before any pixel is decoded; a JPEG is decoded at the smallest DCT scale that
+  still covers the size the render needs. Pillow's global limit is left untouched.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import io
 import ipaddress
+import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,9 +33,14 @@ from yarl import URL
 
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 
+log = logging.getLogger(__name__)
+
 MAX_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 25_000_000
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+# Pillow names a JPEG with extra pictures after it (phone photos, Ultra HDR gain maps) "MPO";
+# its first picture, the one decoded, is a plain JPEG.
+_SAME_AS = {"MPO": "JPEG"}
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -202,28 +209,46 @@ def _too_many_pixels(width: int, height: int, max_pixels: int) -> FetchRefused:
     )
 
 
-def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> FetchedImage:
-    """Check that ``data`` is a PNG, JPEG, WebP or GIF within ``max_pixels``; blocking."""
+def decode_image(
+    data: bytes, max_pixels: int = MAX_PIXELS, fit: tuple[int, int] | None = None
+) -> FetchedImage:
+    """Check that ``data`` is a PNG, JPEG, WebP or GIF within ``max_pixels``; blocking.
+
+    With ``fit`` (the size the image will be used at), a JPEG is decoded at a reduced scale
+    that still covers it, which checks the whole file for a fraction of the memory. Whatever
+    the bytes are, the only exception is ``FetchRefused``.
+    """
     try:
         with Image.open(io.BytesIO(data), formats=list(FORMATS)) as image:
             width, height = image.size
-            kind = str(image.format)
+            kind = _SAME_AS.get(str(image.format), str(image.format))
+            if kind not in FORMATS:
+                raise UnidentifiedImageError(f"Pillow opened it as {image.format}")
             if width * height <= max_pixels:
-                image.load()  # a GIF loads its first frame only
+                if fit is not None:
+                    image.draft(None, fit)  # JPEG only; other formats ignore it
+                image.load()  # a GIF or MPO loads its first frame only
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise FetchRefused(f"the image has more than {max_pixels:,} pixels") from None
     except UnidentifiedImageError:
         raise FetchRefused("the file is not a PNG, JPEG, WebP or GIF image") from None
-    except (OSError, SyntaxError, ValueError):
+    except (OSError, SyntaxError, ValueError, EOFError):
+        raise FetchRefused("the image file is damaged or truncated") from None
+    except Exception as exc:
+        # Hostile bytes reach Pillow's decoders, which raise more than the types above
+        # (struct.error, IndexError, ...); any of them means the file cannot be used.
+        log.info("image refused: the decoder raised %s: %s", type(exc).__name__, exc)
         raise FetchRefused("the image file is damaged or truncated") from None
     if width * height > max_pixels:
         raise _too_many_pixels(width, height, max_pixels)
     return FetchedImage(data, FORMATS[kind], width, height, kind.lower())
 
 
-async def inspect_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> FetchedImage:
+async def inspect_image(
+    data: bytes, *, max_pixels: int = MAX_PIXELS, fit: tuple[int, int] | None = None
+) -> FetchedImage:
     """``decode_image`` off the event loop, for attachments that arrive as bytes."""
-    return await asyncio.to_thread(decode_image, data, max_pixels)
+    return await asyncio.to_thread(decode_image, data, max_pixels, fit)
 
 
 async def fetch_image(
@@ -235,6 +260,7 @@ async def fetch_image(
     timeout: float = 10.0,  # noqa: ASYNC109 - one deadline across all hops, applied inside
     max_redirects: int = 3,
     max_pixels: int = MAX_PIXELS,
+    fit: tuple[int, int] | None = None,
 ) -> FetchedImage:
     """Download and check one image; ``FetchRefused`` with the reason otherwise."""
     checked = _check_url(url)
@@ -245,4 +271,4 @@ async def fetch_image(
         raise FetchRefused(f"fetching the image took longer than {timeout:g} s") from None
     except aiohttp.ClientError as exc:
         raise FetchRefused(f"the image could not be downloaded: {exc}") from None
-    return await asyncio.to_thread(decode_image, data, max_pixels)
+    return await asyncio.to_thread(decode_image, data, max_pixels, fit)

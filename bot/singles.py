@@ -15,7 +15,7 @@ import discord
 
 from bot.errors import UserFacingError
 from bot.jobs import channel_of
-from bot.render import single_image_content
+from bot.render import pings, single_image_content
 from bot.services import Services
 from bot.uploads import fit_upload
 from bot.views import single_view
@@ -76,7 +76,13 @@ async def _post(interaction: discord.Interaction, services: Services, job: Job, 
     message = await channel_of(interaction).send(
         single_image_content(job, index, interaction.user.id, services.parser),
         file=discord.File(io.BytesIO(payload), filename=name),
-        view=single_view(job.id, index),
+        view=single_view(
+            job.id,
+            index,
+            square=record.width == record.height,
+            region=services.settings.region_editor,
+        ),
+        allowed_mentions=pings(interaction.user.id),
     )
     await services.posts.record(
         job.id,

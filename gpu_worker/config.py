@@ -20,6 +20,15 @@ class EngineSettings:
     dtype: str | None
     compile: bool
     cpu_offload: bool
+    # The CUDA fast path (``gpu_worker.fastpath``): checked against the device at load.
+    channels_last: bool | None
+    fuse_qkv: bool
+    compile_mode: str
+    sdpa_backend: str
+    vae_upcast: str
+    warmup: bool | None
+    warmup_steps: int
+    size_buckets: list[str]
     # An ESRGAN-type checkpoint for the first 2x of an upscale (Lanczos when unset).
     upscaler_model: Path | None
     # The optional features (``gpu_worker.extras``): speed profiles, LoRA styles, ControlNets,
@@ -41,4 +50,6 @@ class WorkerSettings:
     worker_id: str | None
     lease_seconds: float
     poll_interval: float
+    # /healthz and /readyz on this port (off when None).
+    worker_health_port: int | None
     engine: EngineSettings

@@ -28,6 +28,7 @@ from PIL import Image
 from gpu_worker.errors import InvalidTask, ModelLoadError
 from gpu_worker.imaging import fit_cover
 from gpu_worker.models import LoadedModel, _quiet
+from gpu_worker.sources import resolve
 
 _diffusers: Any = diffusers
 CANNY_LOW = 100
@@ -102,7 +103,9 @@ class ControlNets:
             source = self.sources[kind]
             try:
                 with _quiet():
-                    net = _diffusers.ControlNetModel.from_pretrained(source, dtype=model.dtype)
+                    net = _diffusers.ControlNetModel.from_pretrained(
+                        resolve(source), dtype=model.dtype
+                    )
             except (OSError, ValueError, RuntimeError, KeyError) as exc:
                 reason = " ".join(str(exc).split())[:300] or type(exc).__name__
                 raise ModelLoadError(
@@ -122,7 +125,7 @@ class ControlNets:
 
                 try:
                     self._depth = pipeline(
-                        "depth-estimation", model=self.depth_estimator, device=device
+                        "depth-estimation", model=resolve(self.depth_estimator), device=device
                     )
                 except (OSError, ValueError, RuntimeError, KeyError) as exc:
                     reason = " ".join(str(exc).split())[:300] or type(exc).__name__

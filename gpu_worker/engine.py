@@ -14,12 +14,17 @@
   sampling plan (``storage.sampling``), so the bot's description and the engine agree.
   ``--chaos`` adds low-frequency noise to txt2img starting latents; img2img starts from its
   image instead. At chaos 0 and weird 0 a grid is exactly a plain diffusers call's.
+- Edits (Zoom Out, Pan, Make Square, Vary (Region)) run the inpainting pipeline over the same
+  components at the job's strength, on a canvas made by ``gpu_worker.editing``; each image is
+  composited over that canvas, so the source's pixels survive outside the feathered seam.
 - ``--stop`` interrupts the pipeline after that share of the steps and decodes what is there.
 - ``--tile`` switches UNet and VAE convolutions to circular padding for this render only.
 - Progress: ``on_step`` gets every step with its latents (for previews); ``cancelled`` is polled
   in the same callback and aborts the render at once with ``JobCancelled``.
 - Out of memory: the batch is split (4 -> 2 -> 1 images per call) before giving up; per-image
   generators keep the images identical whatever the split.
+- Fast path (``gpu_worker.fastpath``): with a compiled UNet sizes snap to the nearest size
+  bucket; ``prepare`` warms up (``gpu_worker.warmup``) before the worker claims anything.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from gpu_worker.conditioning import Conditioning, encode
+from gpu_worker.editing import Prepared, prepare, seam_width
 from gpu_worker.errors import InvalidTask, JobCancelled, OutOfMemory
 from gpu_worker.features import Features, Guide
 from gpu_worker.imaging import blend_images, fit_cover, scale_size
@@ -51,6 +57,7 @@ from gpu_worker.task import (
 )
 from gpu_worker.tiling import circular_padding
 from gpu_worker.upscale import upscale
+from gpu_worker.warmup import CompileWatch, warm_up
 from storage.contract import MAX_SEED, GenerationRequest, JobKind, SpeedMode
 from storage.sampling import SamplingPlan, bilinear_std, composition_grid
 
@@ -72,6 +79,7 @@ class Engine:
         self.registry = registry
         self.cpu_threads = cpu_threads
         self.features = Features(registry.extras)
+        self.compiles = CompileWatch()
 
     def _threads(self) -> None:
         # torch's CPU thread count is per calling thread under OpenMP, and renders run in a
@@ -80,15 +88,24 @@ class Engine:
             torch.set_num_threads(self.cpu_threads)
 
     def prepare(self) -> str:
-        """Load the default model now; returns its source (hub id or directory)."""
+        """Load the default model and warm it up; returns its source (hub id or directory)."""
         self._threads()
         if self.features.problems:
             log.warning("not offered on this worker: %s", "; ".join(self.features.problems))
-        return self.registry.get(None).source
+        model = self.registry.get(None)
+        if model.fast is not None and model.fast.compile:
+            self.compiles.arm()
+        if model.fast is not None and model.fast.warmup:
+            warm_up(
+                model.fast,
+                lambda request, indices: self.render(RenderTask(request, 0, indices=indices)),
+                self.compiles,
+            )
+        return model.source
 
     def capabilities(self) -> dict[str, Any]:
-        """What this engine serves beyond the models: profiles, LoRA styles, ControlNets..."""
-        return self.features.capabilities()
+        """What this engine serves: model aliases, profiles, LoRA styles, ControlNets..."""
+        return {"models": self.registry.names(), **self.features.capabilities()}
 
     def render(
         self,
@@ -105,13 +122,15 @@ class Engine:
             # request's LoRA styles switched on and its text in English.
             default = dataclasses.replace(task.request, mode=SpeedMode.FAST)
             prepared = self.features.prepare(self.registry, default)
-            return upscale(
-                prepared.model,
-                dataclasses.replace(task, request=prepared.request),
-                upscaler_model=self.registry.upscaler_model,
-                on_step=on_step,
-                cancelled=cancelled,
-            )
+            side = prepared.model.native_resolution
+            with self.compiles.rendering(prepared.model.fast, side, side, 1):
+                return upscale(
+                    prepared.model,
+                    dataclasses.replace(task, request=prepared.request),
+                    upscaler_model=self.registry.upscaler_model,
+                    on_step=on_step,
+                    cancelled=cancelled,
+                )
         if not task.indices or any(not 0 <= i < 16 for i in task.indices):
             raise InvalidTask(f"image indices must be 0..15, got {list(task.indices)}")
         if not 0 <= task.seed <= MAX_SEED:
@@ -124,14 +143,22 @@ class Engine:
         )
         conditioning = self.conditioning(model, plan)
         guide = self.features.guide(model, task, (width, height), plan)
-        init, strength = (None, None)
-        if guide.init_allowed:
+        edit = self._edit(model, task, (width, height))
+        init: Image.Image | None = None
+        strength: float | None = None
+        if edit is not None:
+            init, strength = edit.init, task.strength
+        elif guide.init_allowed:
             init, strength = self._init_image(task, (width, height))
         runner = _Run(model, plan, conditioning, width, height, on_step, cancelled, init, strength)
         runner.guide = guide
+        runner.mask = edit.mask if edit is not None else None
         tiling = circular_padding(model.txt2img.unet, model.txt2img.vae) if plan.tile else None
-        with tiling or contextlib.nullcontext():
+        rendering = self.compiles.rendering(model.fast, width, height, len(task.indices))
+        with tiling or contextlib.nullcontext(), rendering:
             images = runner.run_batched(task.seed, list(task.indices))
+        if edit is not None:
+            images = [edit.composite(image) for image in images]
         return RenderResult(
             images=images,
             seeds=[task.seed + i for i in task.indices],
@@ -145,15 +172,30 @@ class Engine:
 
     @staticmethod
     def render_size(model: LoadedModel, request: GenerationRequest) -> tuple[int, int]:
-        """The request's size at the model's native resolution."""
-        return scale_size(
-            request.width, request.height, model.native_resolution, model.vae_scale_factor
-        )
+        """The request's size (its bucket when compiled) at the model's native resolution."""
+        width, height = request.width, request.height
+        if model.fast is not None:
+            width, height = model.fast.render_size(width, height)
+        return scale_size(width, height, model.native_resolution, model.vae_scale_factor)
 
     @staticmethod
     def conditioning(model: LoadedModel, plan: SamplingPlan) -> Conditioning:
         """Prompt embeddings for a plan's segments and negative prompt."""
         return encode(model, plan.segments, plan.negative_prompt)
+
+    @staticmethod
+    def _edit(model: LoadedModel, task: RenderTask, size: tuple[int, int]) -> Prepared | None:
+        """An outpaint or inpaint task's canvas, mask and compositing, or None for other kinds."""
+        if task.kind not in (JobKind.OUTPAINT, JobKind.INPAINT):
+            return None
+        if task.edit is None or not task.init_images:
+            raise InvalidTask(f"an {task.kind} job needs its edit and source image")
+        if task.strength is None or not 0 < task.strength <= 1:
+            raise InvalidTask(f"edit strength must be in (0, 1], got {task.strength}")
+        if (task.kind is JobKind.INPAINT) != (task.mask is not None):
+            raise InvalidTask("a region edit needs its mask image, and only a region edit has one")
+        seam = seam_width(model.native_resolution, model.vae_scale_factor)
+        return prepare(task.edit, task.init_images[0], size, seam, task.mask)
 
     @staticmethod
     def _init_image(
@@ -192,6 +234,8 @@ class _Run:
         self.width, self.height = width, height
         self.on_step, self.cancelled = on_step, cancelled
         self.init, self.strength = init, strength
+        # Set for edits: the inpainting pipeline repaints where it is white.
+        self.mask: Image.Image | None = None
         self.steps_done = 0
         self.total_steps = 0
         self._call_steps = 0
@@ -252,6 +296,11 @@ class _Run:
             pipe = guide.txt2img or model.txt2img
             extra = guide.call_kwargs(False, len(indices))
             result = pipe(width=self.width, height=self.height, **kwargs, **extra)
+        elif self.mask is not None:
+            kwargs["image"] = [self.init] * len(indices)
+            kwargs["mask_image"] = [self.mask] * len(indices)
+            kwargs["strength"] = self.strength
+            result = model.inpaint(width=self.width, height=self.height, **kwargs)
         else:
             kwargs["image"] = [self.init] * len(indices)
             kwargs["strength"] = self.strength

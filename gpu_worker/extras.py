@@ -27,6 +27,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from gpu_worker.sources import is_modelscope
+
 PROFILE_NAMES = ("turbo", "draft")
 PROFILE_SCHEDULERS = ("euler_trailing", "lcm", "dpmpp_2m_karras", "euler_a")
 CONTROL_KINDS = ("canny", "depth")
@@ -72,9 +74,9 @@ class Profile:
 
     def missing(self) -> str | None:
         """Why this worker cannot paint with the profile (missing weights), or None."""
-        if self.unet is not None and not (self.unet / "config.json").is_file():
+        if self.unet is not None and _file_missing(self.unet / "config.json"):
             return f"profile {self.name}: no UNet at {self.unet} (expected a config.json there)"
-        if self.lora is not None and not self.lora.is_file():
+        if self.lora is not None and _file_missing(self.lora):
             return f"profile {self.name}: no LoRA file at {self.lora}"
         return None
 
@@ -142,7 +144,7 @@ class Extras:
         lines += [
             f"LoRA style {style.name}: no file at {style.path}"
             for style in self.loras.values()
-            if not style.path.is_file()
+            if _file_missing(style.path)
         ]
         for kind, source in self.controlnets.items():
             if _local_missing(source, "config.json"):
@@ -173,7 +175,7 @@ class Extras:
         return replace(
             self,
             profiles={n: p for n, p in self.profiles.items() if p.missing() is None},
-            loras={n: s for n, s in self.loras.items() if s.path.is_file()},
+            loras={n: s for n, s in self.loras.items() if not _file_missing(s.path)},
             controlnets={
                 kind: source
                 for kind, source in self.controlnets.items()
@@ -198,8 +200,15 @@ class Extras:
         }
 
 
+def _file_missing(path: Path) -> bool:
+    """True when a local file is not there (ModelScope sources are fetched when loaded)."""
+    return not is_modelscope(path) and not path.is_file()
+
+
 def _local_missing(source: str, marker: str | None) -> bool:
-    """True when ``source`` names a local path (not a hub id) that is not there."""
+    """True when ``source`` names a local path (not a hub id or ModelScope) that is not there."""
+    if is_modelscope(source):
+        return False
     path = Path(source).expanduser()
     if not (source.startswith((".", "/", "~")) or path.exists()):
         return False

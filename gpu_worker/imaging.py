@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from PIL import Image
 
 REFERENCE_RESOLUTION = 1024
+# The bot's check refuses larger image prompts; a stored input above it is not decoded.
+MAX_INPUT_PIXELS = 25_000_000
+_STRIP_ROWS = 256
 
 
 def scale_size(width: int, height: int, native: int, multiple: int = 8) -> tuple[int, int]:
@@ -55,15 +58,52 @@ def encode_png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def decode_image(data: bytes) -> Image.Image:
-    """Open image bytes as RGB, raising ValueError with a clear message when they are not one."""
+def decode_image(
+    data: bytes, fit: tuple[int, int] | None = None, max_pixels: int = MAX_INPUT_PIXELS
+) -> Image.Image:
+    """Open image bytes as RGB; with ``fit``, no larger than needed to cover that size.
+
+    A JPEG is decoded at a reduced DCT scale (``draft``), anything else is shrunk by a whole
+    factor (``reduce``) right after decoding: an input keeps little more memory than the render
+    needs, and decoding one costs about its decoded size. ``ValueError`` with a clear message
+    when the bytes are not a usable image.
+    """
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.convert("RGB")
-    except (OSError, Image.DecompressionBombError) as exc:
+        # Not a context manager: closing an image frees its pixels, and these are returned.
+        image: Image.Image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ValueError(
+                f"an input image is {width}x{height}; at most {max_pixels:,} pixels are used"
+            )
+        if fit is not None:
+            image.draft(None, fit)  # JPEG only: decode at 1/2, 1/4 or 1/8 scale
+        image.load()
+        return _shrink_to_rgb(image, fit)
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ValueError(
             f"stored input is not a readable image ({len(data)} bytes): {exc}"
         ) from exc
+
+
+def _shrink_to_rgb(image: Image.Image, fit: tuple[int, int] | None) -> Image.Image:
+    """``image`` as RGB, reduced by the largest whole factor that still covers ``fit``.
+
+    Converting and reducing go strip by strip, so the only full-size copy is the decoded
+    image itself (a whole-image RGBA reduce would make a premultiplied full-size copy first).
+    """
+    factor = 1 if fit is None else max(1, min(image.width // fit[0], image.height // fit[1]))
+    if factor == 1:
+        return image if image.mode == "RGB" else image.convert("RGB")
+    width, height = image.size
+    out = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+    rows = factor * max(1, _STRIP_ROWS // factor)  # whole reduce blocks in every strip
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(height, top + rows)))
+        if strip.mode != "RGB":
+            strip = strip.convert("RGB")
+        out.paste(strip.reduce(factor), (0, top // factor))
+    return out
 
 
 def blend_images(images: Sequence[Image.Image], size: tuple[int, int]) -> Image.Image:

@@ -16,15 +16,20 @@ answer, aborts the render at the next step and the job is marked cancelled (refu
 lease (the job was reaped and given to another worker) aborts the render and leaves the job
 alone. Errors are recorded per job (type and message) and the loop keeps serving: engine errors
 about the job itself fail it for good, anything else goes back to the queue while attempts
-remain. On ``stop`` (SIGTERM) the loop stops claiming, gives a job that is still rendering back
-to the queue (no attempt spent), completes jobs already rendered, and returns. Expired leases
-are reaped periodically, by every worker.
+remain. A locked or unreachable database never stops the worker: claims, lease renewals and
+housekeeping try again at their next turn, a job whose inputs cannot be read goes back without
+spending an attempt, and the writes that must not be lost (finish, fail, give back) are retried
+until they land. On ``drain`` the loop claims no more, finishes the job in hand and returns. On
+``stop`` (a second SIGTERM) it stops claiming, gives a job that is still rendering back to the
+queue (no attempt spent), completes jobs already rendered, and returns. Expired leases are
+reaped periodically, by every worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import math
 import os
@@ -37,17 +42,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from PIL import Image
+from sqlalchemy.exc import SQLAlchemyError
 
 from gpu_worker.config import WorkerSettings
-from gpu_worker.errors import EngineError, InvalidTask, JobCancelled, ModelLoadError
-from gpu_worker.imaging import decode_image
+from gpu_worker.edit_inputs import edit_task
+from gpu_worker.errors import EngineError, JobCancelled, ModelLoadError
+from gpu_worker.failures import Failure
+from gpu_worker.health import WorkerHealth, health_server
+from gpu_worker.inputs import task_for
 from gpu_worker.outputs import store_images
 from gpu_worker.task import RenderEngine, RenderResult, RenderTask, StepEvent
-from gpu_worker.waits import first, on_set
-from storage.contract import GRID_SIZE, Job, JobKind
-from storage.errors import LeaseLost, StorageError
+from gpu_worker.waits import first, on_set, persist
+from storage.contract import Job
+from storage.errors import DatabaseUnavailable, LeaseLost, StorageError
 from storage.images import ImageStore
+from storage.logcontext import bind, bound
 from storage.metrics import Metrics
 from storage.queue import JobQueue
 
@@ -95,8 +104,10 @@ class Worker:
         metrics: Metrics | None = None,
         post_threads: int | None = None,
         progress_interval: float = PROGRESS_INTERVAL,
+        health: WorkerHealth | None = None,
     ) -> None:
         self.settings = settings
+        self.health = health
         self.queue = queue
         self.images = images
         self.engine = engine
@@ -111,22 +122,32 @@ class Worker:
         # The next job, claimed while the current render's last step runs (see _prefetch).
         self._next: asyncio.Task[Job | None] | None = None
         self._stop = asyncio.Event()
+        self._drain = asyncio.Event()
         self.device_busy_seconds = 0.0
         self.jobs_done = 0
         self._capabilities: dict[str, Any] = {}
 
-    async def run(self, stop: asyncio.Event, *, once: bool = False) -> None:
-        """Serve until ``stop`` is set (or, with ``once``, until the queue is empty)."""
+    async def run(
+        self, stop: asyncio.Event, *, once: bool = False, drain: asyncio.Event | None = None
+    ) -> None:
+        """Serve until ``stop`` or ``drain`` is set (or, with ``once``, the queue is empty)."""
         self._stop = stop
+        self._drain = drain = drain or asyncio.Event()
+        bind(worker_id=self.worker_id)
         loop = asyncio.get_running_loop()
         description = await loop.run_in_executor(self._device, self.engine.prepare)
         self._capabilities = self.engine.capabilities()
-        await self._register(description)
+        await persist("registering", lambda: self._register(description))
         log.info("worker %s ready with %s", self.worker_id, description)
+        if self.health is not None:
+            self.health.model_loaded(description)
         housekeeping = asyncio.create_task(self._housekeeping(stop, description))
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not drain.is_set():
                 claimed = await self._take_next()
+                if claimed is not None and drain.is_set():
+                    await self._give_back(claimed)  # claimed before the drain; not in hand
+                    break
                 if claimed is None:
                     if once and not self._finishing:
                         break
@@ -136,6 +157,7 @@ class Worker:
                         self.queue.db.wait_for_job(self.settings.poll_interval),
                         *(asyncio.shield(task) for task in self._finishing),
                         stop.wait(),
+                        drain.wait(),
                     )
                     continue
                 await self._run_job(claimed, stop)
@@ -158,7 +180,8 @@ class Worker:
         (the claim's database round trip overlaps the last step and the VAE decode). Only when
         no other result waits for storing, so a prefetched job never waits on back-pressure.
         """
-        if self._next is None and not self._stop.is_set() and not self._finishing:
+        halted = self._stop.is_set() or self._drain.is_set()
+        if self._next is None and not halted and not self._finishing:
             self._next = asyncio.create_task(self._claim())
 
     async def _take_next(self) -> Job | None:
@@ -172,15 +195,19 @@ class Worker:
             return
         job = await self._take_next()
         if job is not None:
-            try:
-                await self.queue.release(job.id, self.worker_id)
-            except StorageError as exc:
-                log.error("job %s: could not give it back: %s", job.id, exc)
+            await self._give_back(job)
+
+    async def _give_back(self, job: Job) -> None:
+        try:
+            await persist(f"job {job.id}", lambda: self.queue.release(job.id, self.worker_id))
+        except StorageError as exc:
+            log.error("job %s: could not give it back: %s", job.id, exc)
 
     async def _claim(self) -> Job | None:
         try:
-            jobs = await self.queue.claim(self.worker_id, 1)
-        except StorageError as exc:
+            jobs = await self.queue.claim(self.worker_id, 1, capabilities=self._capabilities)
+        except (StorageError, SQLAlchemyError, OSError) as exc:
+            # A database that went away is waited for (the poll interval), never fatal.
             log.error("claim failed: %s", exc)
             return None
         return jobs[0] if jobs else None
@@ -195,7 +222,7 @@ class Worker:
                 if reaped:
                     log.warning("took back %d job(s) whose worker stopped responding", reaped)
                 await self._register(description)
-            except StorageError as exc:
+            except (StorageError, SQLAlchemyError, OSError) as exc:
                 log.error("housekeeping failed: %s", exc)
 
     async def _register(self, description: str) -> None:
@@ -206,6 +233,11 @@ class Worker:
     # -- one job -------------------------------------------------------------------------------
 
     async def _run_job(self, job: Job, stop: asyncio.Event) -> None:
+        # Every log line about this job (its keep-alive and finishing tasks too) carries its ids.
+        with bound(job_id=job.id, user_id=job.user_id):
+            await self._run_held(job, stop)
+
+    async def _run_held(self, job: Job, stop: asyncio.Event) -> None:
         held = _Held(job)
         if self.metrics is not None and job.created_at is not None and job.created_at.tzinfo:
             waited = (datetime.now(UTC) - job.created_at).total_seconds()
@@ -217,7 +249,10 @@ class Worker:
             task = await self._task_for(job)
             started = time.perf_counter()
             try:
-                result = await loop.run_in_executor(self._device, self._render, task, held, loop)
+                ids = contextvars.copy_context()  # the device thread logs with the job's ids
+                result = await loop.run_in_executor(
+                    self._device, ids.run, self._render, task, held, loop
+                )
             finally:
                 self.device_busy_seconds += time.perf_counter() - started
         except JobCancelled:
@@ -290,49 +325,10 @@ class Worker:
 
     async def _task_for(self, job: Job) -> RenderTask:
         """The render task for a job, with its input images loaded from the store."""
-        request = job.request
-        if job.kind in (JobKind.VARIATION, JobKind.UPSCALE):
-            if job.parent_job_id is not None:
-                keys = [await self._parent_image(job)]
-            elif job.input_images:
-                keys = [job.input_images[0]]
-            else:
-                raise InvalidTask(f"{job.kind} job {job.id} names no source image")
-        else:
-            keys = list(job.input_images)
-        init: list[Image.Image] = []
-        for key in keys:
-            try:
-                data = await self.images.get(key)
-            except StorageError as exc:
-                raise InvalidTask(f"input image {key[:12]}... is not in the image store") from exc
-            init.append(await asyncio.to_thread(decode_image, data))
-        references: list[Image.Image] = []
-        if job.kind is JobKind.VARIATION and request.control:
-            # A variation of a ControlNet grid follows the same control image.
-            for key in job.input_images:
-                references.append(await asyncio.to_thread(decode_image, await self.images.get(key)))
-        return RenderTask(
-            request=request,
-            seed=job.seed,
-            kind=job.kind,
-            prompt_images=tuple(references),
-            init_images=tuple(init),
-            strength=job.strength,
-            indices=(0,) if job.kind is JobKind.UPSCALE else tuple(range(GRID_SIZE)),
-        )
-
-    async def _parent_image(self, job: Job) -> str:
-        assert job.parent_job_id is not None
-        index = job.parent_index if job.parent_index is not None else 0
-        records = await self.queue.images(job.parent_job_id)
-        for record in records:
-            if record.index == index:
-                return record.sha256
-        raise InvalidTask(
-            f"job {job.parent_job_id} has no image {index + 1} to work from "
-            f"(it has {sorted(r.index + 1 for r in records if r.index >= 0)})"
-        )
+        if job.edit is not None:
+            return await edit_task(job, self.images)
+        # Decoded in the idle device thread, so the next input reuses the memory just freed.
+        return await task_for(job, self.queue, self.images, decoder=self._device)
 
     async def _finish(
         self, held: _Held, keepalive: asyncio.Task[None], result: RenderResult
@@ -343,17 +339,21 @@ class Worker:
             stored = await store_images(result, self.images, self._post)
             # No lease renewal may race the finishing write (it would find the lease gone).
             keepalive.cancel()
-            await self.queue.finish(
-                job.id, self.worker_id, stored, gpu_seconds=result.seconds, rendered=result.info
+            # The images are stored: the finish must land, however long the database is busy.
+            done = await persist(
+                f"job {job.id}: finishing",
+                lambda: self.queue.finish(
+                    job.id, self.worker_id, stored, gpu_seconds=result.seconds, rendered=result.info
+                ),
             )
             self.jobs_done += 1
             if self.metrics is not None:
                 self.metrics.gpu_seconds.inc(result.seconds)
-                self.metrics.jobs.labels(kind=str(job.kind), status="succeeded").inc()
+                self.metrics.jobs.labels(kind=str(job.kind), status=str(done.status)).inc()
                 self.metrics.run_seconds.labels(kind=str(job.kind)).observe(
                     time.monotonic() - held.claimed_at
                 )
-            log.info("job %s done in %.2fs of device time", job.id, result.seconds)
+            log.info("job %s %s in %.2fs of device time", job.id, done.status, result.seconds)
         except LeaseLost as exc:
             log.warning("job %s finished after its lease was lost: %s", job.id, exc)
         except Exception as exc:  # the per-job error boundary
@@ -366,12 +366,14 @@ class Worker:
         job_id = held.job.id
         try:
             if held.reason == "cancel":
-                await self.queue.mark_cancelled(job_id, self.worker_id)
+                await persist(
+                    f"job {job_id}", lambda: self.queue.mark_cancelled(job_id, self.worker_id)
+                )
                 log.info("job %s cancelled", job_id)
                 if self.metrics is not None:
                     self.metrics.jobs.labels(kind=str(held.job.kind), status="cancelled").inc()
             elif held.reason == "shutdown":
-                await self.queue.release(job_id, self.worker_id)
+                await persist(f"job {job_id}", lambda: self.queue.release(job_id, self.worker_id))
                 log.info("job %s given back to the queue: shutting down", job_id)
         except LeaseLost:
             log.warning("job %s: lease already lost", job_id)
@@ -382,21 +384,32 @@ class Worker:
         keepalive.cancel()
         if held.reason == "lost":
             return
+        if isinstance(exc, DatabaseUnavailable):
+            # Nothing is wrong with the job: give it back without spending an attempt.
+            log.warning(
+                "job %s: database unavailable (%s); back to the queue", held.job.id, exc.detail
+            )
+            held.reason = "shutdown"
+            await self._aborted(held, keepalive)
+            return
         # Engine errors about the job itself would fail again anywhere; a model that cannot
         # load here might load on another host.
         retry = not isinstance(exc, EngineError) or isinstance(exc, ModelLoadError)
         await self._record_failure(held.job, exc, retry=retry)
 
     async def _record_failure(self, job: Job, exc: Exception, *, retry: bool) -> None:
-        message = f"{type(exc).__name__}: {exc}"
-        log.error("job %s failed: %s", job.id, message, exc_info=not isinstance(exc, EngineError))
+        failure = Failure.of(exc)
+        log.error("job %s failed %s", job.id, failure, exc_info=not isinstance(exc, EngineError))
         try:
-            after = await self.queue.fail(job.id, self.worker_id, message, retry=retry)
+            after = await persist(
+                f"job {job.id}",
+                lambda: self.queue.fail(job.id, self.worker_id, failure.stored, retry=retry),
+            )
         except (LeaseLost, StorageError) as again:
             log.error("job %s: could not record the failure: %s", job.id, again)
             return
         if self.metrics is not None and after.status.finished:
-            self.metrics.jobs.labels(kind=str(job.kind), status="failed").inc()
+            self.metrics.jobs.labels(kind=str(job.kind), status=str(after.status)).inc()
 
 
 async def run_worker(
@@ -410,6 +423,7 @@ async def run_worker(
     metrics: Metrics | None = None,
     once: bool = False,
     progress_interval: float = PROGRESS_INTERVAL,
+    drain: asyncio.Event | None = None,
 ) -> None:
     """Run a worker until ``stop`` is set; builds the SDXL engine from settings unless given."""
     if engine is None:
@@ -417,13 +431,15 @@ async def run_worker(
         from gpu_worker.models import ModelRegistry
 
         engine = Engine(ModelRegistry(settings.engine))
-    worker = Worker(
-        settings,
-        queue=queue,
-        images=images,
-        engine=engine,
-        worker_id=worker_id,
-        metrics=metrics,
-        progress_interval=progress_interval,
-    )
-    await worker.run(stop, once=once)
+    async with health_server(settings.worker_health_port, queue.db) as health:
+        worker = Worker(
+            settings,
+            queue=queue,
+            images=images,
+            engine=engine,
+            worker_id=worker_id,
+            metrics=metrics,
+            progress_interval=progress_interval,
+            health=health,
+        )
+        await worker.run(stop, once=once, drain=drain)

@@ -31,6 +31,7 @@ from diffusers.loaders.lora_base import (
 from gpu_worker.errors import InvalidTask, ModelLoadError
 from gpu_worker.extras import LoraStyle
 from gpu_worker.models import _quiet
+from gpu_worker.sources import resolve
 
 MAX_LORAS = 4
 
@@ -116,9 +117,10 @@ class Adapters:
         self.loads += 1
 
     def _load_into(self, pipe: Any, adapter: Adapter) -> None:
+        path = resolve(adapter.path)
         if any(adapter.key in adapters_of(e) for e in self.text_encoders):
             # The text encoders already have this LoRA (through another UNet of the model).
-            state, alphas = pipe.lora_state_dict(str(adapter.path), unet_config=pipe.unet.config)
+            state, alphas = pipe.lora_state_dict(path, unet_config=pipe.unet.config)
             pipe.load_lora_into_unet(
                 state,
                 network_alphas=alphas,
@@ -127,7 +129,7 @@ class Adapters:
                 _pipeline=pipe,
             )
         else:
-            pipe.load_lora_weights(str(adapter.path), adapter_name=adapter.key)
+            pipe.load_lora_weights(path, adapter_name=adapter.key)
 
 
 def _switch_unet(unet: Any, names: list[str], weights: list[float]) -> None:

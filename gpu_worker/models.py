@@ -13,11 +13,12 @@ Schedulers (``settings.scheduler``):
   reproducible).
 
 Device and dtype: CUDA when available, else CPU (``settings.device`` overrides). fp16 on CUDA,
-fp32 on CPU (``settings.dtype`` overrides). In fp16 the SDXL VAE is upcast to fp32 for decoding
-when its config asks for it (``force_upcast``), so no black images; an fp16-safe VAE checkpoint
-avoids that cost. On CUDA attention uses PyTorch's scaled-dot-product kernels; ``settings.compile``
-compiles the UNet with ``torch.compile`` and ``settings.cpu_offload`` keeps only the running
-component on the card (for cards under ~12 GB).
+fp32 on CPU (``settings.dtype`` overrides). The fast-path settings (VAE precision, channels-last,
+fused projections, attention kernel, ``torch.compile``, warm-up and size buckets) are checked
+against the device before any weight is loaded and applied after (``gpu_worker.fastpath``); in
+fp16 the SDXL VAE stays in fp32 when its config asks for it (``force_upcast``), so no black
+images. ``settings.cpu_offload`` keeps only the running component on the card (cards under
+~12 GB).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from transformers.utils import logging as _transformers_logging
 from gpu_worker.config import EngineSettings
 from gpu_worker.errors import ModelLoadError, UnknownModel
 from gpu_worker.extras import Extras
+from gpu_worker.fastpath import FastPath
+from gpu_worker.sources import resolve
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,8 @@ class LoadedModel:
     txt2img: Pipeline
     device: torch.device
     dtype: torch.dtype
+    fast: FastPath | None = None
+    vae_dtype: torch.dtype | None = None
     _img2img: Pipeline | None = field(default=None, repr=False)
     _inpaint: Pipeline | None = field(default=None, repr=False)
     _encoders: tuple[Compel, Compel] | None = field(default=None, repr=False)
@@ -125,6 +130,7 @@ class LoadedModel:
                 self._img2img = _diffusers.StableDiffusionXLImg2ImgPipeline.from_pipe(
                     self.txt2img, dtype=self.dtype
                 )
+                self._keep_vae_dtype()
             self._img2img.set_progress_bar_config(disable=True)
         return self._img2img
 
@@ -136,8 +142,14 @@ class LoadedModel:
                 self._inpaint = _diffusers.StableDiffusionXLInpaintPipeline.from_pipe(
                     self.txt2img, dtype=self.dtype
                 )
+                self._keep_vae_dtype()
             self._inpaint.set_progress_bar_config(disable=True)
         return self._inpaint
+
+    def _keep_vae_dtype(self) -> None:
+        # from_pipe casts every shared component to the model dtype, the VAE included.
+        if self.vae_dtype is not None and self.vae_dtype != self.dtype:
+            self.txt2img.vae.to(dtype=self.vae_dtype)
 
     @property
     def encoders(self) -> tuple[Compel, Compel]:
@@ -212,15 +224,27 @@ class ModelRegistry:
         settings = self._settings
         device = pick_device(settings.device)
         dtype = pick_dtype(settings.dtype, device)
+        # Settings that cannot work on this device fail here, before minutes of loading.
+        fast = FastPath.resolve(
+            device,
+            dtype,
+            channels_last=settings.channels_last,
+            fuse_qkv=settings.fuse_qkv,
+            compile=settings.compile,
+            compile_mode=settings.compile_mode,
+            sdpa_backend=settings.sdpa_backend,
+            vae_upcast=settings.vae_upcast,
+            warmup=settings.warmup,
+            warmup_steps=settings.warmup_steps,
+            size_buckets=settings.size_buckets,
+            cpu_offload=settings.cpu_offload,
+        )
         log.info("loading model %s from %s on %s (%s)", name, source, device, dtype)
         # Download and loading bars are for terminals, not for a service's logs.
         diffusers_logging.disable_progress_bar()
         transformers_logging.disable_progress_bar()
         pipe = _from_pretrained(source, dtype)
         pipe.scheduler = make_scheduler(settings.scheduler, pipe.scheduler.config)
-        if dtype != torch.float16 and pipe.vae.config.get("force_upcast"):
-            # Upcasting exists for fp16 overflow; in fp32/bf16 it is only a costly no-op cast.
-            pipe.vae.register_to_config(force_upcast=False)
         pipe.set_progress_bar_config(disable=True)
         if device.type == "cuda":
             pipe.unet.set_attn_processor(_sdpa())
@@ -229,12 +253,25 @@ class ModelRegistry:
             pipe.enable_model_cpu_offload(device=device)
         else:
             pipe.to(device)
-        if settings.compile:
-            pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs")
-        return LoadedModel(name=name, source=source, txt2img=pipe, device=device, dtype=dtype)
+        with _quiet():
+            notes = fast.apply(pipe)
+        if fast.compile:
+            notes.append(fast.compile_unet(pipe.unet))
+        for note in notes:
+            log.info("model %s: %s", name, note)
+        return LoadedModel(
+            name=name,
+            source=source,
+            txt2img=pipe,
+            device=device,
+            dtype=dtype,
+            fast=fast,
+            vae_dtype=pipe.vae.dtype,
+        )
 
 
-def _from_pretrained(source: str, dtype: torch.dtype) -> Pipeline:
+def _from_pretrained(configured: str, dtype: torch.dtype) -> Pipeline:
+    source = resolve(configured)
     looks_local = source.startswith((".", "/", "~")) or Path(source).expanduser().exists()
     if looks_local:
         path = Path(source).expanduser()

@@ -23,6 +23,7 @@ import torch
 from gpu_worker.errors import InvalidTask, ModelLoadError
 from gpu_worker.extras import Profile
 from gpu_worker.models import LoadedModel, _quiet, _sdpa, make_scheduler
+from gpu_worker.sources import resolve
 from storage.contract import GenerationRequest, SpeedMode
 from storage.sampling import SamplingPlan, steps_run
 
@@ -99,7 +100,9 @@ def build_profile(base: LoadedModel, profile: Profile) -> LoadedModel:
 
 def _load_unet(profile: Profile, device: torch.device, dtype: torch.dtype) -> Any:
     try:
-        unet = _diffusers.UNet2DConditionModel.from_pretrained(profile.unet, dtype=dtype)
+        unet = _diffusers.UNet2DConditionModel.from_pretrained(
+            resolve(str(profile.unet)), dtype=dtype
+        )
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise ModelLoadError(

@@ -31,6 +31,7 @@ from PIL import Image
 
 from gpu_worker.errors import InvalidTask, ModelLoadError
 from gpu_worker.models import LoadedModel, _quiet
+from gpu_worker.sources import resolve, resolve_path
 
 STYLE_LAYERS = ("up_blocks.0.attentions.1",)
 IMAGE_PROMPT_SCALE = 0.5
@@ -126,11 +127,12 @@ class IpAdapter:
             if id(unet) not in self._states:
                 original = dict(unet.attn_processors)
                 try:
+                    weights = resolve_path(self.weights)
                     with _quiet():
                         pipe.load_ip_adapter(
-                            str(self.weights.parent),
+                            str(weights.parent),
                             subfolder="",
-                            weight_name=self.weights.name,
+                            weight_name=weights.name,
                             image_encoder_folder=None,
                         )
                 except (OSError, ValueError, RuntimeError, KeyError) as exc:
@@ -150,7 +152,7 @@ class IpAdapter:
 
         try:
             encoder: Any = CLIPVisionModelWithProjection.from_pretrained(
-                self.encoder_source, dtype=model.dtype
+                resolve(self.encoder_source), dtype=model.dtype
             )
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             reason = " ".join(str(exc).split())[:300] or type(exc).__name__

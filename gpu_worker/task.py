@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import torch
 from PIL import Image
 
-from storage.contract import GRID_SIZE, GenerationRequest, JobKind
+from storage.contract import GRID_SIZE, Edit, GenerationRequest, JobKind
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,9 @@ class RenderTask:
     style_weight: int = 100
     character_images: tuple[Image.Image, ...] = ()
     character_weight: int = 100
+    # Outpaint and inpaint: the edit of ``init_images[0]``, and a region edit's mask image.
+    edit: Edit | None = None
+    mask: Image.Image | None = None
 
 
 @dataclass(frozen=True)

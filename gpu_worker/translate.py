@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from gpu_worker.errors import ModelLoadError
+from gpu_worker.sources import resolve
 
 MAX_NEW_TOKENS = 256
 
@@ -81,8 +82,9 @@ class Translator:
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
         try:
-            self._tokenizer = AutoTokenizer.from_pretrained(self.source)
-            model = AutoModelForSeq2SeqLM.from_pretrained(self.source)
+            local = resolve(self.source)
+            self._tokenizer = AutoTokenizer.from_pretrained(local)
+            model = AutoModelForSeq2SeqLM.from_pretrained(local)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             reason = " ".join(str(exc).split())[:300] or type(exc).__name__
             raise ModelLoadError(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,7 +37,9 @@ from bot.config import BotSettings
 from bot.prompt import ParserOptions
 from gpu_worker.config import EngineSettings, WorkerSettings
 from storage.config import StorageSettings
+from storage.errors import InvalidValue
 from storage.limits import Limits
+from storage.stores import ImageStoreConfig, check_store
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
 DISCORD_API_BASE = "https://discord.com/api/v10"
@@ -44,6 +47,16 @@ DISCORD_GATEWAY_URL = "wss://gateway.discord.gg/"
 
 Period = Literal["day", "week", "month", "total"]
 Slice = TypeVar("Slice")
+# The SDXL sizes of the prompt language's named ratios (DESIGN section 4), landscape and portrait.
+SDXL_SIZES = (
+    "1024x1024",
+    *(
+        f"{w}x{h}"
+        for w, h in ((1152, 896), (1216, 832), (1344, 768), (1536, 640), (1408, 704), (1728, 576))
+        for w, h in ((w, h), (h, w))
+    ),
+)
+_SIZE = re.compile(r"([1-9][0-9]{1,4})x([1-9][0-9]{1,4})")
 
 
 class Settings(BaseSettings):
@@ -69,13 +82,47 @@ class Settings(BaseSettings):
     )
     admin_user_ids: list[int] = Field(default_factory=list)
     admin_role_ids: list[int] = Field(default_factory=list)
+    admin_guild_ids: list[int] = Field(
+        default_factory=list,
+        description="Guilds where Manage Server makes a member an admin (default: guild_ids).",
+    )
+    allowed_guild_ids: list[int] = Field(
+        default_factory=list,
+        description="When set, the bot works only in these guilds and leaves any other.",
+    )
     allow_foreign_clicks: bool = True
     u_cooldown_seconds: float = Field(default=5.0, ge=0)
     upload_limit_bytes: int = 8 * 1024 * 1024
+    # A result Discord keeps refusing (other than for good) is retried with backoff starting
+    # here and doubling (at most 15 min), then given up after this many attempts.
+    delivery_retry_seconds: float = Field(default=1.0, gt=0)
+    delivery_max_attempts: int = Field(default=12, ge=1)
 
     # Storage
     data_dir: Path = Path("./data")
     database_url: str | None = None
+    # Image store: "file" (under the data dir) or "s3://BUCKET[/PREFIX]"; the AWS_* variables
+    # keep their standard names (unset: botocore's own chain, such as an instance role).
+    image_store: str = "file"
+    s3_endpoint_url: str | None = None
+    aws_access_key_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_ACCESS_KEY_ID", "aws_access_key_id")
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
+    )
+    aws_session_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_SESSION_TOKEN", "aws_session_token")
+    )
+    aws_default_region: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION", "aws_default_region"),
+    )
+    # SQLite's own wait for the write lock per attempt, and how long a write keeps retrying a
+    # locked or unreachable database (with backoff) before it reports it unavailable.
+    database_busy_timeout: float = Field(default=5.0, gt=0)
+    database_retry_seconds: float = Field(default=60.0, ge=0)
 
     # Models and engine
     model: str = DEFAULT_MODEL
@@ -96,6 +143,20 @@ class Settings(BaseSettings):
     dtype: Literal["float16", "bfloat16", "float32"] | None = None
     compile: bool = False
     cpu_offload: bool = False
+    # GPU fast path (gpu_worker/fastpath.py); None: on where safe (CUDA), off on CPU.
+    channels_last: bool | None = None
+    fuse_qkv: bool = False
+    compile_mode: Literal[
+        "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"
+    ] = "default"
+    sdpa_backend: Literal["auto", "flash", "efficient", "cudnn", "math"] = "auto"
+    vae_upcast: Literal["auto", "always"] = "auto"
+    warmup: bool | None = None
+    warmup_steps: int = Field(default=2, ge=1, le=50)
+    size_buckets: list[str] = Field(
+        default_factory=lambda: list(SDXL_SIZES),
+        description="Render sizes compiled at warm-up; with compile, sizes snap to these.",
+    )
     steps_per_quality: dict[str, int] = Field(
         default_factory=lambda: {"0.25": 8, "0.5": 15, "1": 30, "2": 60}
     )
@@ -129,17 +190,97 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = 3
     max_queued_jobs: int = 10
     max_repeat: int = 4
+    max_image_prompts: int = 4
     allow_relax: bool = True
+    # Relax costs no quota; this caps each user's relax images per UTC day (0: relax refused).
+    relax_images_per_day: int = Field(default=100, ge=0, le=1_000_000)
 
     # Observability
     metrics_port: int | None = None
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    # Operations: the bot's web server (dashboard, health), worker health, retention
+    web_port: int | None = None
+    web_host: str = "0.0.0.0"
+    public_url: str | None = None
+    web_secret: SecretStr | None = None
+    # Vary (Region): how long an editor link works (it works once).
+    region_link_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
+    worker_health_port: int | None = None
+    image_retention_days: float | None = None
 
     @field_validator("max_repeat")
     @classmethod
     def _repeat_range(cls, value: int) -> int:
         if not 1 <= value <= 16:
             raise ValueError(f"max_repeat must be between 1 and 16, got {value}")
+        return value
+
+    @field_validator("web_port", "worker_health_port", "metrics_port")
+    @classmethod
+    def _port_range(cls, value: int | None) -> int | None:
+        # 0 asks the system for any free port (the address is logged at start-up).
+        if value is not None and not 0 <= value <= 65535:
+            raise ValueError(f"a port must be between 0 and 65535, got {value}")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_shape(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"public_url must start with http:// or https://, got {value!r}")
+        return value.rstrip("/") if value else value
+
+    @field_validator("image_retention_days")
+    @classmethod
+    def _retention_positive(cls, value: float | None) -> float | None:
+        if value is not None and not value > 0:
+            raise ValueError(f"image_retention_days must be more than 0, got {value}")
+        return value
+
+    @field_validator("max_image_prompts")
+    @classmethod
+    def _image_prompts_range(cls, value: int) -> int:
+        if not 0 <= value <= 16:
+            raise ValueError(f"max_image_prompts must be between 0 and 16, got {value}")
+        return value
+
+    @field_validator("image_store")
+    @classmethod
+    def _image_store(cls, value: str) -> str:
+        try:
+            return check_store(value)
+        except InvalidValue as exc:
+            raise ValueError(str(exc)) from None
+
+    @property
+    def image_store_config(self) -> ImageStoreConfig:
+        """Which image store to open, for ``storage.stores``."""
+        secret, token = self.aws_secret_access_key, self.aws_session_token
+        return ImageStoreConfig(
+            store=self.image_store,
+            data_dir=self.data_dir,
+            endpoint_url=self.s3_endpoint_url,
+            region=self.aws_default_region,
+            access_key_id=self.aws_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret else None,
+            session_token=token.get_secret_value() if token else None,
+        )
+
+    @field_validator("size_buckets")
+    @classmethod
+    def _bucket_sizes(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("size_buckets must list at least one size, e.g. 1024x1024")
+        for size in value:
+            match = _SIZE.fullmatch(size)
+            sides = (int(match[1]), int(match[2])) if match else (0, 0)
+            if not all(side % 64 == 0 and 256 <= side <= 4096 for side in sides):
+                raise ValueError(
+                    f"size_buckets entry {size!r} must be WIDTHxHEIGHT with sides that are "
+                    "multiples of 64 from 256 to 4096, e.g. 1216x832"
+                )
         return value
 
     @property
@@ -159,7 +300,10 @@ class Settings(BaseSettings):
     def storage(self) -> StorageSettings:
         """The storage slice (``open_storage``)."""
         return self._slice(
-            StorageSettings, database=self.database, limits=Limits.from_settings(self)
+            StorageSettings,
+            database=self.database,
+            limits=Limits.from_settings(self),
+            image_store_config=self.image_store_config,
         )
 
     def bot(self) -> BotSettings:

@@ -22,13 +22,19 @@ from typing import Any
 from sqlalchemy import (
     Integer,
     String,
+    Text,
     bindparam,
+    cast,
+    exists,
     func,
+    literal,
     literal_column,
+    or_,
     select,
     true,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from storage.contract import JobStatus
 from storage.tables import UTCDateTime, jobs, server_limits, user_limits, users
@@ -49,17 +55,36 @@ def running_cap() -> Any:
     )
 
 
-def ranked_queue() -> Any:
-    """Queued jobs with their ``place`` in their user's line and their ``turn`` (place plus
-    the user's running jobs)."""
+def served_by(postgresql: bool) -> Any:
+    """SQL that is true for a job whose ``needs`` are all among the worker's tokens (bind
+    parameter ``serves``: a JSON array of text)."""
+    if postgresql:
+        offered = cast(bindparam("serves", type_=Text), JSONB)
+        return or_(jobs.c.needs.is_(None), offered.op("@>")(cast(jobs.c.needs, JSONB)))
+    need = func.json_each(jobs.c.needs).table_valued("value").alias("need")
+    served = func.json_each(bindparam("serves", type_=Text)).table_valued("value")
+    unmet = (
+        select(literal(1))
+        .select_from(need)
+        .where(need.c.value.not_in(select(served.c.value).scalar_subquery()))
+    )
+    return ~exists(unmet)
+
+
+def ranked_queue(routing: Any = None) -> Any:
+    """Queued jobs (no cancel requested) with their ``place`` in their user's line and their
+    ``turn`` (place plus the user's running jobs); with ``routing``, only the jobs it is true
+    for, so a user's line is their oldest job this worker can paint first."""
     place = func.row_number().over(
         partition_by=jobs.c.user_id, order_by=(jobs.c.priority.desc(), jobs.c.id)
     )
-    lines = (
-        select(jobs.c.id, jobs.c.user_id, jobs.c.priority, place.label("place"))
-        .where(IS_QUEUED)
-        .subquery("lines")
+    # A queued job whose cancel was requested is never run (the reaper cancels it).
+    query = select(jobs.c.id, jobs.c.user_id, jobs.c.priority, place.label("place")).where(
+        IS_QUEUED, jobs.c.cancel_requested.is_(False)
     )
+    if routing is not None:
+        query = query.where(routing)
+    lines = query.subquery("lines")
     return select(
         lines.c.id,
         lines.c.user_id,
@@ -69,10 +94,10 @@ def ranked_queue() -> Any:
     ).join_from(lines, users, users.c.id == lines.c.user_id)
 
 
-def _claimable(limit: Any, count: Any) -> Any:
+def _claimable(limit: Any, count: Any, routing: Any) -> Any:
     """The best ``count`` queued jobs that are within their user's cap and among the first
     ``limit`` of their user's line, best first, with the user's ``cap``."""
-    ranked = ranked_queue().subquery("ranked")
+    ranked = ranked_queue(routing).subquery("ranked")
     cap = running_cap()
     return (
         select(ranked, cap.label("cap"))
@@ -96,15 +121,17 @@ def _lease() -> dict[str, Any]:
 
 
 @functools.cache
-def claim_statement(postgresql: bool) -> Any:
-    """UPDATE ... RETURNING that leases the next ``limit`` claimable jobs to ``worker_id``.
+def claim_statement(postgresql: bool, routed: bool = False) -> Any:
+    """UPDATE ... RETURNING that leases the next ``limit`` claimable jobs to ``worker_id``;
+    ``routed``: only jobs whose needs the worker serves (parameter ``serves``).
 
     Built once; everything varying is a parameter. On SQLite the caller holds the database's
     write lock (``BEGIN IMMEDIATE``), so the ranking is already exact.
     """
     limit = bindparam("limit", type_=Integer)
+    routing = served_by(postgresql) if routed else None
     if not postgresql:
-        best = _claimable(limit, limit).subquery("best")
+        best = _claimable(limit, limit, routing).subquery("best")
         return (
             update(jobs)
             .where(jobs.c.id.in_(select(best.c.id)))
@@ -112,7 +139,9 @@ def claim_statement(postgresql: bool) -> Any:
             .returning(*jobs.c)
         )
 
-    candidates = _claimable(limit, bindparam("candidates", type_=Integer)).cte("candidates")
+    candidates = _claimable(limit, bindparam("candidates", type_=Integer), routing).cte(
+        "candidates"
+    )
     locked = (
         select(
             jobs.c.id,

@@ -10,15 +10,18 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.contract import MAX_ID
 from storage.errors import InvalidValue
 from storage.limits import Limits, period_start
 from storage.tables import images, jobs, ledger, server_limits, user_limits, users
 
 
 def check_user_id(user_id: int) -> int:
-    """``user_id`` if it looks like a Discord id (a positive integer), else InvalidValue."""
-    if isinstance(user_id, bool) or not isinstance(user_id, int) or user_id <= 0:
-        raise InvalidValue(f"user id must be a positive Discord id, got {user_id!r}")
+    """``user_id`` if it looks like a Discord id (1 to ``MAX_ID``), else InvalidValue."""
+    if isinstance(user_id, bool) or not isinstance(user_id, int) or not 0 < user_id <= MAX_ID:
+        raise InvalidValue(
+            f"user id must be a positive Discord id, got {user_id!r} (at most {MAX_ID})"
+        )
     return user_id
 
 
@@ -80,6 +83,7 @@ def _merge(base: Limits, row: Any) -> Limits:
             base.max_concurrent if row["max_concurrent"] is None else row["max_concurrent"]
         ),
         max_queued=base.max_queued if row["max_queued"] is None else row["max_queued"],
+        relax_images=base.relax_images,
     )
 
 
@@ -116,6 +120,22 @@ async def usage(conn: AsyncConnection, user_id: int, period: str, now: datetime)
     )
     sums = {kind: int(total) for kind, total in rows}
     return Usage(used=sums.get("reserve", 0) + sums.get("refund", 0), granted=-sums.get("grant", 0))
+
+
+async def relax_usage(conn: AsyncConnection, user_id: int, now: datetime) -> int:
+    """Relax images of the user's jobs queued today (UTC) that did not fail or get cancelled.
+
+    Failed and cancelled jobs are left out, as their quota would be refunded.
+    """
+    total = await conn.execute(
+        select(func.coalesce(func.sum(jobs.c.relax_images), 0)).where(
+            jobs.c.user_id == user_id,
+            jobs.c.relax_images > 0,
+            jobs.c.created_at >= period_start("day", now),
+            jobs.c.status.not_in(("failed", "cancelled")),
+        )
+    )
+    return int(total.scalar_one())
 
 
 async def job_counts(conn: AsyncConnection, user_id: int) -> dict[str, int]:

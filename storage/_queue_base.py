@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from storage.contract import MAX_ID
 from storage.db import DELIVERIES_CHANNEL, JOBS_CHANNEL, Database, Tx
 from storage.errors import InvalidValue
 from storage.limits import Limits
@@ -16,8 +17,12 @@ def utcnow() -> datetime:
 
 
 def _positive_id(name: str, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise InvalidValue(f"{name} must be a positive integer id, got {value!r}")
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID
+    ):
+        raise InvalidValue(
+            f"{name} must be a positive integer id, got {value!r} (at most {MAX_ID})"
+        )
 
 
 def _check_worker(worker_id: str) -> None:
@@ -44,18 +49,28 @@ class QueueBase:
         max_attempts: int = 3,
         limits: Limits | None = None,
         clock: Callable[[], datetime] | None = None,
+        delivery_max_attempts: int = 12,
+        delivery_retry_seconds: float = 1.0,
     ) -> None:
         if not lease_seconds > 0:
             raise InvalidValue(f"lease_seconds must be more than 0, got {lease_seconds!r}")
         if max_attempts < 1:
             raise InvalidValue(f"max_attempts must be 1 or more, got {max_attempts!r}")
+        if delivery_max_attempts < 1:
+            raise InvalidValue(
+                f"delivery_max_attempts must be 1 or more, got {delivery_max_attempts!r}"
+            )
+        if not delivery_retry_seconds > 0:
+            raise InvalidValue(
+                f"delivery_retry_seconds must be more than 0, got {delivery_retry_seconds!r}"
+            )
         self.db = db
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
+        self.delivery_max_attempts = delivery_max_attempts
+        self.delivery_retry_seconds = delivery_retry_seconds
         self.limits = limits or Limits()
         self._clock = clock or utcnow
-        # Statements that are a whole transaction by themselves skip BEGIN and COMMIT.
-        self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def now(self) -> datetime:
         """The queue's clock (injectable for tests)."""

@@ -15,6 +15,8 @@ from enum import StrEnum
 from typing import Any
 
 MAX_SEED = 4_294_967_295
+# Discord ids (users, guilds, channels, messages, interactions) are stored as signed 64-bit.
+MAX_ID = 2**63 - 1
 GRID_SIZE = 4
 # The largest image an upscale starts from: a grid image (about 1 MP) upscales twice, to at
 # most 4096x4096, and no further. The bot refuses bigger ones before charging; the worker too.
@@ -28,6 +30,10 @@ class JobKind(StrEnum):
     VARIATION = "variation"
     UPSCALE = "upscale"
     REROLL = "reroll"
+    # Zoom Out, Pan and Make Square: a larger canvas around the source, new area painted.
+    OUTPAINT = "outpaint"
+    # Vary (Region): the painted part of the source repainted.
+    INPAINT = "inpaint"
 
 
 class JobStatus(StrEnum):
@@ -132,6 +138,67 @@ class GenerationRequest:
         return cls(**values)
 
 
+class EditAction(StrEnum):
+    """Which edit of one image an outpaint or inpaint job makes."""
+
+    ZOOM = "zoom"
+    PAN_LEFT = "pan_left"
+    PAN_RIGHT = "pan_right"
+    PAN_UP = "pan_up"
+    PAN_DOWN = "pan_down"
+    SQUARE = "square"
+    REGION = "region"
+
+
+@dataclass(frozen=True)
+class Edit:
+    """An edit of one stored image: the canvas it grows to and what is repainted.
+
+    Sizes are in the source's pixels: the canvas is ``canvas`` and the source sits on it with its
+    top-left corner at ``offset``; everything outside the source is new. ``mask`` (region edits)
+    is the sha256 of a stored grayscale image of the source's size, white where to repaint.
+    """
+
+    action: EditAction
+    source: str
+    source_size: tuple[int, int]
+    canvas: tuple[int, int]
+    offset: tuple[int, int] = (0, 0)
+    zoom: float | None = None
+    mask: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (the ``jobs.edit`` column)."""
+        return {
+            "action": str(self.action),
+            "source": self.source,
+            "source_size": list(self.source_size),
+            "canvas": list(self.canvas),
+            "offset": list(self.offset),
+            "zoom": self.zoom,
+            "mask": self.mask,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Edit:
+        """Inverse of ``to_dict``."""
+
+        def pair(key: str) -> tuple[int, int]:
+            first, second = data[key]
+            return int(first), int(second)
+
+        zoom = data.get("zoom")
+        return cls(
+            action=EditAction(data["action"]),
+            source=str(data["source"]),
+            source_size=pair("source_size"),
+            canvas=pair("canvas"),
+            offset=pair("offset"),
+            zoom=None if zoom is None else float(zoom),
+            mask=data.get("mask"),
+        )
+
+
 @dataclass(frozen=True)
 class StoredImage:
     """An image a worker stored, passed to ``finish`` (index 0-3 in a grid; -1 the grid)."""
@@ -171,6 +238,7 @@ class Job:
     parent_index: int | None = None
     strength: float | None = None
     input_images: tuple[str, ...] = ()
+    edit: Edit | None = None
     priority: int = 0
     attempts: int = 0
     max_attempts: int = 3
@@ -178,6 +246,7 @@ class Job:
     lease_expires_at: datetime | None = None
     progress: int = 0
     preview: bytes | None = field(default=None, repr=False)
+    # First line: the reason the public job message shows; later lines: details for operators.
     error: str | None = None
     cancel_requested: bool = False
     gpu_seconds: float | None = None
@@ -186,6 +255,13 @@ class Job:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     delivered_at: datetime | None = None
+    prompt_text: str | None = None
+    images_purged_at: datetime | None = None
+    relax_images: int = 0
+    delivery_attempts: int = 0
+    next_delivery_at: datetime | None = None
+    delivery_error: str | None = None
+    undeliverable_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Job:
@@ -197,6 +273,8 @@ class Job:
         values["request"] = GenerationRequest.from_dict(row["request"])
         values["input_images"] = tuple(row.get("input_images") or ())
         values["cancel_requested"] = bool(row.get("cancel_requested", False))
+        edit = row.get("edit")
+        values["edit"] = Edit.from_dict(edit) if edit else None
         return cls(**values)
 
 
@@ -253,3 +331,6 @@ class JobSpec:
     parent_index: int | None = None
     strength: float | None = None
     input_images: tuple[str, ...] = ()
+    edit: Edit | None = None
+    # The command text as typed, kept on the job for its record (None for button jobs).
+    prompt_text: str | None = None

@@ -39,9 +39,25 @@ class LeaseLost(StorageError):
     """The worker no longer holds the job (its lease expired and was taken, or it finished)."""
 
 
+class DatabaseUnavailable(StorageError):
+    """The database stayed locked (SQLite) or unreachable past the retry budget; try again later.
+
+    Transient by nature: callers that can wait retry the operation, the bot tells the user.
+    ``str()`` is the sentence for users; ``detail`` (driver error, attempts) is for logs.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("The database is busy right now; please try again in a moment.")
+        self.detail = detail
+
+
 class InvalidValue(StorageError):
     """An argument is out of range or malformed (negative limit, unknown period, bad hash...)."""
 
 
 class BlobNotFound(StorageError):
     """The image store has no blob with that hash."""
+
+
+class ImageStoreError(StorageError):
+    """The image store cannot be used: missing bucket, refused credentials, unreachable."""

@@ -42,12 +42,25 @@ class ImageStore(Protocol):
         """A local file with the bytes, when the store has one."""
         ...
 
+    async def delete(self, sha256: str) -> bool:
+        """Remove the bytes stored under ``sha256``; False when there were none."""
+        ...
+
 
 def check_sha256(sha256: str) -> str:
     """``sha256`` if it is 64 lowercase hex digits, else InvalidValue."""
     if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
         raise InvalidValue(f"an image hash must be 64 lowercase hex digits, got {sha256!r}")
     return sha256
+
+
+def check_suffix(suffix: str) -> str:
+    """``suffix`` if it is a dot and 1-8 lowercase letters or digits, else InvalidValue."""
+    if not isinstance(suffix, str) or not _SUFFIX.fullmatch(suffix):
+        raise InvalidValue(
+            f"file suffix must be a dot and 1-8 letters or digits, like '.png'; got {suffix!r}"
+        )
+    return suffix
 
 
 class FileImageStore:
@@ -61,10 +74,7 @@ class FileImageStore:
 
     async def put(self, data: bytes, suffix: str = ".png") -> StoredBlob:
         """Store ``data``; storing the same bytes again writes nothing."""
-        if not _SUFFIX.fullmatch(suffix):
-            raise InvalidValue(
-                f"file suffix must be a dot and 1-8 letters or digits, like '.png'; got {suffix!r}"
-            )
+        check_suffix(suffix)
         return await asyncio.to_thread(self._put, bytes(data), suffix)
 
     def _put(self, data: bytes, suffix: str) -> StoredBlob:
@@ -95,6 +105,28 @@ class FileImageStore:
         if found is None:
             raise BlobNotFound(f"The image store has no image {sha256}.")
         return found.read_bytes()
+
+    async def delete(self, sha256: str) -> bool:
+        """Remove every file holding ``sha256``."""
+        check_sha256(sha256)
+        return await asyncio.to_thread(self._delete, sha256)
+
+    def _delete(self, sha256: str) -> bool:
+        directory = self._dir(sha256)
+        if not directory.is_dir():
+            return False
+        found = [p for p in directory.glob(f"{sha256}.*") if not p.name.startswith(".")]
+        for path in found:
+            path.unlink(missing_ok=True)
+        return bool(found)
+
+    async def exists(self, sha256: str) -> bool:
+        """Whether a file holds ``sha256``."""
+        check_sha256(sha256)
+        return await asyncio.to_thread(self.path, sha256) is not None
+
+    async def close(self) -> None:
+        """Nothing to release (files are closed after each call)."""
 
     def path(self, sha256: str) -> Path | None:
         """The file holding ``sha256`` (any suffix), or None (blocking: call off the loop)."""

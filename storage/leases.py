@@ -3,24 +3,33 @@
 Workers hold a job through a lease (owner + expiry) and every worker-side change is a
 compare-and-set on the owner, so a worker whose lease was reaped and re-claimed elsewhere can no
 longer change the job (``LeaseLost``).
+
+A cancel requested while a job runs always wins if it commits before the job's last write:
+finishing, failing, giving back and reaping such a job all end it cancelled with its
+reservation refunded (the user was told "refunded"), and claims skip it. A cancel that comes
+after the job succeeded is refused (``NotCancellable``), so what the user is told always holds.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage._claim import CLAIM_SLACK, claim_statement
 from storage._jobsql import finish_cancelled, held, lease_lost, requeue, returning
 from storage._ledger import refund_job
 from storage._queue_base import QueueBase, _check_worker, _stopped_running
 from storage.contract import Job, StoredImage
-from storage.db import DELIVERIES_CHANNEL, JOBS_CHANNEL
+from storage.db import DELIVERIES_CHANNEL, JOBS_CHANNEL, Tx
 from storage.errors import InvalidValue, JobNotFound, NotCancellable, NotJobOwner
+from storage.routing import serves
 from storage.tables import FINISHED_STATUSES, jobs, workers
 from storage.tables import images as images_table
 
@@ -32,10 +41,13 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 class Leases(QueueBase):
     """Claim jobs and carry them through their lease to an end."""
 
-    async def claim(self, worker_id: str, limit: int = 1) -> list[Job]:
+    async def claim(
+        self, worker_id: str, limit: int = 1, capabilities: Mapping[str, Any] | None = None
+    ) -> list[Job]:
         """Lease up to ``limit`` queued jobs: fast before relax, users interleaved, oldest first.
 
-        Users already running their maximum number of jobs are skipped.
+        Users already running their maximum number of jobs are skipped. With ``capabilities`` (what
+        the worker registers) only jobs it has everything for are taken (``storage.routing``).
         """
         _check_worker(worker_id)
         if not 1 <= limit <= 100:
@@ -49,14 +61,17 @@ class Leases(QueueBase):
             "candidates": limit + CLAIM_SLACK,
             "default_cap": self.limits.max_concurrent,
         }
+        routed = capabilities is not None
+        if routed:
+            params["serves"] = json.dumps(serves(capabilities))
         if self.db.dialect == "postgresql":
             # The claim is one statement and its own transaction: one round trip.
-            async with self._autocommit.connect() as conn:
-                rows = await conn.execute(claim_statement(True), params)
+            async with self.db.autocommit() as conn:
+                rows = await conn.execute(claim_statement(True, routed), params)
                 claimed = [Job.from_row(row) for row in rows.mappings()]
         else:
             async with self.db.write(durable=False) as tx:
-                rows = await tx.conn.execute(claim_statement(False), params)
+                rows = await tx.conn.execute(claim_statement(False, routed), params)
                 claimed = [Job.from_row(row) for row in rows.mappings()]
         claimed.sort(key=lambda job: (-job.priority, job.id))
         return claimed
@@ -114,6 +129,11 @@ class Leases(QueueBase):
             )
         now = self.now()
         async with self.db.write() as tx:
+            if await _cancel_requested(tx.conn, job_id, worker_id):
+                # The images are not kept: the job ends as the user was told, refunded.
+                return await _end_cancelled(
+                    tx, job_id, now, "cancelled while finishing", gpu_seconds=float(gpu_seconds)
+                )
             job = await returning(
                 tx.conn,
                 held(job_id, worker_id).values(
@@ -125,8 +145,7 @@ class Leases(QueueBase):
                     finished_at=now,
                 ),
             )
-            if job is None:
-                raise await lease_lost(tx.conn, job_id, worker_id)
+            assert job is not None, "the row is locked by this transaction"
             if images:
                 await tx.conn.execute(
                     images_table.insert(),
@@ -150,7 +169,7 @@ class Leases(QueueBase):
 
     async def fail(self, job_id: int, worker_id: str, error: str, *, retry: bool = True) -> Job:
         """Record an error: back to the queue while attempts remain (and ``retry``), else failed
-        with the reservation refunded."""
+        with the reservation refunded; a job whose cancel was requested ends cancelled."""
         _check_worker(worker_id)
         error = str(error)[:MAX_ERROR_CHARS] or "unknown error"
         now = self.now()
@@ -164,6 +183,8 @@ class Leases(QueueBase):
             held = (await conn.execute(query)).mappings().first()
             if held is None:
                 raise await lease_lost(conn, job_id, worker_id)
+            if held["cancel_requested"]:
+                return await _end_cancelled(tx, job_id, now, f"cancelled; then failed: {error}")
             if retry and held["attempts"] < held["max_attempts"]:
                 job = await returning(conn, requeue(job_id).values(error=error))
                 tx.notify(JOBS_CHANNEL)
@@ -180,9 +201,13 @@ class Leases(QueueBase):
         return job
 
     async def release(self, job_id: int, worker_id: str) -> Job:
-        """Give a held job back to the queue without spending an attempt (worker shutdown)."""
+        """Give a held job back to the queue without spending an attempt (worker shutdown); a job
+        whose cancel was requested ends cancelled instead."""
         _check_worker(worker_id)
+        now = self.now()
         async with self.db.write() as tx:
+            if await _cancel_requested(tx.conn, job_id, worker_id):
+                return await _end_cancelled(tx, job_id, now, "cancelled while running")
             job = await returning(
                 tx.conn,
                 held(job_id, worker_id).values(
@@ -195,8 +220,7 @@ class Leases(QueueBase):
                     preview=None,
                 ),
             )
-            if job is None:
-                raise await lease_lost(tx.conn, job_id, worker_id)
+            assert job is not None, "the row is locked by this transaction"
             tx.notify(JOBS_CHANNEL)
         return job
 
@@ -251,20 +275,29 @@ class Leases(QueueBase):
         return job
 
     async def reap_expired(self) -> int:
-        """Requeue (or fail and refund, when out of attempts) running jobs whose lease expired.
+        """Take back running jobs whose lease expired: requeued while attempts remain, else
+        failed and refunded; cancelled and refunded when their cancel was requested.
 
-        Safe to run from any number of processes at once; returns how many jobs it took back.
+        Queued jobs with a cancel requested (left by older versions) are cancelled too. Safe to
+        run from any number of processes at once; returns how many jobs it took back.
         """
         now = self.now()
-        retry = jobs.c.attempts < jobs.c.max_attempts
+        cancel = jobs.c.cancel_requested.is_(True)
+        retry = and_(jobs.c.cancel_requested.is_(False), jobs.c.attempts < jobs.c.max_attempts)
         async with self.db.write() as tx:
             rows = (
                 await tx.conn.execute(
                     update(jobs)
-                    .where(jobs.c.status == "running", jobs.c.lease_expires_at < now)
+                    .where(
+                        or_(
+                            and_(jobs.c.status == "running", jobs.c.lease_expires_at < now),
+                            and_(jobs.c.status == "queued", cancel),
+                        )
+                    )
                     .values(
-                        status=case((retry, "queued"), else_="failed"),
+                        status=case((cancel, "cancelled"), (retry, "queued"), else_="failed"),
                         error=case(
+                            (cancel, "cancelled"),
                             (retry, "the worker stopped responding; retrying"),
                             else_="the worker stopped responding and no attempts are left",
                         ),
@@ -278,12 +311,39 @@ class Leases(QueueBase):
                 )
             ).all()
             for job_id, status in rows:
-                if status == "failed":
-                    await refund_job(tx.conn, job_id, now, "worker stopped responding")
-                    _stopped_running(tx)
-                else:
+                if status == "queued":
                     tx.notify(JOBS_CHANNEL)
+                    continue
+                note = "cancelled; its worker stopped" if status == "cancelled" else None
+                await refund_job(tx.conn, job_id, now, note or "worker stopped responding")
+                _stopped_running(tx)
         return len(rows)
+
+
+async def _cancel_requested(conn: AsyncConnection, job_id: int, worker_id: str) -> bool:
+    """Whether the held job's cancel was requested; LeaseLost when the worker does not hold it.
+
+    The row stays locked until commit (PostgreSQL: ``FOR UPDATE``; SQLite: ``BEGIN
+    IMMEDIATE``), so a cancel either commits before this read or is refused after it.
+    """
+    query = select(jobs.c.cancel_requested).where(
+        jobs.c.id == job_id, jobs.c.status == "running", jobs.c.lease_owner == worker_id
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise await lease_lost(conn, job_id, worker_id)
+    return bool(row.cancel_requested)
+
+
+async def _end_cancelled(tx: Tx, job_id: int, now: datetime, note: str, **values: Any) -> Job:
+    """End a job as cancelled with its reservation refunded, in the caller's transaction."""
+    job = await returning(tx.conn, finish_cancelled(job_id, now).values(**values))
+    assert job is not None, "the caller found the job"
+    await refund_job(tx.conn, job_id, now, note[:200])
+    _stopped_running(tx)
+    return job
 
 
 def _check_images(stored: Sequence[StoredImage]) -> None:

@@ -11,6 +11,13 @@ from storage.tables import PERIODS
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# The largest values an admin may set (the CLI and the slash commands share them); the columns
+# are 32-bit integers on PostgreSQL, and no server needs more.
+MAX_IMAGES = 1_000_000
+MAX_CONCURRENT = 100
+MAX_QUEUED = 1_000
+MAX_CAPS = {"max_concurrent": MAX_CONCURRENT, "max_queued": MAX_QUEUED}
+
 
 class LimitSettings(Protocol):
     """The part of the process settings that holds the server's default limits."""
@@ -23,19 +30,27 @@ class LimitSettings(Protocol):
     def max_concurrent_jobs(self) -> int: ...
     @property
     def max_queued_jobs(self) -> int: ...
+    @property
+    def relax_images_per_day(self) -> int: ...
 
 
 @dataclass(frozen=True)
 class Limits:
-    """One set of limits: images per period, running and queued job caps."""
+    """One set of limits: images per period, running and queued job caps, relax images a day.
+
+    Relax jobs cost no quota; ``relax_images`` caps how many images each user makes in relax
+    mode per UTC day, so the GPU time of a user is bounded even when relax is allowed.
+    """
 
     images: int = 200
     period: str = "day"
     max_concurrent: int = 3
     max_queued: int = 10
+    relax_images: int = 100
 
     def __post_init__(self) -> None:
         check_images(self.images)
+        check_images(self.relax_images, "relax image limit")
         check_period(self.period)
         check_cap("max_concurrent", self.max_concurrent)
         check_cap("max_queued", self.max_queued)
@@ -48,13 +63,14 @@ class Limits:
             period=settings.quota_period,
             max_concurrent=settings.max_concurrent_jobs,
             max_queued=settings.max_queued_jobs,
+            relax_images=settings.relax_images_per_day,
         )
 
 
-def check_images(images: int) -> int:
-    """``images`` if it is a valid image limit, else InvalidValue."""
-    if isinstance(images, bool) or not isinstance(images, int) or images < 0:
-        raise InvalidValue(f"image limit must be a whole number 0 or more, got {images!r}")
+def check_images(images: int, name: str = "image limit") -> int:
+    """``images`` if it is a valid image limit (0 to ``MAX_IMAGES``), else InvalidValue."""
+    if isinstance(images, bool) or not isinstance(images, int) or not 0 <= images <= MAX_IMAGES:
+        raise InvalidValue(f"{name} must be a whole number from 0 to {MAX_IMAGES}, got {images!r}")
     return images
 
 
@@ -66,9 +82,10 @@ def check_period(period: str) -> str:
 
 
 def check_cap(name: str, value: int) -> int:
-    """``value`` if it is a valid job cap (1 or more), else InvalidValue."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidValue(f"{name} must be a whole number 1 or more, got {value!r}")
+    """``value`` if it is a valid job cap (1 to ``MAX_CAPS[name]``), else InvalidValue."""
+    top = MAX_CAPS[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+        raise InvalidValue(f"{name} must be a whole number from 1 to {top}, got {value!r}")
     return value
 
 

@@ -12,11 +12,12 @@ status and stats).
 from __future__ import annotations
 
 from storage._queue_base import utcnow
-from storage.admission import MAX_JOBS_PER_ENQUEUE, PRIORITY, Admission
+from storage.admission import BANNED, MAX_JOBS_PER_ENQUEUE, PRIORITY, Admission
 from storage.leases import MAX_ERROR_CHARS, MAX_PREVIEW_BYTES, Leases
 from storage.readers import QueueStats, Readers, WorkerInfo
 
 __all__ = [
+    "BANNED",
     "MAX_ERROR_CHARS",
     "MAX_JOBS_PER_ENQUEUE",
     "MAX_PREVIEW_BYTES",

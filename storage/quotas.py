@@ -17,14 +17,23 @@ from storage._ledger import (
     job_counts,
     lifetime_images,
     lock_user,
+    relax_usage,
     server_defaults,
     upsert,
     usage,
     user_exists,
 )
+from storage.audit import Actor, record
 from storage.db import Database
 from storage.errors import InvalidValue, UserNotFound
-from storage.limits import Limits, check_cap, check_images, check_period, period_end
+from storage.limits import (
+    MAX_IMAGES,
+    Limits,
+    check_cap,
+    check_images,
+    check_period,
+    period_end,
+)
 from storage.queue import utcnow
 from storage.tables import server_limits, user_limits
 
@@ -47,6 +56,8 @@ class QuotaStatus:
     max_queued: int
     custom: bool
     gpu_seconds: float = 0.0
+    relax_used: int = 0
+    relax_limit: int = 0
 
     def lines(self) -> list[str]:
         """Human-readable ``name: value`` lines, as ``imagine quota show`` prints them."""
@@ -64,6 +75,7 @@ class QuotaStatus:
         lines.append(f"resets: {resets}")
         lines.append(f"running: {self.running} (at most {self.max_concurrent})")
         lines.append(f"queued: {self.queued} (at most {self.max_queued})")
+        lines.append(f"relax: {self.relax_used} of {self.relax_limit} images today")
         lines.append(f"lifetime images: {self.lifetime_images}")
         lines.append(f"gpu time: {self.gpu_seconds:.1f} s")
         return lines
@@ -89,15 +101,24 @@ class Quotas:
         async with self.db.read() as conn:
             return await self._status(conn, user_id, self._clock())
 
-    async def set_limit(self, user_id: int, images: int, period: str) -> QuotaStatus:
-        """Give the user their own image limit per period."""
+    async def set_limit(
+        self, user_id: int, images: int, period: str, *, actor: Actor | None = None
+    ) -> QuotaStatus:
+        """Give the user their own image limit per period (``actor`` is recorded in the audit)."""
         check_user_id(user_id)
         check_images(images)
         check_period(period)
-        return await self._set_user(user_id, {"images": images, "period": period})
+        return await self._set_user(
+            user_id, {"images": images, "period": period}, actor, "quota.set"
+        )
 
     async def set_caps(
-        self, user_id: int, *, max_concurrent: int | None, max_queued: int | None
+        self,
+        user_id: int,
+        *,
+        max_concurrent: int | None,
+        max_queued: int | None,
+        actor: Actor | None = None,
     ) -> QuotaStatus:
         """Give the user their own job caps; None leaves that cap as it is."""
         check_user_id(user_id)
@@ -108,9 +129,9 @@ class Quotas:
             values["max_queued"] = check_cap("max_queued", max_queued)
         if not values:
             raise InvalidValue("give max_concurrent, max_queued or both")
-        return await self._set_user(user_id, values)
+        return await self._set_user(user_id, values, actor, "limits.set")
 
-    async def clear_limits(self, user_id: int) -> QuotaStatus:
+    async def clear_limits(self, user_id: int, *, actor: Actor | None = None) -> QuotaStatus:
         """Drop the user's own limits so the server defaults apply again."""
         check_user_id(user_id)
         now = self._clock()
@@ -118,6 +139,7 @@ class Quotas:
             if not await user_exists(tx.conn, user_id):
                 raise UserNotFound(f"User {user_id} has never used the bot.")
             await tx.conn.execute(user_limits.delete().where(user_limits.c.user_id == user_id))
+            await record(tx.conn, actor, "limits.clear", user_id, now)
             return await self._status(tx.conn, user_id, now)
 
     async def set_server_limits(
@@ -127,6 +149,7 @@ class Quotas:
         period: str | None = None,
         max_concurrent: int | None = None,
         max_queued: int | None = None,
+        actor: Actor | None = None,
     ) -> Limits:
         """Override server-wide defaults in the database (None leaves a value as it is)."""
         values: dict[str, object] = {}
@@ -148,6 +171,7 @@ class Quotas:
                     index_elements=["id"], set_={"updated_at": now, **values}
                 )
             )
+            await record(tx.conn, actor, "server_limits.set", None, now, **values)
             return await server_defaults(tx.conn, self.limits)
 
     async def server_limits(self) -> Limits:
@@ -155,7 +179,7 @@ class Quotas:
         async with self.db.read() as conn:
             return await server_defaults(conn, self.limits)
 
-    async def reset(self, user_id: int) -> QuotaStatus:
+    async def reset(self, user_id: int, *, actor: Actor | None = None) -> QuotaStatus:
         """Start the user's usage over from zero (a ``reset`` ledger entry)."""
         check_user_id(user_id)
         now = self._clock()
@@ -172,14 +196,15 @@ class Quotas:
                 now=now,
                 note=f"reset with {before.used} used",
             )
+            await record(tx.conn, actor, "quota.reset", user_id, now, used=before.used)
             return await self._status(tx.conn, user_id, now)
 
     async def grant(self, user_id: int, images: int) -> QuotaStatus:
         """Give the user extra images for the current period."""
         check_user_id(user_id)
-        if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+        if isinstance(images, bool) or not isinstance(images, int) or not 1 <= images <= MAX_IMAGES:
             raise InvalidValue(
-                f"a grant must be a whole number of images 1 or more, got {images!r}"
+                f"a grant must be a whole number of images from 1 to {MAX_IMAGES}, got {images!r}"
             )
         now = self._clock()
         async with self.db.write() as tx:
@@ -187,7 +212,9 @@ class Quotas:
             await add_entry(tx.conn, user_id=user_id, kind="grant", amount=-images, now=now)
             return await self._status(tx.conn, user_id, now)
 
-    async def _set_user(self, user_id: int, values: dict[str, object]) -> QuotaStatus:
+    async def _set_user(
+        self, user_id: int, values: dict[str, object], actor: Actor | None, action: str
+    ) -> QuotaStatus:
         now = self._clock()
         async with self.db.write() as tx:
             await ensure_user(tx.conn, user_id, now)
@@ -197,6 +224,7 @@ class Quotas:
                     index_elements=["user_id"], set_={"updated_at": now, **values}
                 )
             )
+            await record(tx.conn, actor, action, user_id, now, **values)
             return await self._status(tx.conn, user_id, now)
 
     async def _status(self, conn: AsyncConnection, user_id: int, now: datetime) -> QuotaStatus:
@@ -218,4 +246,6 @@ class Quotas:
             max_queued=limits.max_queued,
             custom=custom,
             gpu_seconds=await gpu_seconds_used(conn, user_id),
+            relax_used=await relax_usage(conn, user_id, now),
+            relax_limit=limits.relax_images,
         )

@@ -1,13 +1,21 @@
-"""The readers of the queue: the delivery outbox, jobs, images, queue positions, stats, workers."""
+"""The readers of the queue: the delivery outbox, jobs, images, queue positions, stats, workers.
+
+The outbox is every finished job not yet delivered and not given up. A failed delivery attempt
+is recorded on the job (``delivery_failed``): retried with exponential backoff
+(``delivery_retry_seconds``, doubling, at most ``MAX_DELIVERY_DELAY``), the next attempt time
+kept in the row so backoff survives restarts and the outbox query reads only due jobs; given up
+at once on an error no retry can fix (``final``), or after ``delivery_max_attempts``. A given-up
+job keeps its outcome in ``delivery_error``; a succeeded one stays charged, as its images exist.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from storage._claim import ranked_queue
 from storage._jobsql import get_job, returning
@@ -15,8 +23,17 @@ from storage._ledger import upsert
 from storage._queue_base import QueueBase, _check_worker
 from storage.contract import ImageRecord, Job, JobStatus
 from storage.errors import InvalidValue
+from storage.routing import live, serves, waiting_reason
 from storage.tables import FINISHED_STATUSES, jobs, workers
 from storage.tables import images as images_table
+
+MAX_DELIVERY_DELAY = 900.0
+MAX_DELIVERY_ERROR_CHARS = 500
+IN_OUTBOX = and_(
+    jobs.c.status.in_(FINISHED_STATUSES),
+    jobs.c.delivered_at.is_(None),
+    jobs.c.undeliverable_at.is_(None),
+)
 
 
 @dataclass(frozen=True)
@@ -44,15 +61,51 @@ class Readers(QueueBase):
     """Read the queue's state, and the few bookkeeping writes that go with reading it."""
 
     async def pending_deliveries(self, limit: int = 20) -> list[Job]:
-        """Finished jobs (succeeded, failed or cancelled) whose result was not delivered yet."""
+        """Finished jobs whose result is due for delivery: never tried first, then retries,
+        oldest first; jobs waiting out a backoff are left out."""
+        now = self.now()
         async with self.db.read() as conn:
             rows = await conn.execute(
                 select(jobs)
-                .where(jobs.c.status.in_(FINISHED_STATUSES), jobs.c.delivered_at.is_(None))
-                .order_by(jobs.c.finished_at, jobs.c.id)
+                .where(
+                    IN_OUTBOX,
+                    or_(jobs.c.next_delivery_at.is_(None), jobs.c.next_delivery_at <= now),
+                )
+                .order_by(jobs.c.delivery_attempts, jobs.c.finished_at, jobs.c.id)
                 .limit(limit)
             )
             return [Job.from_row(row) for row in rows.mappings()]
+
+    async def delivery_failed(self, job_id: int, error: str, *, final: bool = False) -> Job:
+        """Record a failed delivery attempt: due again after a backoff, or given up when
+        ``final`` (no retry can help) or out of attempts. A job no longer in the outbox is
+        returned unchanged."""
+        now = self.now()
+        error = str(error)[:MAX_DELIVERY_ERROR_CHARS] or "unknown error"
+        async with self.db.write() as tx:
+            current = await get_job(tx.conn, job_id)
+            if (
+                not current.status.finished
+                or current.delivered_at is not None
+                or current.undeliverable_at is not None
+            ):
+                return current
+            attempts = current.delivery_attempts + 1
+            values: dict[str, Any] = {"delivery_attempts": attempts}
+            if final or attempts >= self.delivery_max_attempts:
+                why = "undeliverable" if final else f"gave up after {attempts} attempts"
+                values["delivery_error"] = f"{why}: {error}{_charged_note(current)}"
+                values["undeliverable_at"] = now
+                values["next_delivery_at"] = None
+            else:
+                delay = min(self.delivery_retry_seconds * 2 ** (attempts - 1), MAX_DELIVERY_DELAY)
+                values["delivery_error"] = error
+                values["next_delivery_at"] = now + timedelta(seconds=delay)
+            job = await returning(
+                tx.conn, update(jobs).where(jobs.c.id == job_id, IN_OUTBOX).values(**values)
+            )
+            # Delivered meanwhile by another bot process: that outcome stands.
+            return job or await get_job(tx.conn, job_id)
 
     async def mark_delivered(self, job_id: int) -> Job:
         """Record that the result reached Discord (the first time counts)."""
@@ -123,6 +176,10 @@ class Readers(QueueBase):
         wanted = [JobStatus(status).value for status in statuses]
         return await self._select(and_(jobs.c.user_id == user_id, jobs.c.status.in_(wanted)))
 
+    async def interaction_jobs(self, interaction_id: int) -> list[Job]:
+        """The jobs an interaction (or another idempotency key) queued, in order."""
+        return await self._select(jobs.c.interaction_id == interaction_id)
+
     async def _select(self, where: Any) -> list[Job]:
         async with self.db.read() as conn:
             rows = await conn.execute(select(jobs).where(where).order_by(jobs.c.id))
@@ -145,6 +202,32 @@ class Readers(QueueBase):
                 await get_job(conn, job_id)
                 return None
         return int(position)
+
+    async def waiting(self, limit: int = 500) -> dict[int, str]:
+        """Why queued jobs wait, by job id: those that no worker seen within one lease serves
+        (the oldest ``limit`` queued jobs are looked at)."""
+        now = self.now()
+        async with self.db.read() as conn:
+            queued = (
+                await conn.execute(
+                    select(jobs.c.id, jobs.c.needs)
+                    .where(jobs.c.status == "queued")
+                    .order_by(jobs.c.id)
+                    .limit(limit)
+                )
+            ).all()
+            rows = await conn.execute(select(workers.c.last_seen, workers.c.capabilities))
+            served = [
+                serves(row.capabilities)
+                for row in rows
+                if live(row.last_seen, now, self.lease.total_seconds())
+            ]
+        reasons = {}
+        for job_id, wanted in queued:
+            reason = waiting_reason(wanted or (), served)
+            if reason is not None:
+                reasons[job_id] = reason
+        return reasons
 
     async def stats(self) -> QueueStats:
         """Queue depth, running jobs and workers, for ``/admin queue`` and metrics."""
@@ -194,3 +277,10 @@ class Readers(QueueBase):
                     set_={"host": host, "model": model, "last_seen": now, "capabilities": served},
                 )
             )
+
+
+def _charged_note(job: Job) -> str:
+    """What happens to the quota of a job whose result never reaches Discord."""
+    if job.status is JobStatus.SUCCEEDED and job.cost:
+        return f"; its {job.cost} images stay charged (they are stored)"
+    return ""

@@ -65,7 +65,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
-JOB_KINDS = ("imagine", "variation", "upscale", "reroll")
+JOB_KINDS = ("imagine", "variation", "upscale", "reroll", "outpaint", "inpaint")
 LEDGER_KINDS = ("reserve", "refund", "grant", "reset")
 PERIODS = ("day", "week", "month", "total")
 
@@ -134,6 +134,8 @@ jobs = Table(
     Column("parent_index", Integer, nullable=True),
     Column("strength", Float, nullable=True),
     Column("input_images", JSON, nullable=True),
+    # Outpaint and inpaint jobs: source image, canvas geometry and mask (``contract.Edit``).
+    Column("edit", JSON, nullable=True),
     Column("priority", Integer, nullable=False),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("max_attempts", Integer, nullable=False),
@@ -146,10 +148,24 @@ jobs = Table(
     Column("gpu_seconds", Float, nullable=True),
     # What painted the job beyond its request (profile, styles, translated text), from the worker.
     Column("rendered", JSON, nullable=True),
+    # What a worker must serve to paint the job (``storage.routing.needs``): a JSON array.
+    Column("needs", JSON, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime, nullable=True),
     Column("finished_at", UTCDateTime, nullable=True),
     Column("delivered_at", UTCDateTime, nullable=True),
+    # The /imagine text as the user typed it (NULL for jobs made by buttons).
+    Column("prompt_text", Text, nullable=True),
+    # When retention removed the job's stored image files (the rows and Discord's copies stay).
+    Column("images_purged_at", UTCDateTime, nullable=True),
+    # The delivery outbox's bookkeeping (see storage.readers): failed attempts, when the next
+    # one is due, the last error (or why delivery was given up) and when it was given up.
+    Column("delivery_attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_delivery_at", UTCDateTime, nullable=True),
+    Column("delivery_error", Text, nullable=True),
+    Column("undeliverable_at", UTCDateTime, nullable=True),
+    # The images of a relax job (its cost is 0): counted against the user's daily relax cap.
+    Column("relax_images", Integer, nullable=False, server_default=text("0")),
     # NULL interaction ids are distinct, so jobs made without an interaction never collide.
     UniqueConstraint("interaction_id", "position"),
     CheckConstraint(_in("status", JOB_STATUSES), name="status"),
@@ -157,14 +173,24 @@ jobs = Table(
     CheckConstraint("cost >= 0", name="cost"),
     Index("ix_jobs_user_status", "user_id", "status"),
     Index("ix_jobs_lease", "status", "lease_expires_at"),
-    # The delivery outbox: only active and undelivered jobs are in this index, so it stays small.
+    Index("ix_jobs_created_at", "created_at"),
+    # The delivery outbox: only jobs still to deliver are in this index, so it stays small.
     Index(
         "ix_jobs_outbox",
         "finished_at",
         "id",
-        sqlite_where=text("delivered_at IS NULL"),
-        postgresql_where=text("delivered_at IS NULL"),
+        sqlite_where=text("delivered_at IS NULL AND undeliverable_at IS NULL"),
+        postgresql_where=text("delivered_at IS NULL AND undeliverable_at IS NULL"),
     ),
+)
+
+# Each user's relax jobs by time, for the daily relax cap at enqueue.
+Index(
+    "ix_jobs_relax",
+    jobs.c.user_id,
+    jobs.c.created_at,
+    sqlite_where=text("relax_images > 0"),
+    postgresql_where=text("relax_images > 0"),
 )
 
 # Each user's line in claim order (priority, then oldest); only queued jobs are in it.
@@ -231,6 +257,42 @@ banned_words = Table(
     metadata,
     Column("word", String(200), primary_key=True),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# One row per signed web link that was used: a link's nonce may be redeemed once.
+link_nonces = Table(
+    "link_nonces",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("purpose", String(32), nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("used_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Dashboard sessions; the cookie holds the session id, the table only its SHA-256.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Append-only record of admin changes: who (Discord id, 0 for the operator), through what.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("admin_id", BigInteger, nullable=False),
+    Column("via", String(16), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", String(200), nullable=True),
+    Column("detail", JSON, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_audit_log_created_at", "created_at"),
 )
 
 # The public post of one grid image (a U button), so a repeat click links to it.

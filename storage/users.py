@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from storage._ledger import check_user_id, ensure_user, upsert
+from storage.audit import Actor, record
 from storage.contract import UserSettings
 from storage.db import Database
 from storage.errors import InvalidValue, UserNotFound
@@ -59,7 +60,7 @@ class Users:
             )
         return UserSettings.from_dict(data)
 
-    async def ban(self, user_id: int) -> None:
+    async def ban(self, user_id: int, *, actor: Actor | None = None) -> None:
         """Refuse the user's future jobs (queued and running ones are left alone)."""
         check_user_id(user_id)
         now = self._clock()
@@ -68,18 +69,19 @@ class Users:
             await tx.conn.execute(
                 update(users).where(users.c.id == user_id).values(banned=True, updated_at=now)
             )
+            await record(tx.conn, actor, "user.ban", user_id, now)
 
-    async def unban(self, user_id: int) -> None:
+    async def unban(self, user_id: int, *, actor: Actor | None = None) -> None:
         """Allow a banned user again."""
         check_user_id(user_id)
+        now = self._clock()
         async with self.db.write() as tx:
             done = await tx.conn.execute(
-                update(users)
-                .where(users.c.id == user_id)
-                .values(banned=False, updated_at=self._clock())
+                update(users).where(users.c.id == user_id).values(banned=False, updated_at=now)
             )
             if done.rowcount == 0:
                 raise UserNotFound(f"User {user_id} has never used the bot.")
+            await record(tx.conn, actor, "user.unban", user_id, now)
 
     async def is_banned(self, user_id: int) -> bool:
         """Whether the user is banned."""
@@ -94,19 +96,24 @@ class Users:
             rows = await conn.execute(select(banned_words.c.word).order_by(banned_words.c.word))
             return list(rows.scalars())
 
-    async def add_banned_word(self, word: str) -> bool:
+    async def add_banned_word(self, word: str, *, actor: Actor | None = None) -> bool:
         """Ban a word; False when it was already banned."""
         cleaned = normalize_word(word)
+        now = self._clock()
         async with self.db.write() as tx:
-            stmt = upsert(tx.conn, banned_words, {"word": cleaned, "created_at": self._clock()})
+            stmt = upsert(tx.conn, banned_words, {"word": cleaned, "created_at": now})
             done = await tx.conn.execute(stmt.on_conflict_do_nothing(index_elements=["word"]))
+            if done.rowcount:
+                await record(tx.conn, actor, "word.add", cleaned, now)
             return bool(done.rowcount)
 
-    async def remove_banned_word(self, word: str) -> bool:
+    async def remove_banned_word(self, word: str, *, actor: Actor | None = None) -> bool:
         """Allow a word again; False when it was not banned."""
         cleaned = normalize_word(word)
         async with self.db.write() as tx:
             done = await tx.conn.execute(
                 banned_words.delete().where(banned_words.c.word == cleaned)
             )
+            if done.rowcount:
+                await record(tx.conn, actor, "word.remove", cleaned, self._clock())
             return bool(done.rowcount)

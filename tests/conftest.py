@@ -4,4 +4,6 @@ pytest_plugins = [
     "tests.plugins.database",
     "tests.plugins.tiny_model",
     "tests.plugins.fake_discord",
+    "tests.plugins.s3",
+    "tests.plugins.web",
 ]

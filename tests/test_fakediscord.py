@@ -19,9 +19,13 @@ from discord import app_commands
 from PIL import Image
 
 from tests.fakediscord import (
+    MANAGE_GUILD,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
     CommandInputError,
     FakeDiscord,
     FakeDiscordTimeout,
+    Pings,
 )
 
 
@@ -85,6 +89,20 @@ class Feedback(discord.ui.Modal, title="Feedback"):
         await interaction.response.send_message(f"thanks for {self.text.value!r}", ephemeral=True)
 
 
+class Prefilled(discord.ui.Modal):
+    """A modal with a prefilled, length-limited input and the title it is given."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__(title=title, custom_id="t:prefilled")
+        self.name: discord.ui.TextInput[Prefilled] = discord.ui.TextInput(
+            label="Name", custom_id="t:name", default="Ada", min_length=3, max_length=10
+        )
+        self.add_item(self.name)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"name {self.name.value!r}", ephemeral=True)
+
+
 class TinyBot(discord.Client):
     """Just enough bot to exercise every path of the fake."""
 
@@ -96,6 +114,8 @@ class TinyBot(discord.Client):
         self.resumed = asyncio.Event()
         self.inbox: asyncio.Queue[discord.Message] = asyncio.Queue()
         self.seen_image: bytes | None = None
+        self.refused: list[discord.HTTPException] = []
+        self.refusal = asyncio.Event()
         self.tree.add_command(
             Admin(
                 name="admin",
@@ -133,6 +153,14 @@ class TinyBot(discord.Client):
         @self.tree.command(description="send feedback")
         async def feedback(interaction: discord.Interaction) -> None:
             await interaction.response.send_modal(Feedback())
+
+        @self.tree.command(description="open a form with this title")
+        async def form(interaction: discord.Interaction, title: str) -> None:
+            try:
+                await interaction.response.send_modal(Prefilled(title))
+            except discord.HTTPException as exc:
+                self.refused.append(exc)
+                self.refusal.set()
 
         @self.tree.command(description="choose settings")
         async def settings(interaction: discord.Interaction) -> None:
@@ -198,7 +226,7 @@ async def test_login_ready_and_guild_create(bot: TinyBot, fake_discord: FakeDisc
 
 async def test_command_sync_is_recorded(bot: TinyBot, fake_discord: FakeDiscord) -> None:
     names = sorted(c.name for c in fake_discord.synced_commands(guild=True))
-    assert names == ["admin", "draw", "echo", "feedback", "settings"]
+    assert names == ["admin", "draw", "echo", "feedback", "form", "settings"]
     admin = fake_discord.find_command("admin")
     assert int(admin.definition["default_member_permissions"]) == 1 << 5
     assert [o["name"] for o in admin.definition["options"]] == ["quota"]
@@ -453,6 +481,28 @@ async def test_modal_round_trip(bot: TinyBot, fake_discord: FakeDiscord) -> None
     assert answer.content == "thanks for 'lovely'" and answer.ephemeral
 
 
+async def test_modal_inputs_are_checked_and_prefilled_values_submitted(
+    bot: TinyBot, fake_discord: FakeDiscord
+) -> None:
+    alice = fake_discord.add_user("alice")
+    opened = await fake_discord.invoke_command("form", {"title": "Who"}, user=alice)
+    assert (await opened.wait_acked()).type == 9
+    with pytest.raises(CommandInputError, match="takes 3 to 10 characters, got 11"):
+        await fake_discord.submit_modal(opened, {"t:name": "x" * 11})
+    with pytest.raises(CommandInputError, match="is required"):
+        await fake_discord.submit_modal(opened, {"t:name": ""})
+    untouched = await fake_discord.submit_modal(opened, {})
+    assert (await untouched.wait_acked()).content == "name 'Ada'"
+    assert opened.submits == [untouched]
+    with pytest.raises(CommandInputError, match="was closed"):
+        await fake_discord.submit_modal(opened, {})
+
+    too_long = await fake_discord.invoke_command("form", {"title": "T" * 46}, user=alice)
+    await asyncio.wait_for(bot.refusal.wait(), 5)
+    assert bot.refused[0].status == 400 and "title" in str(bot.refused[0])
+    assert too_long.response is None and too_long.modal is None
+
+
 async def test_messages_reach_the_gateway_with_intents(
     bot: TinyBot, fake_discord: FakeDiscord
 ) -> None:
@@ -571,3 +621,120 @@ async def test_upload_over_the_limit_is_refused(bot: TinyBot, fake_discord: Fake
         await channel.send(file=discord.File(io.BytesIO(PNG), filename="big.png"))
     assert refused.value.status == 413 and refused.value.code == 40005
     assert fake_discord.channel_messages() == []
+
+
+async def test_pings_follow_allowed_mentions(bot: TinyBot, fake_discord: FakeDiscord) -> None:
+    alice, bob = fake_discord.add_user("alice"), fake_discord.add_user("bob")
+    mods = fake_discord.add_role("mods")
+    channel = bot.get_channel(fake_discord.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    text = f"{alice.mention} {bob.mention} <@&{mods.id}> @everyone"
+    everything = await channel.send(text)
+    assert fake_discord.messages[everything.id].pings == Pings(
+        users=(alice.id, bob.id), roles=(mods.id,), everyone=True
+    )
+    only_bob = await channel.send(
+        text,
+        allowed_mentions=discord.AllowedMentions.none().merge(
+            discord.AllowedMentions(users=[discord.Object(bob.id)])
+        ),
+    )
+    assert fake_discord.messages[only_bob.id].pings == Pings(users=(bob.id,))
+    await channel.get_partial_message(only_bob.id).edit(content=f"{alice.mention} now")
+    assert fake_discord.messages[only_bob.id].pings == Pings(users=(bob.id,))  # edits never ping
+
+
+async def test_several_guilds_with_their_own_roles_joins_and_leaves(
+    discord_to_fake: FakeDiscord,
+) -> None:
+    fake = discord_to_fake
+    other = fake.add_guild("Other Guild")
+    later = fake.add_guild("Later Guild", with_bot=False)
+    boss = fake.add_user("boss", manage_guild=True, guild=other)
+    fake.add_member(boss, fake.guild)  # a plain member here, Manage Server only in Other Guild
+    bob = fake.add_user("bob", guild=other)
+    client = TinyBot(fake.guild.id)
+    joined: asyncio.Queue[int] = asyncio.Queue()
+    removed: asyncio.Queue[int] = asyncio.Queue()
+
+    async def on_guild_join(guild: discord.Guild) -> None:
+        await joined.put(guild.id)
+
+    async def on_guild_remove(guild: discord.Guild) -> None:
+        await removed.put(guild.id)
+
+    client.event(on_guild_join)
+    client.event(on_guild_remove)
+    async with _run_bot(client, fake):
+        assert sorted(g.name for g in client.guilds) == ["Other Guild", "Test Guild"]
+        await client.tree.sync()  # global commands reach every guild
+        elsewhere = other.channels[0]
+        interaction = await fake.invoke_command(
+            "admin quota set",
+            {"user": bob, "images": 5, "period": "day"},
+            user=boss,
+            channel=elsewhere,
+        )
+        assert (await interaction.wait_acked()).content == "bob: 5/day by boss"
+        assert interaction.payload["guild_id"] == str(other.id)
+        assert int(interaction.payload["member"]["permissions"]) & MANAGE_GUILD
+        with pytest.raises(CommandInputError, match="hides /admin from boss"):
+            await fake.invoke_command(
+                "admin quota set", {"user": boss, "images": 5, "period": "day"}, user=boss
+            )
+
+        gone = client.get_guild(other.id)
+        assert gone is not None
+        await gone.leave()
+        assert fake.left_guilds == [other] and not other.has(fake.bot_user)
+        assert await asyncio.wait_for(removed.get(), 5) == other.id
+        assert client.get_guild(other.id) is None
+
+        await fake.invite_bot(later)
+        assert await asyncio.wait_for(joined.get(), 5) == later.id
+        arrived = client.get_guild(later.id)
+        assert arrived is not None and [c.name for c in arrived.text_channels] == ["general"]
+
+
+async def test_channel_permissions_deletion_and_faults_reach_discord_py(
+    bot: TinyBot, fake_discord: FakeDiscord
+) -> None:
+    quiet = fake_discord.add_channel("quiet")
+    fake_discord.set_permissions(quiet, fake_discord.bot_role, deny=SEND_MESSAGES)
+    with pytest.raises(discord.Forbidden) as refused:
+        await bot.get_partial_messageable(quiet.id).send("hello")
+    assert (refused.value.status, refused.value.code) == (403, 50013)
+    user = fake_discord.add_user("zoe")
+    interaction = await fake_discord.invoke_command(
+        "admin quota set",
+        {"user": user, "images": 1, "period": "day"},
+        channel=quiet,
+        user=user,
+        check_permissions=False,
+    )
+    app = discord.Permissions(int(interaction.payload["app_permissions"]))
+    assert app.view_channel and not app.send_messages
+
+    fake_discord.set_permissions(quiet, fake_discord.bot_role, deny=VIEW_CHANNEL)
+    with pytest.raises(discord.Forbidden) as hidden:
+        await bot.get_partial_messageable(quiet.id).send("hello")
+    assert hidden.value.code == 50001
+
+    general = bot.get_partial_messageable(fake_discord.channel.id)
+    sent = await general.send("first")
+    fake_discord.fail(
+        "PATCH",
+        "/channels/{channel_id}/messages/{message_id}",
+        status=503,
+        code=0,
+        message="upstream connect error",
+    )
+    with pytest.raises(discord.DiscordServerError):
+        await general.get_partial_message(sent.id).edit(content="second")
+    await general.get_partial_message(sent.id).edit(content="third")
+    assert fake_discord.messages[sent.id].content == "third"
+
+    await fake_discord.delete_channel(fake_discord.channel)
+    with pytest.raises(discord.NotFound) as gone:
+        await general.get_partial_message(sent.id).edit(content="fourth")
+    assert gone.value.code == 10003

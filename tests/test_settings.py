@@ -114,3 +114,64 @@ def test_a_slice_field_without_a_setting_is_named() -> None:
 
     with pytest.raises(TypeError, match=r"Orphan\.no_such_setting has no setting of that name"):
         Settings.load({})._slice(Orphan)
+
+
+def test_image_store_defaults_to_files_and_reads_the_standard_aws_variables() -> None:
+    assert Settings.load({}).image_store_config.store == "file"
+    settings = Settings.load(
+        {
+            "IMAGINE_IMAGE_STORE": "s3://imagine-images/prod",
+            "IMAGINE_S3_ENDPOINT_URL": "http://minio:9000",
+            "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+            "AWS_SECRET_ACCESS_KEY": "very-secret",
+            "AWS_DEFAULT_REGION": "eu-central-1",
+        }
+    )
+    config = settings.image_store_config
+    assert (config.store, config.endpoint_url) == ("s3://imagine-images/prod", "http://minio:9000")
+    assert (config.access_key_id, config.secret_access_key) == ("AKIAEXAMPLE", "very-secret")
+    assert config.region == "eu-central-1"
+    assert "very-secret" not in repr(settings) and "very-secret" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("bucket", "must be 'file' or 's3://BUCKET[/PREFIX]'; got 'bucket'"),
+        ("s3://Images", "bucket name 'Images'"),
+        ("s3://images/a/../b", "prefix segment '..'"),
+    ],
+)
+def test_bad_image_store_names_the_setting_and_the_form(value: str, expected: str) -> None:
+    with pytest.raises(ValidationError) as failure:
+        Settings.load({"IMAGINE_IMAGE_STORE": value})
+    assert "image_store" in str(failure.value)
+    assert expected in str(failure.value)
+
+
+def test_operations_settings_reach_their_slices_and_are_checked() -> None:
+    settings = Settings.load(
+        {
+            "IMAGINE_WEB_PORT": "8080",
+            "IMAGINE_PUBLIC_URL": "https://imagine.example.org/",
+            "IMAGINE_WORKER_HEALTH_PORT": "9200",
+            "IMAGINE_IMAGE_RETENTION_DAYS": "30",
+            "IMAGINE_LOG_FORMAT": "json",
+        }
+    )
+    bot = settings.bot()
+    assert (bot.web_port, bot.public_url, bot.image_retention_days) == (
+        8080,
+        "https://imagine.example.org",
+        30.0,
+    )
+    assert settings.worker().worker_health_port == 9200
+    assert settings.log_format == "json"
+    for name, value, message in [
+        ("IMAGINE_WEB_PORT", "70000", "a port must be between 0 and 65535, got 70000"),
+        ("IMAGINE_PUBLIC_URL", "imagine.example.org", "public_url must start with http://"),
+        ("IMAGINE_IMAGE_RETENTION_DAYS", "0", "image_retention_days must be more than 0"),
+        ("IMAGINE_LOG_FORMAT", "xml", "log_format"),
+    ]:
+        with pytest.raises(ValidationError, match=message):
+            Settings.load({name: value})

@@ -2,7 +2,8 @@
 
 Discord hides the group from members without Manage Server (``default_permissions``), but that
 is a client-side default a server can change, so every call is checked here again: Manage
-Server, or a user id / role id from the configuration. A refused call changes nothing.
+Server in one of the bot's home guilds, or a user id / role id from the configuration (see
+``bot.permissions``). A refused call changes nothing.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.actions import is_admin
 from bot.errors import UserFacingError, defer_private, reply_private
+from bot.fleet import workers_content
 from bot.render import queue_content, quota_lines
+from bot.web.dashboard import LINK_LIFETIME, login_link
+from storage.audit import Actor
+from storage.limits import MAX_CONCURRENT, MAX_IMAGES, MAX_QUEUED
 
 if TYPE_CHECKING:
     from bot.client import ImagineBot
@@ -25,6 +29,11 @@ Period = Literal["day", "week", "month", "total"]
 
 class NotAdmin(app_commands.CheckFailure):
     """The caller may not use admin commands."""
+
+
+def _actor(interaction: discord.Interaction) -> Actor:
+    """The admin behind a slash command, for the audit log."""
+    return Actor(interaction.user.id, "discord")
 
 
 class Admin(commands.Cog):
@@ -40,25 +49,18 @@ class Admin(commands.Cog):
     words = app_commands.Group(name="words", description="Banned prompt words", parent=admin)
 
     def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
         self.services = bot.services
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         """Refuse anyone who is not an admin, whatever Discord's permission defaults say."""
-        settings = self.services.settings
+        rules = self.services.rules
         member = interaction.user
         roles = {role.id for role in getattr(member, "roles", ())}
-        manage_guild = interaction.guild is not None and interaction.permissions.manage_guild
-        if not is_admin(
-            member.id,
-            roles,
-            manage_guild=manage_guild,
-            admin_user_ids=settings.admin_user_ids,
-            admin_role_ids=settings.admin_role_ids,
-        ):
-            raise NotAdmin(
-                "Only server admins can use /admin (Manage Server permission, or listed in the "
-                "bot's admin_user_ids / admin_role_ids)."
-            )
+        guild_id = interaction.guild_id
+        manage_guild = guild_id is not None and interaction.permissions.manage_guild
+        if not rules.is_admin(member.id, roles, guild_id=guild_id, manage_guild=manage_guild):
+            raise NotAdmin(rules.admin_refusal(guild_id, manage_guild=manage_guild))
         return True
 
     async def _reply(self, interaction: discord.Interaction, text: str) -> None:
@@ -70,12 +72,14 @@ class Admin(commands.Cog):
         self,
         interaction: discord.Interaction,
         user: discord.User,
-        images: app_commands.Range[int, 0, 1_000_000],
+        images: app_commands.Range[int, 0, MAX_IMAGES],
         period: Period,
     ) -> None:
         """Give ``user`` their own limit of ``images`` per ``period``."""
         await defer_private(interaction)
-        status = await self.services.quotas.set_limit(user.id, images, period)
+        status = await self.services.quotas.set_limit(
+            user.id, images, period, actor=_actor(interaction)
+        )
         await self._reply(interaction, "\n".join([f"{user.mention}:", *quota_lines(status)]))
 
     @quota.command(name="show", description="Show a user's quota and usage")
@@ -89,7 +93,7 @@ class Admin(commands.Cog):
     async def quota_reset(self, interaction: discord.Interaction, user: discord.User) -> None:
         """Usage back to zero (recorded in the ledger)."""
         await defer_private(interaction)
-        status = await self.services.quotas.reset(user.id)
+        status = await self.services.quotas.reset(user.id, actor=_actor(interaction))
         await self._reply(interaction, "\n".join([f"{user.mention}:", *quota_lines(status)]))
 
     @admin.command(name="limits", description="Job caps: for one user, or server-wide")
@@ -102,8 +106,8 @@ class Admin(commands.Cog):
         self,
         interaction: discord.Interaction,
         user: discord.User | None = None,
-        max_concurrent: app_commands.Range[int, 1, 100] | None = None,
-        max_queued: app_commands.Range[int, 1, 1000] | None = None,
+        max_concurrent: app_commands.Range[int, 1, MAX_CONCURRENT] | None = None,
+        max_queued: app_commands.Range[int, 1, MAX_QUEUED] | None = None,
     ) -> None:
         """Change caps; with neither cap given, show them."""
         await defer_private(interaction)
@@ -112,7 +116,9 @@ class Admin(commands.Cog):
         if user is None:
             if change:
                 limits = await quotas.set_server_limits(
-                    max_concurrent=max_concurrent, max_queued=max_queued
+                    max_concurrent=max_concurrent,
+                    max_queued=max_queued,
+                    actor=_actor(interaction),
                 )
             else:
                 limits = await quotas.server_limits()
@@ -124,7 +130,10 @@ class Admin(commands.Cog):
             return
         if change:
             status = await quotas.set_caps(
-                user.id, max_concurrent=max_concurrent, max_queued=max_queued
+                user.id,
+                max_concurrent=max_concurrent,
+                max_queued=max_queued,
+                actor=_actor(interaction),
             )
         else:
             status = await quotas.status(user.id)
@@ -135,14 +144,14 @@ class Admin(commands.Cog):
     async def ban(self, interaction: discord.Interaction, user: discord.User) -> None:
         """Banned users are refused at enqueue."""
         await defer_private(interaction)
-        await self.services.users.ban(user.id)
+        await self.services.users.ban(user.id, actor=_actor(interaction))
         await self._reply(interaction, f"{user.mention} is banned from making images.")
 
     @admin.command(name="unban", description="Let a banned user make images again")
     async def unban(self, interaction: discord.Interaction, user: discord.User) -> None:
         """Lift a ban."""
         await defer_private(interaction)
-        await self.services.users.unban(user.id)
+        await self.services.users.unban(user.id, actor=_actor(interaction))
         await self._reply(interaction, f"{user.mention} may make images again.")
 
     @admin.command(name="queue", description="Queue depth, workers and running jobs")
@@ -151,7 +160,34 @@ class Admin(commands.Cog):
         await defer_private(interaction)
         stats = await self.services.queue.stats()
         running = await self.services.queue.running_jobs()
-        await self._reply(interaction, queue_content(stats, running))
+        waiting = await self.services.queue.waiting()
+        await self._reply(interaction, queue_content(stats, running, waiting))
+
+    @admin.command(name="workers", description="Workers, what they serve and what they do")
+    async def workers(self, interaction: discord.Interaction) -> None:
+        """Each worker with what it serves, its current job and when it was last seen."""
+        await defer_private(interaction)
+        queue = self.services.queue
+        stats = await queue.stats()
+        running = await queue.running_jobs()
+        text = workers_content(stats.workers, running, queue.now(), queue.lease)
+        await self._reply(interaction, text)
+
+    @admin.command(name="dashboard", description="A private one-time login link to the dashboard")
+    async def dashboard(self, interaction: discord.Interaction) -> None:
+        """Send the caller a signed login link, privately."""
+        await defer_private(interaction)
+        if self.bot.web is None:
+            raise UserFacingError(
+                "The web dashboard is off: set web_port (and public_url) in the bot's settings."
+            )
+        minutes = int(LINK_LIFETIME.total_seconds() // 60)
+        link = login_link(self.bot.web, interaction.user.id)
+        await self._reply(
+            interaction,
+            f"Your dashboard login link (works once, for {minutes} minutes; do not share it): "
+            f"<{link}>",
+        )
 
     @words.command(name="add", description="Refuse prompts containing a word")
     async def words_add(self, interaction: discord.Interaction, word: str) -> None:
@@ -159,7 +195,7 @@ class Admin(commands.Cog):
         await defer_private(interaction)
         if not word.strip():
             raise UserFacingError("Give a word or phrase to ban.")
-        added = await self.services.users.add_banned_word(word.strip())
+        added = await self.services.users.add_banned_word(word.strip(), actor=_actor(interaction))
         await self.services.banned.refresh()
         if added:
             await self._reply(interaction, f"Prompts containing “{word.strip()}” are now refused.")
@@ -170,7 +206,9 @@ class Admin(commands.Cog):
     async def words_remove(self, interaction: discord.Interaction, word: str) -> None:
         """Remove a banned word."""
         await defer_private(interaction)
-        removed = await self.services.users.remove_banned_word(word.strip())
+        removed = await self.services.users.remove_banned_word(
+            word.strip(), actor=_actor(interaction)
+        )
         await self.services.banned.refresh()
         if not removed:
             raise UserFacingError(f"“{word.strip()}” is not on the banned list.")

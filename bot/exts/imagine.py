@@ -12,13 +12,15 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import UserFacingError, defer_private, reply_private, send_error
-from bot.jobs import (
-    enqueue,
-    fetch_and_store_urls,
-    post_job_messages,
-    queued_text,
-    store_attachment,
+from bot.inputs import (
+    CommandImages,
+    check_image_count,
+    fetch_urls,
+    image_urls,
+    read_attachment,
+    render_size,
 )
+from bot.jobs import enqueue, post_job_messages, queued_text
 from bot.offered import check_offered, style_choices, with_style
 from bot.prompt import parse
 from storage.capabilities import read_offered
@@ -83,14 +85,17 @@ class Imagine(commands.Cog):
         services = self.services
         self._acks.received()
         try:
-            # Pure checks first: a bad prompt or a banned word is refused before anything is
-            # acknowledged or stored, and neither needs the database.
-            parse(prompt, options=services.parser, image_attached=image is not None)
-            banned = services.banned.find(prompt)
+            # Pure checks first: a bad prompt, a banned word or too many image prompts is
+            # refused before anything is acknowledged or stored, and none needs the database.
+            requests = parse(prompt, options=services.parser, image_attached=image is not None)
+            banned = services.banned.find_in_command(prompt, requests)
             if banned is not None:
                 raise UserFacingError(
                     f"Your prompt was refused: “{banned}” is not allowed on this server."
                 )
+            check_image_count(
+                requests, attached=image is not None, limit=services.settings.max_image_prompts
+            )
         except Exception as exc:
             self._acks.acknowledged()
             await send_error(interaction, exc)
@@ -124,46 +129,88 @@ class Imagine(commands.Cog):
         style: str | None,
     ) -> None:
         services = self.services
-        # Downloads wait on the network, not the CPU: outside the admission limit.
         requests = parse(prompt, options=services.parser, image_attached=image is not None)
-        urls = [url for request in requests for url in request.image_urls]
-        stored = await fetch_and_store_urls(urls, services, self.bot.http_session)
-        attached: tuple[str, ...] = ()
-        if image is not None:
-            attached = (await store_attachment(image, services),)
+        urls = image_urls(requests)
+        images = CommandImages()
+        if urls or image is not None:
+            # A banned user, a full queue or an empty quota downloads nothing.
+            async with self._admission:
+                await services.queue.check_admission(
+                    interaction.user.id,
+                    await self._specs(
+                        interaction,
+                        prompt,
+                        None,
+                        image_attached=image is not None,
+                        style=style,
+                    ),
+                    interaction_id=interaction.id,
+                )
+            # Downloads wait on the network, not the CPU: outside the admission limit.
+            fit = render_size(requests)
+            images.fetched = await fetch_urls(
+                urls, self.bot.http_session, self.bot.image_resolver, fit=fit
+            )
+            if image is not None:
+                images.attachment = await read_attachment(image, fit=fit)
         # In a burst, acknowledging the commands still waiting matters more than queueing this
         # one a few milliseconds sooner.
         await self._acks.wait(ACK_PRIORITY_WAIT)
         async with self._admission:
-            await self._enqueue(interaction, prompt, stored, attached, style)
+            await self._enqueue(interaction, prompt, images, style)
 
-    async def _enqueue(
+    async def _specs(
         self,
         interaction: discord.Interaction,
         prompt: str,
-        stored: dict[str, str],
-        attached: tuple[str, ...],
+        images: CommandImages | None,
+        *,
+        image_attached: bool,
         style: str | None,
-    ) -> None:
+    ) -> list[JobSpec]:
+        """The command's jobs; with the inputs of ``images`` once they are stored."""
         services = self.services
         defaults = await services.users.get_settings(interaction.user.id)
         requests = parse(
-            prompt, options=services.parser, defaults=defaults, image_attached=bool(attached)
+            prompt, options=services.parser, defaults=defaults, image_attached=image_attached
         )
         # Styles, fast profiles and ControlNets exist where workers registered them.
         offered = await read_offered(services.db, services.queue.now())
         requests = with_style(requests, style, offered)
         check_offered(requests, offered)
-        specs = [
+        return [
             JobSpec(
                 kind=JobKind.IMAGINE,
                 request=request,
                 cost=GRID_SIZE,
-                input_images=tuple(stored[url] for url in request.image_urls) + attached,
+                input_images=images.inputs_for(request) if images is not None else (),
+                prompt_text=prompt,
             )
             for request in requests
         ]
-        jobs = await enqueue(interaction, services, specs)
+
+    async def _enqueue(
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        images: CommandImages,
+        style: str | None,
+    ) -> None:
+        services = self.services
+        try:
+            await images.store(services)
+            specs = await self._specs(
+                interaction,
+                prompt,
+                images,
+                image_attached=images.attachment is not None,
+                style=style,
+            )
+            jobs = await enqueue(interaction, services, specs)
+        except Exception:
+            # Refused after all (the admission check read an older state): keep no orphans.
+            await images.discard(services)
+            raise
         await post_job_messages(interaction, services, jobs)
         await reply_private(interaction, queued_text(jobs))
 

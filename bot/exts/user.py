@@ -38,7 +38,8 @@ class User(commands.Cog):
             for job in jobs
             if job.status is JobStatus.QUEUED
         }
-        await reply_private(interaction, info_content(status, jobs, positions))
+        waiting = await queue.waiting() if positions else {}
+        await reply_private(interaction, info_content(status, jobs, positions, waiting))
 
     @app_commands.command(name="settings", description="Your default aspect, style and speed")
     async def settings(self, interaction: discord.Interaction) -> None:

@@ -253,7 +253,7 @@ SPECS: tuple[Spec, ...] = (
         check=references(codes=False, urls_reason="videos are not available here", codes_reason=""),
     ),
     Spec(("bs",), _N, "1, 2 or 4", "videos are not available here", check=choice("1", "2", "4")),
-    Spec(("zoom",), _N, "1..2", "zoom out is not available here", check=number(1.0, 2.0, "1.5")),
+    Spec(("zoom",), _N, "1..2", "use Custom Zoom under an image", check=number(1.0, 2.0, "1.5")),
     Spec(("remix",), _N, "flag", "remix mode is not available here", check=flag()),
     Spec(("public",), _N, "flag", "every job is posted in its channel here", check=flag()),
     Spec(("stealth",), _N, "flag", "every job is posted in its channel here", check=flag()),

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpu_worker.errors import ModelLoadError
+from gpu_worker.sources import cached, is_modelscope, parse
 from imagine.settings import DISCORD_API_BASE, Settings
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -118,8 +120,31 @@ def check_data_dir(settings: Settings) -> Check:
     return Check(OK, "data dir", f"{root.resolve()} is writable")
 
 
+def check_image_store(settings: Settings) -> Check:
+    """The image store: files under the data dir, or a bucket that answers to our credentials."""
+    from storage.errors import ImageStoreError
+    from storage.s3 import S3ImageStore
+    from storage.stores import open_image_store
+
+    if settings.image_store == "file":
+        return Check(OK, "image store", f"files under {settings.data_dir / 'images'}")
+
+    async def probe() -> str:
+        store = await open_image_store(settings.image_store_config)
+        await store.close()
+        return store.where if isinstance(store, S3ImageStore) else settings.image_store
+
+    try:
+        where = asyncio.run(probe())
+    except ImageStoreError as exc:
+        return Check(FAIL, "image store", str(exc))
+    return Check(OK, "image store", f"{where}: bucket found, credentials accepted")
+
+
 def _model_source(name: str, source: str) -> Check:
     label = f"model {name}" if name != "default" else "model"
+    if is_modelscope(source):
+        return _modelscope_source(label, source)
     path = Path(source).expanduser()
     if path.exists():
         if (path / "model_index.json").is_file():
@@ -135,17 +160,75 @@ def _model_source(name: str, source: str) -> Check:
         return Check(WARN, label, f"{source} (hub id; install the worker extra to check the cache)")
     from huggingface_hub import try_to_load_from_cache
 
+    via = f" via {os.environ['HF_ENDPOINT']}" if os.environ.get("HF_ENDPOINT") else ""
     cached = try_to_load_from_cache(source, "model_index.json")
     if isinstance(cached, str):
-        return Check(OK, label, f"{source} (in the local hub cache)")
-    return Check(WARN, label, f"{source} is not cached yet; the first worker start downloads it")
+        return Check(OK, label, f"{source} (Hugging Face hub{via}, in the local hub cache)")
+    return Check(
+        WARN,
+        label,
+        f"{source} (Hugging Face hub{via}) is not cached yet; the first worker start downloads it",
+    )
+
+
+def _modelscope_source(label: str, source: str) -> Check:
+    try:
+        parsed = parse(source)
+    except ModelLoadError as exc:
+        return Check(FAIL, label, str(exc))
+    if importlib.util.find_spec("modelscope") is None:
+        return Check(
+            FAIL,
+            label,
+            f"{source} (ModelScope) needs the modelscope package: install the worker extra",
+        )
+    local = cached(source)
+    if local is not None:
+        return Check(OK, label, f"{source} ({parsed.describe()}, in the ModelScope cache: {local})")
+    return Check(
+        WARN,
+        label,
+        f"{source} ({parsed.describe()}) is not in the ModelScope cache yet; the first worker "
+        "start downloads it (or set HF_HUB_OFFLINE=1 to refuse downloads)",
+    )
+
+
+def _extra_sources(settings: Settings) -> Iterator[tuple[str, str]]:
+    for name, profile in sorted(settings.profiles.items()):
+        for key in ("unet", "lora"):
+            if profile.get(key):
+                yield f"profile {name} {key}", str(profile[key])
+    for name, style in sorted(settings.loras.items()):
+        if style.get("path"):
+            yield f"LoRA {name}", str(style["path"])
+    for kind, source in sorted(settings.controlnets.items()):
+        yield f"controlnet {kind}", source
+    for key in ("depth_estimator", "ip_adapter", "ip_adapter_image_encoder", "translation_model"):
+        value = getattr(settings, key)
+        if value:
+            yield key, str(value)
+
+
+def _extra_source(label: str, source: str) -> Check:
+    if is_modelscope(source):
+        return _modelscope_source(label, source)
+    path = Path(source).expanduser()
+    if path.exists():
+        return Check(OK, label, f"{path} (a local path)")
+    if source.startswith((".", "/", "~")):
+        return Check(FAIL, label, f"{path} does not exist")
+    if cached(source) is not None:
+        return Check(OK, label, f"{source} (Hugging Face hub, in the local hub cache)")
+    return Check(WARN, label, f"{source} (Hugging Face hub) is not cached yet")
 
 
 def check_models(settings: Settings) -> Iterator[Check]:
-    """The default model and every alias point at something loadable."""
+    """Where each configured model comes from, and whether it is there already."""
     yield _model_source("default", settings.model)
     for name, source in sorted(settings.model_aliases.items()):
         yield _model_source(name, source)
+    for label, source in _extra_sources(settings):
+        yield _extra_source(label, source)
 
 
 def check_worker_extra() -> Check:
@@ -169,6 +252,7 @@ def checklist(settings: Settings) -> list[Check]:
         check_token(settings),
         check_endpoints(settings),
         check_data_dir(settings),
+        check_image_store(settings),
         *check_database(settings),
         *check_models(settings),
         check_worker_extra(),

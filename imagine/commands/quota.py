@@ -9,8 +9,9 @@ import sys
 from sqlalchemy.exc import SQLAlchemyError
 
 from imagine.settings import Settings
+from storage.audit import OPERATOR, Actor
 from storage.bundle import open_storage
-from storage.errors import StorageError
+from storage.errors import DatabaseUnavailable, StorageError
 from storage.migrate import current_revision, head_revision
 from storage.quotas import QuotaStatus
 
@@ -25,6 +26,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             )
             return 1
         status = asyncio.run(_act(args, settings))
+    except DatabaseUnavailable as exc:
+        print(f"imagine quota: cannot reach the database: {exc.detail}", file=sys.stderr)
+        return 1
     except StorageError as exc:
         print(f"imagine quota: {exc}", file=sys.stderr)
         return 2
@@ -37,8 +41,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _act(args: argparse.Namespace, settings: Settings) -> QuotaStatus:
     async with await open_storage(settings.storage()) as storage:
+        actor = Actor(OPERATOR, "cli")
         if args.quota_command == "set":
-            return await storage.quotas.set_limit(args.user_id, args.images, args.period)
+            return await storage.quotas.set_limit(
+                args.user_id, args.images, args.period, actor=actor
+            )
         if args.quota_command == "reset":
-            return await storage.quotas.reset(args.user_id)
+            return await storage.quotas.reset(args.user_id, actor=actor)
         return await storage.quotas.status(args.user_id)

@@ -14,16 +14,19 @@ if TYPE_CHECKING:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Apply migrations, then run the bot and a worker until SIGTERM/SIGINT."""
-    from bot.logging import setup_logging
     from bot.runner import serve, token_of
+    from imagine.commands._logs import configure_logging
 
     bot = settings.bot()
-    setup_logging(settings.log_level, secrets=[token_of(bot) or ""])
+    configure_logging(settings)
     if token_of(bot) is None:
         # Reported before the worker (and torch) is loaded, so the mistake shows at once.
         return asyncio.run(serve(bot, migrate=False))
 
     from gpu_worker.loop import run_worker
+    from imagine.commands._logs import route_model_library_logs
+
+    route_model_library_logs()
 
     async def worker(services: Services, stop: asyncio.Event) -> None:
         await run_worker(

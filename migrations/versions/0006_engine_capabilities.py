@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_engine_capabilities"
-down_revision: str | None = "0003_single_posts"
+down_revision: str | None = "0005_ops"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

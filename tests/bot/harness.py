@@ -14,9 +14,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import aiohttp
 from PIL import Image
 
 from bot.client import ImagineBot, configure_endpoints
+from bot.safety import Resolver
 from bot.services import Services
 from imagine.settings import Settings
 from storage.bundle import Storage, open_storage
@@ -39,6 +41,9 @@ class BotRun:
     services: Services | None = None
     bot: ImagineBot | None = None
     task: asyncio.Task[None] | None = None
+    # Where image prompts are fetched from (default: the bot's own session and resolver).
+    fetch_session: Callable[[], aiohttp.ClientSession] | None = None
+    resolver: Resolver | None = None
 
     async def start(self, fake: FakeDiscord) -> ImagineBot:
         """Open storage, log in, connect and wait until commands are synced and READY."""
@@ -53,7 +58,12 @@ class BotRun:
             metrics=self.metrics,
         )
         configure_endpoints(self.settings.discord_api_base, self.settings.discord_gateway_url)
-        self.bot = ImagineBot(self.services)
+        fetching: dict[str, Any] = {}
+        if self.fetch_session is not None:
+            fetching["fetch_session"] = self.fetch_session
+        if self.resolver is not None:
+            fetching["resolver"] = self.resolver
+        self.bot = ImagineBot(self.services, **fetching)
         token = self.settings.discord_token
         assert token is not None
         self.task = asyncio.create_task(self.bot.start(token.get_secret_value()))

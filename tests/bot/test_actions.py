@@ -13,7 +13,6 @@ from bot.actions import (
     check_fits,
     decode,
     encode,
-    is_admin,
     refusal,
     spec_for,
 )
@@ -246,21 +245,4 @@ def test_upscales_cost_one_image(action: Action, strength: float) -> None:
         1,
         3,
         strength,
-    )
-
-
-@pytest.mark.parametrize(
-    ("user", "roles", "manage", "expected"),
-    [
-        (1, set(), True, True),
-        (1, set(), False, False),
-        (5, set(), False, True),  # listed user id
-        (1, {9}, False, True),  # listed role
-        (1, {8}, False, False),
-    ],
-)
-def test_admin_check(user: int, roles: set[int], manage: bool, expected: bool) -> None:
-    assert (
-        is_admin(user, roles, manage_guild=manage, admin_user_ids=[5], admin_role_ids=[9])
-        is expected
     )

@@ -54,7 +54,7 @@ async def service(
     stop = asyncio.Event()
     # The first render pauses at step 1 until the test has seen its progress edit: a 64 px
     # render can finish between two progress polls.
-    engine = HoldingEngine(Engine(ModelRegistry(e2e_settings.engine())), release=render_release)
+    engine = HoldingEngine(Engine(ModelRegistry(e2e_settings.engine())), resume=render_release)
     worker = asyncio.create_task(
         run_worker(
             e2e_settings.worker(),
@@ -119,7 +119,7 @@ async def test_imagine_to_grid_then_u_v_and_reroll(
     assert single.content.endswith(f"Image #2 <@{alice.id}>")
     stored = {r.index: r for r in await queue.images(grid_job.id)}
     assert single.attachments[0].data == await service.storage.images.get(stored[1].sha256)
-    assert [b.label or b.emoji for b in single.buttons][-1] == "🔄"
+    assert button_rows(single)[1][-1] == "🔄"
 
     # Upscale (Subtle) on that image: one image at twice the size, with Vary buttons.
     upscale_id = single.button("Upscale (Subtle)").custom_id or ""
@@ -128,13 +128,17 @@ async def test_imagine_to_grid_then_u_v_and_reroll(
         lambda m: "Upscaled (Subtle) image #2" in m.content
     )
     await fake_discord.wait_for(
-        lambda: bool(upscaled.attachments) and len(upscaled.buttons) == 2,
+        lambda: bool(upscaled.attachments) and len(upscaled.buttons) == 10,
         timeout=120,
         what="the upscaled image",
     )
     single_w, single_h = _size(single)
     assert _size(upscaled) == (2 * single_w, 2 * single_h)
-    assert [b.label for b in upscaled.buttons] == ["Vary (Subtle)", "Vary (Strong)"]
+    assert button_rows(upscaled) == [
+        ["Vary (Subtle)", "Vary (Strong)"],
+        ["Zoom Out 2x", "Zoom Out 1.5x", "Custom Zoom", "Make Square"],
+        ["⬅️", "➡️", "⬆️", "⬇️"],
+    ]
 
     # V3: a new grid, img2img from image 3.
     await (

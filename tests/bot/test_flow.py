@@ -119,6 +119,13 @@ async def test_u_button_posts_the_single_image_with_its_buttons(
         "Vary (Subtle)",
         "Vary (Strong)",
         "🔄",
+        "Zoom Out 2x",
+        "Zoom Out 1.5x",
+        "Custom Zoom",
+        "⬅️",
+        "➡️",
+        "⬆️",
+        "⬇️",
     ]
     # U buttons cost nothing and run nothing.
     assert bot_run.storage is not None
@@ -196,9 +203,18 @@ async def test_failed_job_says_why_and_refunds(
     fake_discord: FakeDiscord, bot_run: BotRun, worker: ScriptedWorker, alice: User
 ) -> None:
     message = await _imagine(fake_discord, alice, "a cursed image")
-    await worker.fail(await worker.claim(), "RuntimeError: the GPU fell over")
+    job = await worker.claim()
+    await worker.fail(
+        job, "internal error (reference 5eed1e55)\nRuntimeError: /opt/cuda: fell over"
+    )
     await fake_discord.wait_for(lambda: "(Failed:" in message.content, what="the failure edit")
-    assert message.content.endswith("(Failed: RuntimeError: the GPU fell over; 4 images refunded)")
+    assert message.content.endswith(
+        "(Failed: internal error (reference 5eed1e55); 4 images refunded)"
+    )
+    assert bot_run.storage is not None
+    assert (await bot_run.storage.queue.get(job.id)).error == (
+        "internal error (reference 5eed1e55)\nRuntimeError: /opt/cuda: fell over"
+    )
     assert message.buttons == []
     assert bot_run.storage is not None
     assert (await bot_run.storage.quotas.status(alice.id)).used == 0

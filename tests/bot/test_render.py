@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pytest
+
 from bot.render import (
     MAX_CONTENT,
     failure_summary,
@@ -77,16 +79,43 @@ def test_a_translated_prompt_shows_the_original_and_the_english_painted() -> Non
 def test_failed_job_says_why_and_that_it_was_refunded() -> None:
     failed = _job(
         status=JobStatus.FAILED,
-        error="OutOfMemoryError: CUDA out of memory\nTraceback (most recent call last): ...",
+        error="internal error (reference 0a1b2c3d)\nOutOfMemoryError: CUDA out of memory at /opt/x",
     )
     assert job_content(failed).endswith(
-        "(Failed: OutOfMemoryError: CUDA out of memory; 4 images refunded)"
+        "(Failed: internal error (reference 0a1b2c3d); 4 images refunded)"
     )
+
+
+INTERNAL = "internal error (reference job 9)"
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (None, "the worker gave no reason"),
+        ("  \n ", "the worker gave no reason"),
+        ("the worker stopped responding and no attempts are left", None),
+        ("internal error (reference 0a1b2c3d)\nRuntimeError: /srv/models/x: bad", None),
+        (
+            "\n\nmodel 'v9' is not configured on this server; available: default\nUnknownModel: ",
+            None,
+        ),
+        # Raw exceptions (stored some other way) never reach the public message.
+        ("RuntimeError: CUDA error: an illegal memory access", INTERNAL),
+        (
+            "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) database is locked",
+            INTERNAL,
+        ),
+        ("OSError: [Errno 28] No space left on device: '/data/images/ab'", INTERNAL),
+    ],
+)
+def test_failure_summary_shows_the_public_line_only(error: str | None, shown: str | None) -> None:
+    first_line = (error or "").strip().splitlines()[0] if error and error.strip() else ""
+    assert failure_summary(error, 9) == (shown or first_line)
 
 
 def test_failure_summary_is_one_short_line() -> None:
-    assert failure_summary(None) == "the worker gave no reason"
-    assert len(failure_summary("x" * 1000)) == 180
+    assert len(failure_summary("x" * 1000, 1)) == 180
 
 
 def test_kinds_are_labelled() -> None:
@@ -117,12 +146,15 @@ class _Status:
     lifetime_images: int = 120
     gpu_seconds: float = 93.25
     resets_at: datetime | None = datetime(2030, 1, 2, tzinfo=UTC)
+    relax_used: int = 4
+    relax_limit: int = 100
 
 
 def test_quota_and_info_lines() -> None:
     assert quota_lines(_Status()) == [
         "Quota: 8 of 20 images used per day, 12 left",
         f"Resets <t:{int(datetime(2030, 1, 2, tzinfo=UTC).timestamp())}:R>",
+        "Relax mode: 4 of 100 images today",
         "Jobs: 1 running, 2 queued",
         "Lifetime images: 120",
         "GPU time: 93.2 s",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.moderation import find_banned, normalize
+from bot.moderation import find_banned, find_banned_in, normalize
 
 
 @pytest.mark.parametrize(
@@ -65,3 +65,18 @@ def test_first_banned_word_in_list_order() -> None:
 
 def test_empty_banned_entries_match_nothing() -> None:
     assert find_banned("anything at all", ["", "  ", "..."]) is None
+
+
+@pytest.mark.parametrize(
+    ("texts", "found"),
+    [
+        (["a {ca}t", "a cat"], "cat"),
+        (["a dog --no {c}at", "a dog", "cat"], "cat"),
+        (["{big, ca}t", "bigt"], None),
+        (["{big, ca}t", "bigt", "cat"], "cat"),
+        (["a c a t"], "cat"),
+        ([], None),
+    ],
+)
+def test_find_banned_in_any_of_several_texts(texts: list[str], found: str | None) -> None:
+    assert find_banned_in(texts, ["cat", "gore"]) == found

@@ -107,10 +107,12 @@ class Gateway:
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         """Send a guild event to the session of the shard that owns the guild."""
+        guild_id = data.get("guild_id") or (data.get("id") if event.startswith("GUILD_") else None)
+        owner = int(guild_id) if guild_id else self.fake.guild.id
         for session in self.live_sessions:
             count = session.shard[1] if session.shard else 1
             mine = session.shard[0] if session.shard else 0
-            if (self.fake.guild.id >> 22) % count != mine:
+            if (owner >> 22) % count != mine:
                 continue
             intents = session.identify.get("intents")
             if intents is not None and event in INTENT_OF and not intents & INTENT_OF[event]:
@@ -177,12 +179,12 @@ class Gateway:
         if op == RESUME:
             return await self._resume(conn, data)
         if op == REQUEST_MEMBERS and session is not None:
-            guild = self.fake.guild
+            guild = self.fake.guild_by_id(int(data.get("guild_id") or 0)) or self.fake.guild
             await session.dispatch(
                 "GUILD_MEMBERS_CHUNK",
                 {
                     "guild_id": str(guild.id),
-                    "members": [self.fake.member_payload(m) for m in guild.members],
+                    "members": [self.fake.member_payload(m, guild=guild) for m in guild.members],
                     "chunk_index": 0,
                     "chunk_count": 1,
                     "nonce": data.get("nonce"),
@@ -206,7 +208,7 @@ class Gateway:
         ready: dict[str, Any] = {
             "v": 10,
             "user": fake.bot_user.payload() | {"verified": True, "mfa_enabled": False},
-            "guilds": [{"id": str(fake.guild.id), "unavailable": True}],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in fake.bot_guilds()],
             "session_id": session.id,
             "resume_gateway_url": fake.resume_gateway_url,
             "application": {"id": str(fake.application_id), "flags": 0},
@@ -217,7 +219,8 @@ class Gateway:
         if session.shard is not None:
             ready["shard"] = session.shard
         await session.dispatch("READY", ready)
-        await session.dispatch("GUILD_CREATE", fake.guild_create_payload())
+        for guild in fake.bot_guilds():
+            await session.dispatch("GUILD_CREATE", fake.guild_create_payload(guild))
         session.ready = True
         await fake._notify()
         return session

@@ -12,8 +12,8 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._modals import submit_problem, text_inputs
 from ._options import CommandInputError, Resolved, build_options
-from .components import walk_components
 from .models import Attachment, Channel, Command, Interaction, Message, User
 
 if TYPE_CHECKING:
@@ -42,7 +42,10 @@ class Injector:
             self, channel_id: int, filename: str, data: bytes, description: str | None = None
         ) -> Attachment: ...
         def channel_by_id(self, channel_id: int) -> Channel | None: ...
-        def member_payload(self, user: User, *, permissions: bool = False) -> dict[str, Any]: ...
+        def member_payload(
+            self, user: User, *, permissions: bool = False, guild: Guild | None = None
+        ) -> dict[str, Any]: ...
+        def guild_of(self, channel: Channel) -> Guild: ...
         def message_payload(self, message: Message) -> dict[str, Any]: ...
         async def _notify(self) -> None: ...
         async def announce(self, event: str, message: Message) -> None: ...
@@ -67,9 +70,12 @@ class Injector:
         await self._notify()
         return message
 
-    def find_command(self, name: str, *, guild: bool | None = None) -> Command:
-        """The synced command ``name`` (guild commands shadow global ones, like the client)."""
-        for key in ((self.guild.id, name, 1), (None, name, 1)):
+    def find_command(
+        self, name: str, *, guild: bool | None = None, scope: Guild | None = None
+    ) -> Command:
+        """The synced command ``name`` as ``scope`` (default: the first guild) offers it: its
+        guild commands shadow global ones, like the client."""
+        for key in (((scope or self.guild).id, name, 1), (None, name, 1)):
             if guild is False and key[0] is not None:
                 continue
             if key in self.commands:
@@ -89,8 +95,9 @@ class Injector:
     ) -> Interaction:
         """Send a slash command (``"admin quota set"`` for subcommands) as INTERACTION_CREATE."""
         top, *path = name.split()
-        command = self.find_command(top)
         channel = channel or self.channel
+        guild = self.guild_of(channel)
+        command = self.find_command(top, scope=guild)
         values = dict(options or {})
         if attachments:
             free = [
@@ -104,7 +111,7 @@ class Injector:
                 )
             values.update(zip(free, attachments, strict=False))
         if check_permissions:
-            self._check_command_permissions(command, user)
+            self._check_command_permissions(command, user, guild)
 
         def upload(given: Any) -> Attachment:
             filename, blob = given if isinstance(given, tuple) else ("image.png", given)
@@ -119,8 +126,10 @@ class Injector:
         # Resolved members carry permissions but not the user (that is under "users").
         resolved = Resolved(
             lambda u: (
-                u.member_payload(with_user=False)
-                | {"permissions": str(self.guild.permissions_of(u))}
+                u.member_payload(with_user=False, roles=guild.roles_of(u))
+                | {"permissions": str(guild.permissions_of(u))}
+                if guild.has(u)
+                else None
             )
         )
         data: dict[str, Any] = {
@@ -135,11 +144,11 @@ class Injector:
             data["resolved"] = resolved.payload()
         return await self._interact(2, data, user=user, channel=channel, name=name)
 
-    def _check_command_permissions(self, command: Command, user: User) -> None:
+    def _check_command_permissions(self, command: Command, user: User, guild: Guild) -> None:
         required = command.definition.get("default_member_permissions")
         if required is None:
             return
-        have = self.guild.permissions_of(user)
+        have = guild.permissions_of(user)
         if int(required) & ~have:
             raise CommandInputError(
                 f"Discord hides /{command.name} from {user.name}: it needs permissions "
@@ -197,21 +206,25 @@ class Injector:
         modal = interaction.modal
         if modal is None:
             raise CommandInputError(f"interaction {interaction.id} was not answered with a modal")
-        inputs = {
-            node["custom_id"]: node
-            for _, node in walk_components(modal.get("components", []))
-            if node.get("type") == 4
-        }
+        if any(submit.response is not None for submit in interaction.submits):
+            # Discord closes a modal once its submit is acknowledged; an unanswered one stays.
+            raise CommandInputError(
+                f"modal {modal['custom_id']!r} was closed: its submit was answered"
+            )
+        inputs = {node["custom_id"]: node for _, node in text_inputs(modal)}
         unknown = sorted(set(values) - set(inputs))
         if unknown:
             raise CommandInputError(f"modal {modal['custom_id']!r} has no input {unknown[0]!r}")
+        # An input the user leaves alone is submitted with the text it was prefilled with.
+        typed = {key: values.get(key, node.get("value") or "") for key, node in inputs.items()}
         for custom_id, node in inputs.items():
-            if node.get("required", True) and not values.get(custom_id):
-                raise CommandInputError(f"modal input {custom_id!r} is required")
+            problem = submit_problem(node, typed[custom_id])
+            if problem is not None:
+                raise CommandInputError(problem)
 
         def submitted(node: dict[str, Any]) -> dict[str, Any]:
             custom_id = node["custom_id"]
-            return {"type": 4, "custom_id": custom_id, "value": values.get(custom_id, "")}
+            return {"type": 4, "custom_id": custom_id, "value": typed.get(custom_id, "")}
 
         rows: list[dict[str, Any]] = []
         for row in modal.get("components", []):
@@ -221,13 +234,15 @@ class Injector:
                 children = [submitted(n) for n in row.get("components", []) if n["type"] == 4]
                 rows.append({"type": row.get("type", 1), "components": children})
         data = {"custom_id": modal["custom_id"], "components": rows}
-        return await self._interact(
+        submit = await self._interact(
             5,
             data,
             user=user or interaction.user,
             message=interaction.message,
             custom_id=modal["custom_id"],
         )
+        interaction.submits.append(submit)
+        return submit
 
     def _clickable(self, message: Message | int, custom_id: str, kinds: tuple[int, ...]) -> Message:
         target = self.messages.get(message if isinstance(message, int) else message.id)
@@ -276,24 +291,27 @@ class Injector:
             custom_id=custom_id,
             message=message,
         )
-        channel_data = channel.payload() | {"permissions": str(self.guild.permissions_of(user))}
+        guild = self.guild_of(channel)
+        # Like Discord, permissions are the ones in this channel (overwrites applied).
+        member_permissions = str(guild.permissions_in(user, channel))
+        channel_data = channel.payload() | {"permissions": member_permissions}
         payload: dict[str, Any] = {
             "id": str(interaction.id),
             "application_id": str(self.application_id),
             "type": kind,
             "token": interaction.token,
             "version": 1,
-            "guild_id": str(self.guild.id),
-            "guild": {"id": str(self.guild.id), "locale": "en-US", "features": []},
+            "guild_id": str(guild.id),
+            "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
             "channel_id": str(channel.id),
             "channel": channel_data,
-            "member": self.member_payload(user, permissions=True),
-            "app_permissions": str(self.guild.permissions_of(self.bot_user)),
+            "member": self.member_payload(user, guild=guild) | {"permissions": member_permissions},
+            "app_permissions": str(guild.permissions_in(self.bot_user, channel)),
             "locale": user.locale,
             "guild_locale": "en-US",
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "authorizing_integration_owners": {"0": str(self.guild.id)},
+            "authorizing_integration_owners": {"0": str(guild.id)},
             "context": 0,
             "attachment_size_limit": self.attachment_size_limit,
             "data": data,

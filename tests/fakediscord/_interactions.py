@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ._messages import ApiError, Body, validate_message
+from ._modals import validate_modal
 from ._rest import body_of, fake_of, json_response
 from .models import EPHEMERAL, LOADING, Interaction, Message, Response
 
@@ -71,8 +72,7 @@ def _apply(
 ) -> Message | None:
     """Carry out the callback; returns the message it created or changed."""
     if kind == MODAL:
-        if not data.get("custom_id") or not data.get("title"):
-            raise ApiError(400, 50035, "Invalid Form Body: data: a modal needs custom_id and title")
+        validate_modal(data)
         interaction.modal = data
         return None
     if kind in (DEFERRED_UPDATE, UPDATE):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 import json
 import mimetypes
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from .models import COMPONENTS_V2, EPHEMERAL, Message
+from .models import COMPONENTS_V2, EPHEMERAL, Message, Pings
 
 MAX_CONTENT = 2000
 MAX_ROWS = 5
@@ -18,6 +19,11 @@ MAX_PER_ROW = 5
 MAX_EMBEDS = 10
 # Flags a bot may set when creating a message: suppress embeds, ephemeral, silent, components v2.
 SETTABLE_FLAGS = (1 << 2) | EPHEMERAL | (1 << 12) | COMPONENTS_V2
+
+
+_USER_MENTION = re.compile(r"<@!?(\d+)>")
+_ROLE_MENTION = re.compile(r"<@&(\d+)>")
+_MENTION_KINDS = ("users", "roles", "everyone")
 
 
 class ApiError(Exception):
@@ -160,3 +166,29 @@ def image_size(data: bytes) -> tuple[int, int] | None:
 def is_empty(message: Message) -> bool:
     """Nothing to show: Discord refuses such a message."""
     return not (message.content or message.embeds or message.attachments or message.components)
+
+
+def notified(content: str, allowed: Any) -> Pings:
+    """Whom ``content`` notifies under an ``allowed_mentions`` object (None: every mention)."""
+    users = tuple(dict.fromkeys(int(u) for u in _USER_MENTION.findall(content)))
+    roles = tuple(dict.fromkeys(int(r) for r in _ROLE_MENTION.findall(content)))
+    everyone = "@everyone" in content or "@here" in content
+    if allowed is None:
+        return Pings(users, roles, everyone)
+    if not isinstance(allowed, dict):
+        raise invalid_form("allowed_mentions", "must be an object")
+    parse = allowed.get("parse") or []
+    if any(kind not in _MENTION_KINDS for kind in parse):
+        raise invalid_form("allowed_mentions.parse", f"values must be in {_MENTION_KINDS}")
+    listed_users = {int(u) for u in allowed.get("users") or []}
+    listed_roles = {int(r) for r in allowed.get("roles") or []}
+    for kind, listed in (("users", listed_users), ("roles", listed_roles)):
+        if kind in parse and listed:
+            raise invalid_form(
+                f"allowed_mentions.{kind}", f"cannot be given with {kind!r} in parse"
+            )
+    return Pings(
+        users=tuple(u for u in users if "users" in parse or u in listed_users),
+        roles=tuple(r for r in roles if "roles" in parse or r in listed_roles),
+        everyone=everyone and "everyone" in parse,
+    )

@@ -36,7 +36,7 @@ class CommandInputError(ValueError):
 class Resolved:
     """The ``resolved`` map of an interaction, filled while options are converted."""
 
-    def __init__(self, member_payload: Callable[[User], dict[str, Any]]) -> None:
+    def __init__(self, member_payload: Callable[[User], dict[str, Any] | None]) -> None:
         self._member_payload = member_payload
         self.users: dict[str, Any] = {}
         self.members: dict[str, Any] = {}
@@ -48,7 +48,9 @@ class Resolved:
         """Resolve a user (and its member) and return its id."""
         key = str(user.id)
         self.users[key] = user.payload()
-        self.members[key] = self._member_payload(user)
+        member = self._member_payload(user)
+        if member is not None:  # users outside the guild resolve as users only
+            self.members[key] = member
         return key
 
     def payload(self) -> dict[str, Any]:

@@ -6,9 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ._messages import ApiError
+from ._messages import ApiError, Body
 from ._rest import body_of, fake_of, json_response
-from .models import Command, Message
+from .models import ATTACH_FILES, SEND_MESSAGES, VIEW_CHANNEL, Command, Guild, Message
 
 
 def _int(request: web.Request, key: str) -> int:
@@ -82,7 +82,8 @@ def _scope(request: web.Request) -> int | None:
     if "guild_id" not in request.match_info:
         return None
     guild_id = _int(request, "guild_id")
-    if guild_id != fake.guild.id:
+    guild = fake.guild_by_id(guild_id)
+    if guild is None or not guild.has(fake.bot_user):
         raise ApiError(403, 50001, "Missing Access (bot is not in that guild)")
     return guild_id
 
@@ -172,10 +173,24 @@ async def delete_command(request: web.Request) -> web.StreamResponse:
 
 
 def _channel_id(request: web.Request) -> int:
+    fake = fake_of(request)
     channel_id = _int(request, "channel_id")
-    if fake_of(request).channel_by_id(channel_id) is None:
+    channel = fake.channel_by_id(channel_id)
+    if channel is None:
         raise ApiError(404, 10003, "Unknown Channel")
+    if not fake.guild.permissions_in(fake.bot_user, channel) & VIEW_CHANNEL:
+        raise ApiError(403, 50001, "Missing Access")
     return channel_id
+
+
+def _check_can_post(request: web.Request, channel_id: int, body: Body) -> None:
+    """Posting needs Send Messages, and Attach Files for files (Discord's 50013)."""
+    fake = fake_of(request)
+    channel = fake.channel_by_id(channel_id)
+    assert channel is not None
+    allowed = fake.guild.permissions_in(fake.bot_user, channel)
+    if not allowed & SEND_MESSAGES or (body.files and not allowed & ATTACH_FILES):
+        raise ApiError(403, 50013, "Missing Permissions")
 
 
 def _message(request: web.Request) -> Message:
@@ -197,6 +212,7 @@ async def create_message(request: web.Request) -> web.StreamResponse:
     fake = fake_of(request)
     channel_id = _channel_id(request)
     body = await body_of(request)
+    _check_can_post(request, channel_id, body)
     data = body.json if isinstance(body.json, dict) else {}
     message = fake.new_message(channel_id, fake.bot_user)
     if int(data.get("flags") or 0) & 64:
@@ -247,47 +263,57 @@ async def typing(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
-def _guild(request: web.Request) -> None:
-    if _int(request, "guild_id") != fake_of(request).guild.id:
+def _guild(request: web.Request) -> Guild:
+    fake = fake_of(request)
+    guild = fake.guild_by_id(_int(request, "guild_id"))
+    if guild is None or not guild.has(fake.bot_user):
         raise ApiError(404, 10004, "Unknown Guild")
+    return guild
 
 
 async def get_guild(request: web.Request) -> web.StreamResponse:
-    _guild(request)
-    fake = fake_of(request)
-    data = fake.guild.payload()
-    data["approximate_member_count"] = len(fake.guild.members)
+    guild = _guild(request)
+    data = guild.payload()
+    data["approximate_member_count"] = len(guild.members)
     data["approximate_presence_count"] = 0
     return json_response(data)
 
 
 async def guild_channels(request: web.Request) -> web.StreamResponse:
-    _guild(request)
-    return json_response([c.payload() for c in fake_of(request).guild.channels])
+    return json_response([c.payload() for c in _guild(request).channels])
 
 
 async def guild_roles(request: web.Request) -> web.StreamResponse:
-    _guild(request)
-    guild = fake_of(request).guild
+    guild = _guild(request)
     return json_response([guild.everyone.payload()] + [r.payload() for r in guild.roles])
 
 
 async def guild_member(request: web.Request) -> web.StreamResponse:
-    _guild(request)
+    guild = _guild(request)
     fake = fake_of(request)
     user = fake.user(_int(request, "user_id"))
-    if user is None:
+    if user is None or not guild.has(user):
         raise ApiError(404, 10007, "Unknown Member")
-    return json_response(fake.member_payload(user))
+    return json_response(fake.member_payload(user, guild=guild))
 
 
 async def guild_members(request: web.Request) -> web.StreamResponse:
-    _guild(request)
+    guild = _guild(request)
     fake = fake_of(request)
     limit = int(request.query.get("limit", "1"))
     after = int(request.query.get("after", "0"))
-    members = sorted((m for m in fake.guild.members if m.id > after), key=lambda m: m.id)
-    return json_response([fake.member_payload(m) for m in members[:limit]])
+    members = sorted((m for m in guild.members if m.id > after), key=lambda m: m.id)
+    return json_response([fake.member_payload(m, guild=guild) for m in members[:limit]])
+
+
+async def leave_guild(request: web.Request) -> web.StreamResponse:
+    """The bot leaves a guild: it is no member any more and gets GUILD_DELETE."""
+    guild = _guild(request)
+    fake = fake_of(request)
+    guild.members = [m for m in guild.members if m is not fake.bot_user]
+    fake.left_guilds.append(guild)
+    await fake.gateway.dispatch("GUILD_DELETE", {"id": str(guild.id)})
+    return web.Response(status=204)
 
 
 COMMANDS = "/applications/{application_id}"
@@ -296,6 +322,7 @@ MESSAGES = "/channels/{channel_id}/messages"
 
 ROUTES = [
     ("GET", "/users/@me", me),
+    ("DELETE", "/users/@me/guilds/{guild_id}", leave_guild),
     ("GET", "/users/{user_id}", get_user),
     ("GET", "/gateway", gateway),
     ("GET", "/gateway/bot", gateway_bot),

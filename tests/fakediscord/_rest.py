@@ -120,6 +120,16 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
         and request.headers.get("Authorization") != f"Bot {fake.token}"
     ):
         response = json_response({"message": "401: Unauthorized", "code": 0}, status=401)
+    elif fault := next(
+        (
+            f
+            for f in fake.faults
+            if f.method == request.method and f.path in (route, concrete) and f.hits < f.times
+        ),
+        None,
+    ):
+        fault.hits += 1
+        response = json_response({"message": fault.message, "code": fault.code}, fault.status)
     else:
         try:
             response = await handler(request)

@@ -1,14 +1,18 @@
-"""The guild the fake hosts: roles with permission bitfields, members, channels."""
+"""The guilds the fake hosts: roles with permission bitfields, members, channels."""
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 # Permission bits (https://discord.com/developers/docs/topics/permissions).
 ADMINISTRATOR = 1 << 3
 MANAGE_GUILD = 1 << 5
+VIEW_CHANNEL = 1 << 10
+SEND_MESSAGES = 1 << 11
+ATTACH_FILES = 1 << 15
 ALL_PERMISSIONS = (1 << 53) - 1
 # What @everyone gets in a fresh guild: read, write, attach, embed, react, use commands.
 DEFAULT_EVERYONE_PERMISSIONS = 311455763521
@@ -53,7 +57,10 @@ class Role:
 
 @dataclass(eq=False)
 class User:
-    """A Discord user; in the fake every user is also a member of the guild."""
+    """A Discord user; a member of one or more of the fake's guilds.
+
+    ``roles`` holds the user's roles in every guild; each guild counts only its own.
+    """
 
     id: int
     name: str
@@ -81,12 +88,15 @@ class User:
             data["bot"] = True
         return data
 
-    def member_payload(self, *, with_user: bool = True) -> dict[str, Any]:
-        """The guild member object (optionally without the nested user)."""
+    def member_payload(
+        self, *, with_user: bool = True, roles: Sequence[Role] | None = None
+    ) -> dict[str, Any]:
+        """The guild member object (optionally without the nested user), with ``roles``
+        (default: all the user's roles; a guild passes its own)."""
         data: dict[str, Any] = {
             "nick": None,
             "avatar": None,
-            "roles": [str(role.id) for role in self.roles],
+            "roles": [str(role.id) for role in (self.roles if roles is None else roles)],
             "joined_at": iso(self.joined_at),
             "premium_since": None,
             "deaf": False,
@@ -99,6 +109,25 @@ class User:
         return data
 
 
+@dataclass
+class Overwrite:
+    """A channel permission overwrite for a role (type 0) or a member (type 1)."""
+
+    id: int
+    type: int
+    allow: int = 0
+    deny: int = 0
+
+    def payload(self) -> dict[str, Any]:
+        """The overwrite object."""
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "allow": str(self.allow),
+            "deny": str(self.deny),
+        }
+
+
 @dataclass(eq=False)
 class Channel:
     """A guild text channel."""
@@ -107,6 +136,7 @@ class Channel:
     guild_id: int
     name: str
     position: int = 0
+    overwrites: list[Overwrite] = field(default_factory=list)
 
     @property
     def mention(self) -> str:
@@ -121,7 +151,7 @@ class Channel:
             "guild_id": str(self.guild_id),
             "name": self.name,
             "position": self.position,
-            "permission_overwrites": [],
+            "permission_overwrites": [o.payload() for o in self.overwrites],
             "nsfw": False,
             "topic": None,
             "rate_limit_per_user": 0,
@@ -133,7 +163,7 @@ class Channel:
 
 @dataclass(eq=False)
 class Guild:
-    """The one guild the fake hosts, with its channels, roles and members."""
+    """A guild the fake hosts, with its channels, roles and members."""
 
     id: int
     name: str
@@ -143,15 +173,44 @@ class Guild:
     channels: list[Channel] = field(default_factory=list)
     members: list[User] = field(default_factory=list)
 
+    def roles_of(self, user: User) -> list[Role]:
+        """The user's roles in this guild."""
+        return [role for role in user.roles if any(role is mine for mine in self.roles)]
+
+    def has(self, user: User) -> bool:
+        """Whether the user is a member."""
+        return any(member is user for member in self.members)
+
     def permissions_of(self, user: User) -> int:
         """Guild-level permissions of a member (owner and administrators get all)."""
         if user.id == self.owner.id:
             return ALL_PERMISSIONS
         value = self.everyone.permissions
-        for role in user.roles:
+        for role in self.roles_of(user):
             value |= role.permissions
         if value & ADMINISTRATOR:
             return ALL_PERMISSIONS
+        return value
+
+    def permissions_in(self, user: User, channel: Channel) -> int:
+        """A member's permissions in a channel: guild permissions, then the channel's
+        overwrites for @everyone, the member's roles and the member, as Discord applies them."""
+        value = self.permissions_of(user)
+        if value == ALL_PERMISSIONS:
+            return value
+        by_id = {(o.type, o.id): o for o in channel.overwrites}
+        everyone = by_id.get((0, self.everyone.id))
+        if everyone is not None:
+            value = (value & ~everyone.deny) | everyone.allow
+        roles = [by_id[(0, role.id)] for role in user.roles if (0, role.id) in by_id]
+        deny = allow = 0
+        for overwrite in roles:
+            deny |= overwrite.deny
+            allow |= overwrite.allow
+        value = (value & ~deny) | allow
+        member = by_id.get((1, user.id))
+        if member is not None:
+            value = (value & ~member.deny) | member.allow
         return value
 
     def payload(self) -> dict[str, Any]:

@@ -16,10 +16,14 @@ from .components import Button, SelectMenu, emoji_text, walk_components
 from .guild import (
     ADMINISTRATOR,
     ALL_PERMISSIONS,
+    ATTACH_FILES,
     DEFAULT_EVERYONE_PERMISSIONS,
     MANAGE_GUILD,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
     Channel,
     Guild,
+    Overwrite,
     Role,
     User,
     iso,
@@ -83,6 +87,16 @@ class Attachment:
         return data
 
 
+@dataclass(frozen=True)
+class Pings:
+    """Who a new message notified: mentions in its content that its ``allowed_mentions`` let
+    through (without ``allowed_mentions``, every mention notifies)."""
+
+    users: tuple[int, ...] = ()
+    roles: tuple[int, ...] = ()
+    everyone: bool = False
+
+
 @dataclass(eq=False)
 class Message:
     """A message in a channel (or an ephemeral interaction response) with its edit history."""
@@ -103,6 +117,8 @@ class Message:
     interaction: Interaction | None = None
     deleted: bool = False
     history: list[Revision] = field(default_factory=list)
+    # Set when the message is created; edits never notify anyone.
+    pings: Pings = field(default_factory=Pings)
 
     @property
     def ephemeral(self) -> bool:
@@ -233,6 +249,8 @@ class Interaction:
     original: Message | None = None
     followups: list[Message] = field(default_factory=list)
     modal: dict[str, Any] | None = None
+    # The MODAL_SUBMIT interactions sent for ``modal`` (the client closes it once one is answered).
+    submits: list[Interaction] = field(default_factory=list)
     token_expired: bool = False
     _acked: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
@@ -336,22 +354,41 @@ class RateLimitRule:
     hits: int = 0
 
 
+@dataclass
+class FaultRule:
+    """Answer ``times`` matching requests with an error in Discord's shape."""
+
+    method: str
+    path: str
+    times: int
+    status: int
+    code: int
+    message: str
+    hits: int = 0
+
+
 __all__ = [
     "ADMINISTRATOR",
     "ALL_PERMISSIONS",
+    "ATTACH_FILES",
     "COMPONENTS_V2",
     "DEFAULT_EVERYONE_PERMISSIONS",
     "DISCORD_EPOCH_MS",
     "EPHEMERAL",
     "LOADING",
     "MANAGE_GUILD",
+    "SEND_MESSAGES",
+    "VIEW_CHANNEL",
     "Attachment",
     "Button",
     "Channel",
     "Command",
+    "FaultRule",
     "Guild",
     "Interaction",
     "Message",
+    "Overwrite",
+    "Pings",
     "RateLimitRule",
     "Request",
     "Response",

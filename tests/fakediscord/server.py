@@ -1,4 +1,4 @@
-"""``FakeDiscord``: one guild, REST + gateway on 127.0.0.1, an injection API and recorded state."""
+"""``FakeDiscord``: guilds, REST + gateway on 127.0.0.1, an injection API and recorded state."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from ._messages import (
     guess_type,
     image_size,
     is_empty,
+    notified,
     validate_message,
 )
 from .models import (
@@ -32,9 +33,12 @@ from .models import (
     Attachment,
     Channel,
     Command,
+    FaultRule,
     Guild,
     Interaction,
     Message,
+    Overwrite,
+    Pings,
     RateLimitRule,
     Request,
     Role,
@@ -79,6 +83,10 @@ class FakeDiscord(Injector):
             owner=owner,
             everyone=Role(id=guild_id, name="@everyone", permissions=DEFAULT_EVERYONE_PERMISSIONS),
         )
+        # The first guild is the default everywhere a guild is not named.
+        self.guilds: list[Guild] = [self.guild]
+        # Guilds the bot left (DELETE /users/@me/guilds/{id}), in order.
+        self.left_guilds: list[Guild] = []
         self.bot_role = self.add_role("imagine", permissions=BOT_PERMISSIONS, position=1)
         self.bot_user.roles.append(self.bot_role)
         self.guild.members += [owner, self.bot_user]
@@ -90,6 +98,7 @@ class FakeDiscord(Injector):
         self.requests: list[Request] = []
         self.commands: dict[tuple[int | None, str, int], Command] = {}
         self.rate_limits: list[RateLimitRule] = []
+        self.faults: list[FaultRule] = []
         # Files users attached to commands: not in any message, still downloadable.
         self._uploads: dict[int, Attachment] = {}
         self.server_errors: list[Exception] = []
@@ -163,22 +172,39 @@ class FakeDiscord(Injector):
         ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
         return (ms << 22) | (next(self._ids) & 0x3FFFFF)
 
-    def add_role(self, name: str, *, permissions: int = 0, position: int = 1) -> Role:
-        """Create a guild role."""
+    def add_role(
+        self, name: str, *, permissions: int = 0, position: int = 1, guild: Guild | None = None
+    ) -> Role:
+        """Create a role in ``guild`` (default: the first guild)."""
         role = Role(id=self.snowflake(), name=name, permissions=permissions, position=position)
-        self.guild.roles.append(role)
+        (guild or self.guild).roles.append(role)
         return role
 
-    def add_channel(self, name: str) -> Channel:
-        """Create a text channel."""
+    def add_channel(self, name: str, *, guild: Guild | None = None) -> Channel:
+        """Create a text channel in ``guild`` (default: the first guild)."""
+        guild = guild or self.guild
         channel = Channel(
             id=self.snowflake(),
-            guild_id=self.guild.id,
+            guild_id=guild.id,
             name=name,
-            position=len(self.guild.channels),
+            position=len(guild.channels),
         )
-        self.guild.channels.append(channel)
+        guild.channels.append(channel)
         return channel
+
+    def set_permissions(
+        self, channel: Channel, target: User | Role, *, allow: int = 0, deny: int = 0
+    ) -> None:
+        """Give ``channel`` a permission overwrite for a role or a member (replacing theirs)."""
+        kind = 0 if isinstance(target, Role) else 1
+        channel.overwrites = [
+            o for o in channel.overwrites if (o.type, o.id) != (kind, target.id)
+        ] + [Overwrite(id=target.id, type=kind, allow=allow, deny=deny)]
+
+    async def delete_channel(self, channel: Channel) -> None:
+        """Delete a channel: REST answers 404 Unknown Channel; the bot gets CHANNEL_DELETE."""
+        self.guild.channels.remove(channel)
+        await self.gateway.dispatch("CHANNEL_DELETE", channel.payload())
 
     def add_user(
         self,
@@ -187,39 +213,116 @@ class FakeDiscord(Injector):
         manage_guild: bool = False,
         roles: Iterable[Role] = (),
         locale: str = "en-US",
+        guild: Guild | None = None,
     ) -> User:
-        """Create a guild member; ``manage_guild=True`` gives them a role with Manage Server."""
-        user = User(id=self.snowflake(), name=name, roles=list(roles), locale=locale)
-        if manage_guild:
-            user.roles.append(self.add_role(f"{name}-managers", permissions=MANAGE_GUILD))
-        self.guild.members.append(user)
+        """Create a member of ``guild`` (default: the first); ``manage_guild=True`` gives them a
+        role with Manage Server there."""
+        user = User(id=self.snowflake(), name=name, locale=locale)
+        self.add_member(user, guild or self.guild, manage_guild=manage_guild, roles=roles)
         return user
 
+    def add_member(
+        self,
+        user: User,
+        guild: Guild,
+        *,
+        manage_guild: bool = False,
+        roles: Iterable[Role] = (),
+    ) -> User:
+        """Make an existing user a member of another guild too (with roles of that guild)."""
+        user.roles += list(roles)
+        if manage_guild:
+            name = f"{user.name}-managers"
+            user.roles.append(self.add_role(name, permissions=MANAGE_GUILD, guild=guild))
+        if not guild.has(user):
+            guild.members.append(user)
+        return user
+
+    def add_guild(self, name: str, *, owner: User | None = None, with_bot: bool = True) -> Guild:
+        """Host another guild with its owner, an @everyone role and a ``general`` channel.
+
+        With ``with_bot`` the bot is already a member (it gets the guild in READY); without it,
+        ``invite_bot`` adds the bot later, as an invitation does.
+        """
+        guild_id = self.snowflake()
+        owner = owner or User(id=self.snowflake(), name=f"{name} owner")
+        guild = Guild(
+            id=guild_id,
+            name=name,
+            owner=owner,
+            everyone=Role(id=guild_id, name="@everyone", permissions=DEFAULT_EVERYONE_PERMISSIONS),
+        )
+        self.guilds.append(guild)
+        guild.members.append(owner)
+        self.add_channel("general", guild=guild)
+        if with_bot:
+            self._join(guild)
+        return guild
+
+    def _join(self, guild: Guild) -> None:
+        role = self.add_role("imagine", permissions=BOT_PERMISSIONS, position=1, guild=guild)
+        self.add_member(self.bot_user, guild, roles=[role])
+
+    async def invite_bot(self, guild: Guild) -> None:
+        """The bot is invited to ``guild``: it becomes a member and gets GUILD_CREATE."""
+        if guild.has(self.bot_user):
+            raise ValueError(f"the bot is already in {guild.name}")
+        self._join(guild)
+        data = self.guild_create_payload(guild)
+        del data["unavailable"]  # a guild joined now, not one coming back online
+        await self.gateway.dispatch("GUILD_CREATE", data)
+        await self._notify()
+
+    def bot_guilds(self) -> list[Guild]:
+        """The guilds the bot is a member of."""
+        return [guild for guild in self.guilds if guild.has(self.bot_user)]
+
+    def guild_by_id(self, guild_id: int) -> Guild | None:
+        """A hosted guild by id."""
+        return next((g for g in self.guilds if g.id == guild_id), None)
+
+    def guild_of(self, channel: Channel) -> Guild:
+        """The guild a channel belongs to."""
+        guild = self.guild_by_id(channel.guild_id)
+        assert guild is not None, f"channel {channel.id} belongs to no hosted guild"
+        return guild
+
     def user(self, user_id: int) -> User | None:
-        """A member by id."""
-        return next((u for u in self.guild.members if u.id == user_id), None)
+        """A member of any guild, by id."""
+        for guild in self.guilds:
+            for member in guild.members:
+                if member.id == user_id:
+                    return member
+        return None
 
     def channel_by_id(self, channel_id: int) -> Channel | None:
-        """A channel by id."""
-        return next((c for c in self.guild.channels if c.id == channel_id), None)
+        """A channel of any guild, by id."""
+        return next(
+            (c for guild in self.guilds for c in guild.channels if c.id == channel_id), None
+        )
 
-    def member_payload(self, user: User, *, permissions: bool = False) -> dict[str, Any]:
-        """The member object; with the computed permissions string as interactions carry it."""
-        data = user.member_payload()
+    def member_payload(
+        self, user: User, *, permissions: bool = False, guild: Guild | None = None
+    ) -> dict[str, Any]:
+        """The member object in ``guild`` (default: the first); with the computed permissions
+        string as interactions carry it."""
+        guild = guild or self.guild
+        data = user.member_payload(roles=guild.roles_of(user))
         if permissions:
-            data["permissions"] = str(self.guild.permissions_of(user))
+            data["permissions"] = str(guild.permissions_of(user))
         return data
 
-    def guild_create_payload(self) -> dict[str, Any]:
-        """GUILD_CREATE: the guild with channels, roles and every member."""
-        data = self.guild.payload()
+    def guild_create_payload(self, guild: Guild | None = None) -> dict[str, Any]:
+        """GUILD_CREATE: the guild (default: the first) with channels, roles and every member."""
+        guild = guild or self.guild
+        data = guild.payload()
         data.update(
             unavailable=False,
             large=False,
             joined_at=iso(self.bot_user.joined_at),
-            member_count=len(self.guild.members),
-            members=[self.member_payload(m) for m in self.guild.members],
-            channels=[c.payload() for c in self.guild.channels],
+            member_count=len(guild.members),
+            members=[self.member_payload(m, guild=guild) for m in guild.members],
+            channels=[c.payload() for c in guild.channels],
             threads=[],
             presences=[],
             voice_states=[],
@@ -244,7 +347,7 @@ class FakeDiscord(Injector):
             "edited_timestamp": iso(message.edited_at),
             "tts": False,
             "mention_everyone": False,
-            "mentions": [u.payload() for u in self.guild.members if u.id in mentioned],
+            "mentions": [u.payload() for u in map(self.user, sorted(mentioned)) if u is not None],
             "mention_roles": [],
             "attachments": [a.payload() for a in message.attachments],
             "embeds": message.embeds,
@@ -262,7 +365,7 @@ class FakeDiscord(Injector):
                 "id": str(interaction.id),
                 "type": interaction.type,
                 "user": interaction.user.payload(),
-                "authorizing_integration_owners": {"0": str(self.guild.id)},
+                "authorizing_integration_owners": {"0": str(message.guild_id)},
             }
             if interaction.name:
                 meta["name"] = interaction.name
@@ -320,6 +423,10 @@ class FakeDiscord(Injector):
         after.attachments = self._attachments(message, data, body.files)
         if is_empty(after):
             raise ApiError(400, 50006, "Cannot send an empty message")
+        if creating:
+            pings = notified(after.content, data.get("allowed_mentions"))
+            # Only its user sees an ephemeral message: it notifies nobody.
+            message.pings = Pings() if after.ephemeral else pings
         message.content, message.embeds = after.content, after.embeds
         message.components, message.flags = after.components, after.flags
         message.attachments = after.attachments
@@ -358,10 +465,11 @@ class FakeDiscord(Injector):
 
     def new_message(self, channel_id: int, author: User, **fields: Any) -> Message:
         """An empty message record (filled by :meth:`apply_body`)."""
+        channel = self.channel_by_id(channel_id)
         return Message(
             id=self.snowflake(),
             channel_id=channel_id,
-            guild_id=self.guild.id,
+            guild_id=channel.guild_id if channel is not None else self.guild.id,
             author=author,
             **fields,
         )
@@ -384,7 +492,10 @@ class FakeDiscord(Injector):
             }
         else:
             data = self.message_payload(message)
-            data["member"] = message.author.member_payload(with_user=False)
+            guild = self.guild_by_id(message.guild_id) or self.guild
+            data["member"] = message.author.member_payload(
+                with_user=False, roles=guild.roles_of(message.author)
+            )
         await self.gateway.dispatch(event, data)
 
     async def _notify(self) -> None:
@@ -433,6 +544,22 @@ class FakeDiscord(Injector):
         ``/channels/{channel_id}/messages/{message_id}`` or a concrete path) with 429."""
         rule = RateLimitRule(method.upper(), path, times, retry_after, is_global)
         self.rate_limits.append(rule)
+        return rule
+
+    def fail(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int,
+        code: int,
+        message: str,
+        times: int = 1,
+    ) -> FaultRule:
+        """Answer the next ``times`` requests to ``path`` (a route template or a concrete path)
+        with an error in Discord's shape, e.g. ``status=403, code=50013``."""
+        rule = FaultRule(method.upper(), path, times, status, code, message)
+        self.faults.append(rule)
         return rule
 
     # -- assertions and waiting -----------------------------------------------------------

@@ -160,7 +160,7 @@ ACCEPTED: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         ["--end https://example.com/e.png: videos are not available here"],
     ),
     "bs": ("--bs 2", {}, ["--bs 2: videos are not available here"]),
-    "zoom": ("--zoom 1.5", {}, ["--zoom 1.5: zoom out is not available here"]),
+    "zoom": ("--zoom 1.5", {}, ["--zoom 1.5: use Custom Zoom under an image"]),
     "remix": ("--remix", {}, ["--remix: remix mode is not available here"]),
     "public": ("--public", {}, ["--public: every job is posted in its channel here"]),
     "stealth": ("--stealth", {}, ["--stealth: every job is posted in its channel here"]),

@@ -61,8 +61,28 @@ def test_quota_bad_input_is_one_clear_line(database_environ: dict[str, str]) -> 
     )
     assert negative.returncode == 2
     assert negative.stderr.strip() == (
-        "imagine quota: image limit must be a whole number 0 or more, got -3"
+        "imagine quota: image limit must be a whole number from 0 to 1000000, got -3"
     )
+    # Too large for the database's columns: the same bound and message on both databases,
+    # never a traceback or "cannot reach the database".
+    for args, message in (
+        (
+            ("set", "42", "--images", "99999999999", "--period", "day"),
+            "image limit must be a whole number from 0 to 1000000, got 99999999999",
+        ),
+        (
+            ("show", "99999999999999999999"),
+            "user id must be a positive Discord id, got 99999999999999999999 "
+            "(at most 9223372036854775807)",
+        ),
+        (
+            ("set", "-7", "--images", "5", "--period", "day"),
+            "user id must be a positive Discord id, got -7 (at most 9223372036854775807)",
+        ),
+    ):
+        result = _imagine("quota", *args, environ=database_environ)
+        assert (result.returncode, result.stderr.strip()) == (2, f"imagine quota: {message}")
+        assert result.stdout == ""
     unknown = _imagine("quota", "reset", "43", environ=database_environ)
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == "imagine quota: User 43 has never used the bot."

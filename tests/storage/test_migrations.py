@@ -9,6 +9,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from storage.db import create_engine
 from storage.migrate import (
@@ -103,3 +104,58 @@ def test_upgrade_counts_the_jobs_already_running(empty_database_url: str) -> Non
     assert asyncio.run(_fill_and_read(fill=False)) == [(1, 2), (2, 0)]
     downgrade(url, "0001")
     assert current_revision(url) == "0001"
+
+
+def test_edit_kinds_arrive_with_0007_and_keep_their_jobs(empty_database_url: str) -> None:
+    url = empty_database_url
+    before = ScriptDirectory.from_config(_config(url)).get_revision("0007_edits").down_revision
+    assert isinstance(before, str)
+    upgrade(url, before)
+
+    async def _insert(kind: str) -> str:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO users (id, created_at, updated_at) VALUES "
+                        "(1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP) ON CONFLICT DO NOTHING"
+                    )
+                )
+                await conn.execute(
+                    text(
+                        "INSERT INTO jobs (kind, status, user_id, request, seed, cost, priority, "
+                        "max_attempts, created_at) VALUES (:kind, 'running', 1, '{}', 1, 4, 1, 3, "
+                        "CURRENT_TIMESTAMP)"
+                    ),
+                    {"kind": kind},
+                )
+            return "stored"
+        except IntegrityError:
+            return "refused"
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(_insert("outpaint")) == "refused"
+    upgrade(url, "0007_edits")
+    assert asyncio.run(_insert("outpaint")) == "stored"
+    assert asyncio.run(_insert("inpaint")) == "stored"
+    assert asyncio.run(_insert("sculpt")) == "refused"
+
+    async def _running() -> int:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                return int((await conn.execute(text("SELECT running FROM users"))).scalar_one())
+        finally:
+            await engine.dispose()
+
+    # The running-jobs triggers survived the schema change.
+    assert asyncio.run(_running()) == 2
+    try:
+        downgrade(url, before)
+    except RuntimeError as exc:
+        assert "2 outpaint/inpaint jobs exist" in str(exc)
+    else:
+        raise AssertionError("the downgrade should refuse while edit jobs exist")
+    assert current_revision(url) == "0007_edits"

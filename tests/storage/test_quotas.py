@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from datetime import UTC, datetime
 
 import pytest
 
-from storage.contract import SpeedMode
+from storage.contract import MAX_ID, JobStatus, SpeedMode
+from storage.db import Database
 from storage.errors import InvalidValue, QuotaExceeded, UserBanned, UserNotFound
-from storage.limits import Limits, period_end, period_start
+from storage.limits import MAX_CAPS, MAX_IMAGES, Limits, period_end, period_start
 from storage.queue import JobQueue
 from storage.quotas import Quotas
 from storage.users import Users
@@ -97,6 +100,59 @@ async def test_relax_mode_costs_nothing_even_without_quota(quotas: Quotas, queue
         await queue.enqueue(ALICE, [spec(4)], interaction_id=None)
 
 
+async def test_relax_mode_has_its_own_daily_cap_per_user(
+    db: Database, quotas: Quotas, clock: FakeClock
+) -> None:
+    queue = JobQueue(db, limits=Limits(images=0, relax_images=12), clock=clock)
+    quotas = Quotas(db, Limits(images=0, relax_images=12), clock=clock)
+    relax = spec(4, mode=SpeedMode.RELAX)
+    first, second, third = await queue.enqueue(ALICE, [relax, relax, relax], interaction_id=None)
+    assert (first.cost, first.relax_images) == (0, 4)
+    with pytest.raises(QuotaExceeded) as refused:
+        await queue.enqueue(ALICE, [relax], interaction_id=None)
+    resets = period_end("day", clock())
+    assert str(refused.value) == (
+        "Relax mode is limited to 12 images a day: you have made 12 today and this needs 4. "
+        f"It resets at {resets:%Y-%m-%d %H:%M} UTC; fast mode uses your image quota instead."
+    )
+    status = await quotas.status(ALICE)
+    assert (status.relax_used, status.relax_limit, status.used) == (12, 12, 0)
+    assert "relax: 12 of 12 images today" in status.lines()
+    # Another user has a cap of their own.
+    await queue.enqueue(BOB, [relax], interaction_id=None)
+
+    # A cancelled relax job gives its images back, like a refund; a finished one does not.
+    await queue.request_cancel(second.id)
+    [again] = await queue.enqueue(ALICE, [relax], interaction_id=None)
+    [claimed] = await queue.claim("w1", limit=1)
+    await queue.finish(claimed.id, "w1", grid_images(claimed.id, claimed.seed), gpu_seconds=1)
+    with pytest.raises(QuotaExceeded):
+        await queue.enqueue(ALICE, [relax], interaction_id=None)
+
+    assert resets is not None
+    clock.current = resets  # the next UTC day
+    await queue.enqueue(ALICE, [relax, relax, relax], interaction_id=None)
+    assert (await quotas.status(ALICE)).relax_used == 12
+    assert {third.id, again.id} <= {j.id for j in await queue.user_jobs(ALICE, JobStatus)}
+
+
+async def test_concurrent_relax_commands_never_pass_the_cap(db: Database, clock: FakeClock) -> None:
+    queue = JobQueue(db, limits=Limits(relax_images=12, max_queued=100), clock=clock)
+    relax = spec(4, mode=SpeedMode.RELAX)
+    results = await asyncio.gather(
+        *(queue.enqueue(ALICE, [relax], interaction_id=None) for _ in range(20)),
+        return_exceptions=True,
+    )
+    accepted = [r for r in results if isinstance(r, list)]
+    refused = [r for r in results if isinstance(r, QuotaExceeded)]
+    assert (len(accepted), len(refused)) == (3, 17)
+
+
+def test_relax_cap_is_checked_like_an_image_limit() -> None:
+    with pytest.raises(InvalidValue, match="relax image limit must be a whole number from 0"):
+        Limits(relax_images=-1)
+
+
 async def test_banned_user_is_refused_and_nothing_is_queued(
     users: Users, queue: JobQueue, quotas: Quotas
 ) -> None:
@@ -113,12 +169,12 @@ async def test_banned_user_is_refused_and_nothing_is_queued(
 async def test_bad_quota_input_raises_clear_errors_and_changes_nothing(quotas: Quotas) -> None:
     await quotas.set_limit(ALICE, 5, "day")
     for call, error, message in (
-        (quotas.set_limit(ALICE, -1, "day"), InvalidValue, "0 or more, got -1"),
+        (quotas.set_limit(ALICE, -1, "day"), InvalidValue, "from 0 to 1000000, got -1"),
         (quotas.set_limit(ALICE, 5, "year"), InvalidValue, "day, week, month, total; got 'year'"),
         (quotas.set_limit(0, 5, "day"), InvalidValue, "positive Discord id"),
-        (quotas.set_caps(ALICE, max_concurrent=0, max_queued=None), InvalidValue, "1 or more"),
+        (quotas.set_caps(ALICE, max_concurrent=0, max_queued=None), InvalidValue, "from 1 to 100"),
         (quotas.set_caps(ALICE, max_concurrent=None, max_queued=None), InvalidValue, "give"),
-        (quotas.grant(ALICE, 0), InvalidValue, "1 or more"),
+        (quotas.grant(ALICE, 0), InvalidValue, "from 1 to 1000000"),
         (quotas.set_server_limits(period="fortnight"), InvalidValue, "fortnight"),
         (quotas.reset(BOB), UserNotFound, "User 1002 has never used the bot"),
         (quotas.clear_limits(BOB), UserNotFound, "never used"),
@@ -128,6 +184,35 @@ async def test_bad_quota_input_raises_clear_errors_and_changes_nothing(quotas: Q
     status = await quotas.status(ALICE)
     assert (status.limit, status.period, status.max_concurrent, status.used) == (5, "day", 3, 0)
     assert (await quotas.status(BOB)).custom is False
+
+
+async def test_values_beyond_the_shared_bounds_are_refused_before_the_database(
+    quotas: Quotas, queue: JobQueue
+) -> None:
+    """Out-of-range numbers get the same clear message on both databases (32-bit limit columns
+    on PostgreSQL, 64-bit ids everywhere), and the largest allowed values are stored."""
+    top = await quotas.set_limit(ALICE, MAX_IMAGES, "total")
+    assert (top.limit, top.period) == (MAX_IMAGES, "total")
+    caps = await quotas.set_caps(
+        ALICE, max_concurrent=MAX_CAPS["max_concurrent"], max_queued=MAX_CAPS["max_queued"]
+    )
+    assert (caps.max_concurrent, caps.max_queued) == (100, 1000)
+    huge_id = MAX_ID + 1
+    for call, message in (
+        (quotas.set_limit(ALICE, MAX_IMAGES + 1, "day"), "from 0 to 1000000, got 1000001"),
+        (quotas.set_limit(ALICE, 2**40, "day"), f"got {2**40}"),
+        (quotas.set_limit(huge_id, 5, "day"), f"got {huge_id} (at most {MAX_ID})"),
+        (quotas.status(huge_id), f"at most {MAX_ID}"),
+        (quotas.set_caps(ALICE, max_concurrent=101, max_queued=None), "from 1 to 100, got 101"),
+        (quotas.set_caps(ALICE, max_concurrent=None, max_queued=10**6), "from 1 to 1000"),
+        (quotas.set_server_limits(images=-1), "from 0 to 1000000"),
+        (quotas.grant(ALICE, 2**31), "from 1 to 1000000"),
+        (queue.enqueue(ALICE, [spec()], interaction_id=huge_id), "interaction id must be"),
+    ):
+        with pytest.raises(InvalidValue, match=re.escape(message)):
+            await call
+    status = await quotas.status(ALICE)
+    assert (status.limit, status.max_concurrent, status.queued) == (MAX_IMAGES, 100, 0)
 
 
 def test_period_boundaries() -> None:

@@ -1,9 +1,10 @@
 """A real engine that holds its first render at step 1 (or its last step) until it is aborted
-(or, when given a ``release`` event, until that is set).
+or resumed.
 
-Used in-process (``started`` is a ``threading.Event``) and as a worker process
+Used in-process (``started`` and ``resume`` are ``threading.Event``s) and as a worker process
 (``python -m tests.worker.holding``, configured by environment variables like ``imagine
-worker``; it prints ``started <seed>`` when the render is held).
+worker``; it prints ``started <seed>`` when the render is held, and a line on its stdin resumes
+it).
 """
 
 from __future__ import annotations
@@ -31,13 +32,13 @@ class HoldingEngine:
         *,
         announce: bool = False,
         at_last_step: bool = False,
-        release: threading.Event | None = None,
+        resume: threading.Event | None = None,
     ) -> None:
         self.inner = inner
-        self.release = release
         self.announce = announce
         self.at_last_step = at_last_step
         self.started = threading.Event()
+        self.resume = resume or threading.Event()
         self.steps_after_hold = 0
 
     def prepare(self) -> str:
@@ -57,6 +58,7 @@ class HoldingEngine:
         abort = getattr(cancelled, "__self__", None)
         assert isinstance(abort, threading.Event), "the worker's abort flag is an Event"
         holding = not self.started.is_set()
+        released = threading.Event()
 
         def step(event: StepEvent) -> None:
             if on_step is not None:
@@ -66,24 +68,38 @@ class HoldingEngine:
                 self.started.set()
                 if self.announce:
                     print(f"started {task.seed}", flush=True)
-                if not self._wait(abort):
-                    raise TimeoutError("the held render was never aborted or released")
+                # Released by an abort or a resume, whichever comes first.
+                for source in (abort, self.resume):
+                    threading.Thread(target=_relay, args=(source, released), daemon=True).start()
+                if not released.wait(HOLD_LIMIT):
+                    raise TimeoutError("the held render was never aborted or resumed")
             elif holding:
                 self.steps_after_hold += 1
 
         return self.inner.render(task, on_step=step, cancelled=cancelled)
 
-    def _wait(self, abort: threading.Event) -> bool:
-        """Until released (when a release event was given) or aborted; ``False`` on time-out."""
-        return (self.release or abort).wait(HOLD_LIMIT)
+
+def _relay(source: threading.Event, target: threading.Event) -> None:
+    if source.wait(HOLD_LIMIT):
+        target.set()
+
+
+def _resume_on_input(engine: HoldingEngine) -> None:
+    """A non-empty line on stdin resumes the held render (end of input does not)."""
+    if sys.stdin.readline().strip():
+        engine.resume.set()
 
 
 def main() -> int:
     """Run ``imagine worker`` with a holding engine."""
+    import logging
+
     from imagine.commands.worker import _serve
 
     settings = Settings.load()
+    logging.basicConfig(level=settings.log_level.upper())
     engine = HoldingEngine(Engine(ModelRegistry(settings.engine())), announce=True)
+    threading.Thread(target=_resume_on_input, args=(engine,), daemon=True).start()
     return asyncio.run(_serve(settings, once=False, engine=engine))
 
 

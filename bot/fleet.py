@@ -1,0 +1,51 @@
+"""``/admin workers`` text: each worker with what it serves, its current job and last seen."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from storage.contract import Job
+from storage.routing import describe, serves
+
+MAX_CONTENT = 2000
+
+
+class FleetWorker(Protocol):
+    """The fields of a worker row that /admin workers shows."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def last_seen(self) -> datetime: ...
+    @property
+    def capabilities(self) -> Mapping[str, Any] | None: ...
+
+
+def workers_content(
+    workers: Sequence[FleetWorker], running: Sequence[Job], now: datetime, lease: timedelta
+) -> str:
+    """The /admin workers reply; a worker unseen for longer than ``lease`` is shown as gone."""
+    if not workers:
+        return "Workers: none has checked in."
+    jobs: dict[str, list[int]] = {}
+    for job in running:
+        if job.lease_owner:
+            jobs.setdefault(job.lease_owner, []).append(job.id)
+    live = [w for w in workers if w.last_seen >= now - lease]
+    lines = [f"Workers: {len(live)} live, {len(workers) - len(live)} gone"]
+    for worker in sorted(workers, key=lambda w: (w.last_seen < now - lease, w.id)):
+        state = "live" if worker.last_seen >= now - lease else "gone"
+        seen = f"<t:{int(worker.last_seen.timestamp())}:R>"
+        held = jobs.get(worker.id)
+        doing = ", job " + ", ".join(f"#{i}" for i in held) if held else ", idle"
+        lines.append(f"- {worker.id} on {worker.host} ({state}{doing}), last seen {seen}")
+        extras = [describe(token) for token in serves(worker.capabilities)]
+        lines.append(f"  serves: {worker.model}" + ("; " + ", ".join(extras) if extras else ""))
+    text = "\n".join(lines)
+    return text if len(text) <= MAX_CONTENT else text[: MAX_CONTENT - 1] + "…"

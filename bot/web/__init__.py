@@ -1,0 +1,1 @@
+"""The bot's web server: one aiohttp application for health, the dashboard and editors."""

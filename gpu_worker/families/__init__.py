@@ -1,0 +1,1 @@
+"""Model families beyond SDXL: each knows how to build its pipelines and render a grid."""

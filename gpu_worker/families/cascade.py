@@ -1,0 +1,203 @@
+"""Stable Cascade (Wuerstchen v3): a text-conditioned prior, then a decoder that paints.
+
+Loading: the components are read one by one with ``from_pretrained`` from their sub-folders of
+a ``StableCascadeCombinedPipeline`` layout (what ``save_pretrained`` of the combined pipeline
+writes, and how ``stabilityai/stable-cascade`` is published); the prior pipeline
+(``StableCascadePriorPipeline``) and the decoder pipeline (``StableCascadeDecoderPipeline``) are
+built over them. On CUDA the prior runs in bf16 and the decoder in fp16; on CPU both in fp32.
+
+Rendering: a grid is one prior call and one decoder call, each with one ``torch.Generator`` per
+image seeded ``seed + i`` (the prior's starting noise and the decoder's are drawn per image from
+that generator), so image i of a grid equals a one-image render at ``seed + i``.
+
+Sizes: Cascade's prior works at 1/42.67 of the image side and its decoder at 1/4; sides are
+multiples of 128 so both are whole (1024x1024: a 24x24 prior latent). A request's SDXL size is
+scaled to the model's native side (1024 for a published checkpoint) and rounded to a multiple
+of 128. Steps: ``--steps``/``--q`` are the prior's steps; the decoder always runs
+``DECODER_STEPS`` (10, what Stable Cascade recommends) with guidance 0.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import diffusers
+import torch
+import transformers
+from diffusers.pipelines.deprecated.wuerstchen.modeling_paella_vq_model import PaellaVQModel
+from PIL import Image
+
+from gpu_worker.errors import JobCancelled, ModelLoadError
+
+_diffusers: Any = diffusers
+_transformers: Any = transformers
+_CPU = torch.device("cpu")
+COMBINED = "StableCascadeCombinedPipeline"
+DECODER_STEPS = 10
+SIDE_MULTIPLE = 128
+_PRIOR_PARTS = ("prior_prior", "prior_text_encoder", "prior_tokenizer", "prior_scheduler")
+_DECODER_PARTS = ("decoder", "text_encoder", "tokenizer", "scheduler", "vqgan")
+_OPTIONAL = ("prior_image_encoder", "prior_feature_extractor")
+
+
+def is_cascade(directory: Path) -> bool:
+    """Whether ``directory`` holds a Stable Cascade model (its model_index.json says so)."""
+    index = directory / "model_index.json"
+    if not index.is_file():
+        return False
+    return bool(json.loads(index.read_text()).get("_class_name") == COMBINED)
+
+
+@dataclass
+class CascadeModel:
+    """A loaded Stable Cascade: the prior and decoder pipelines over one set of components."""
+
+    name: str
+    source: str
+    prior: Any
+    decoder: Any
+    device: torch.device
+    native: int
+
+    @property
+    def can_vary(self) -> bool:
+        """Whether the prior has an image encoder (needed for V1-V4 image variations)."""
+        return self.prior.image_encoder is not None
+
+    def size(self, width: int, height: int) -> tuple[int, int]:
+        """A request's SDXL size at this model's native side, in multiples of 128."""
+        scale = self.native / 1024
+
+        def snap(side: int) -> int:
+            return max(SIDE_MULTIPLE, int(side * scale / SIDE_MULTIPLE + 0.5) * SIDE_MULTIPLE)
+
+        return snap(width), snap(height)
+
+
+def load(name: str, source: str, directory: Path, device: torch.device, cuda: bool) -> CascadeModel:
+    """Load a Stable Cascade from ``directory`` (its combined-pipeline layout)."""
+    index = json.loads((directory / "model_index.json").read_text())
+    prior_dtype = torch.bfloat16 if cuda else torch.float32
+    decoder_dtype = torch.float16 if cuda else torch.float32
+    parts: dict[str, Any] = {}
+    try:
+        for part in (*_PRIOR_PARTS, *_DECODER_PARTS, *_OPTIONAL):
+            entry = index.get(part)
+            if entry is None or entry[1] is None:
+                if part in _OPTIONAL:
+                    parts[part] = None
+                    continue
+                raise ModelLoadError(
+                    f"cannot load model {source!r}: Stable Cascade needs {part}, and "
+                    "model_index.json has none"
+                )
+            dtype = prior_dtype if part.startswith("prior") else decoder_dtype
+            parts[part] = _component(entry, directory / part, dtype)
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise ModelLoadError(f"cannot load model {source!r} (Stable Cascade): {reason}") from exc
+    prior = _diffusers.StableCascadePriorPipeline(
+        prior=parts["prior_prior"],
+        text_encoder=parts["prior_text_encoder"],
+        tokenizer=parts["prior_tokenizer"],
+        scheduler=parts["prior_scheduler"],
+        image_encoder=parts["prior_image_encoder"],
+        feature_extractor=parts["prior_feature_extractor"],
+    )
+    decoder = _diffusers.StableCascadeDecoderPipeline(
+        decoder=parts["decoder"],
+        text_encoder=parts["text_encoder"],
+        tokenizer=parts["tokenizer"],
+        scheduler=parts["scheduler"],
+        vqgan=parts["vqgan"],
+    )
+    for pipe in (prior, decoder):
+        pipe.set_progress_bar_config(disable=True)
+        pipe.to(device)
+    return CascadeModel(name, source, prior, decoder, device, _native(directory))
+
+
+def _native(directory: Path) -> int:
+    """The native side: 42.67 px per prior latent cell, 24 cells (1024 px) unless the prior's
+    config.json says otherwise with ``sample_size`` (the tiny model: 3 cells, 128 px)."""
+    config = json.loads((directory / "prior_prior" / "config.json").read_text())
+    cells = config.get("sample_size") or 24
+    return round(int(cells) * SIDE_MULTIPLE / 3)
+
+
+def _component(entry: Sequence[str], folder: Path, dtype: torch.dtype) -> Any:
+    library, class_name = entry[0], entry[1]
+    if class_name == "PaellaVQModel":
+        # Saved as ["diffusers", "PaellaVQModel"], a class diffusers no longer exports.
+        return PaellaVQModel.from_pretrained(folder, dtype=dtype)
+    module = _diffusers if library == "diffusers" else _transformers
+    cls = getattr(module, class_name)
+    if "Tokenizer" in class_name or "Processor" in class_name or "Scheduler" in class_name:
+        return cls.from_pretrained(folder)
+    return (
+        cls.from_pretrained(folder, dtype=dtype)
+        if library == "diffusers"
+        else (cls.from_pretrained(folder, torch_dtype=dtype))
+    )
+
+
+StepHook = Callable[[int, torch.Tensor], None]
+
+
+def render(
+    model: CascadeModel,
+    *,
+    prompt: str,
+    negative_prompt: str | None,
+    width: int,
+    height: int,
+    seed: int,
+    indices: Sequence[int],
+    steps: int,
+    guidance: float,
+    images: Sequence[Image.Image] = (),
+    on_step: StepHook | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> list[Image.Image]:
+    """Grid images ``indices``: one prior call, one decoder call, one generator per image."""
+
+    def hook(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        if cancelled is not None and cancelled():
+            raise JobCancelled("cancelled by request")
+        if on_step is not None:
+            on_step(step + 1, tensors["latents"])
+        return {}
+
+    def generators() -> list[torch.Generator]:
+        return [torch.Generator(device=_CPU).manual_seed(seed + i) for i in indices]
+
+    prior_kwargs: dict[str, Any] = {}
+    if images:
+        prior_kwargs["images"] = list(images)
+    priors = model.prior(
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        width=width,
+        height=height,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        num_images_per_prompt=len(indices),
+        generator=generators(),
+        callback_on_step_end=hook,
+        **prior_kwargs,
+    )
+    embeddings = priors.image_embeddings.to(model.decoder.dtype)
+    result = model.decoder(
+        image_embeddings=embeddings,
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        num_inference_steps=DECODER_STEPS,
+        guidance_scale=0.0,
+        generator=generators(),
+        output_type="pil",
+    )
+    return list(result.images)

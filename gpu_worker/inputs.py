@@ -1,0 +1,89 @@
+"""From a stored job to its render task: request, seed, and the input images from the store.
+
+Shared by the run loop and ``imagine replay``, so a replay renders exactly what the worker did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from typing import Protocol
+
+from PIL import Image
+
+from gpu_worker.errors import InvalidTask
+from gpu_worker.imaging import decode_image
+from gpu_worker.task import RenderTask
+from storage.contract import GRID_SIZE, ImageRecord, Job, JobKind
+from storage.errors import StorageError
+from storage.images import ImageStore
+
+
+class StoredImages(Protocol):
+    """Where a job's stored images are listed (``JobQueue`` has it)."""
+
+    async def images(self, job_id: int) -> Sequence[ImageRecord]:
+        """The job's stored images."""
+        ...
+
+
+async def task_for(
+    job: Job, queue: StoredImages, store: ImageStore, *, decoder: Executor | None = None
+) -> RenderTask:
+    """The render task for a job, with its input images loaded from the store.
+
+    Inputs are decoded one at a time on ``decoder`` (the worker's idle device thread; the
+    default pool when None), each no larger than the render needs (an upscale needs all of it).
+    """
+    request = job.request
+    if job.kind in (JobKind.VARIATION, JobKind.UPSCALE):
+        if job.parent_job_id is not None:
+            keys = [await parent_image(job, queue)]
+        elif job.input_images:
+            keys = [job.input_images[0]]
+        else:
+            raise InvalidTask(f"{job.kind} job {job.id} names no source image")
+    else:
+        keys = list(job.input_images)
+    init: list[Image.Image] = []
+    fit = None if job.kind is JobKind.UPSCALE else (request.width, request.height)
+    loop = asyncio.get_running_loop()
+    for key in dict.fromkeys(keys):
+        try:
+            data = await store.get(key)
+            init.append(await loop.run_in_executor(decoder, decode_image, data, fit))
+        except StorageError as exc:
+            raise InvalidTask(f"input image {key[:12]}... is not in the image store") from exc
+        except ValueError as exc:
+            raise InvalidTask(f"input image {key[:12]}... could not be read") from exc
+    references: list[Image.Image] = []
+    if job.kind is JobKind.VARIATION and request.control:
+        # A variation of a ControlNet grid follows the same control image.
+        size = (request.width, request.height)
+        for key in dict.fromkeys(job.input_images):
+            data = await store.get(key)
+            references.append(await loop.run_in_executor(decoder, decode_image, data, size))
+    return RenderTask(
+        request=request,
+        seed=job.seed,
+        kind=job.kind,
+        prompt_images=tuple(references),
+        init_images=tuple(init),
+        strength=job.strength,
+        indices=(0,) if job.kind is JobKind.UPSCALE else tuple(range(GRID_SIZE)),
+    )
+
+
+async def parent_image(job: Job, queue: StoredImages) -> str:
+    """The hash of the parent's image a variation or upscale starts from."""
+    assert job.parent_job_id is not None
+    index = job.parent_index if job.parent_index is not None else 0
+    records = await queue.images(job.parent_job_id)
+    for record in records:
+        if record.index == index:
+            return record.sha256
+    raise InvalidTask(
+        f"job {job.parent_job_id} has no image {index + 1} to work from "
+        f"(it has {sorted(r.index + 1 for r in records if r.index >= 0)})"
+    )

@@ -1,0 +1,188 @@
+"""Where model weights come from: a local directory or file, a Hugging Face hub id, or ModelScope.
+
+Every model path in the configuration (the default model, aliases, profiles, LoRA styles,
+ControlNets, the IP-Adapter and its image encoder, the translation model) goes through
+``resolve`` before ``from_pretrained``, so each accepts the same three forms:
+
+- a local path (``/models/sdxl``, ``./lora.safetensors``, ``~/x``): used as it is;
+- a hub id (``stabilityai/stable-diffusion-xl-base-1.0``): handed to ``from_pretrained``, which
+  downloads into the Hugging Face cache; ``HF_ENDPOINT`` points it at a mirror and
+  ``HF_HUB_OFFLINE=1`` keeps it to the cache;
+- ``modelscope:ORG/NAME[@REVISION][/PATH]``: the ModelScope repository ``ORG/NAME`` (at
+  ``REVISION``, default ``master``), fetched with ``modelscope.snapshot_download`` into the
+  ModelScope cache (``MODELSCOPE_CACHE``, default ``~/.cache/modelscope``, laid out as
+  ``models/ORG--NAME/snapshots/REVISION/``); ``PATH`` names a file or folder inside it (a LoRA
+  file, a distilled UNet folder). The cache is looked at first, so a cached model needs no
+  network; with ``HF_HUB_OFFLINE=1`` nothing is downloaded from either source.
+
+The ``modelscope`` package belongs to the worker extra and is imported only when a ModelScope
+source is resolved (it imports torch).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gpu_worker.errors import ModelLoadError
+
+MODELSCOPE_PREFIX = "modelscope:"
+_MODELSCOPE = re.compile(
+    r"modelscope:(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)"
+    r"(?:@(?P<revision>[A-Za-z0-9_.-]+))?(?:/(?P<path>.+))?"
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A configured model location, parsed."""
+
+    text: str
+    kind: str  # "local", "hub" or "modelscope"
+    repo: str | None = None
+    revision: str | None = None
+    path: str | None = None
+
+    def describe(self) -> str:
+        """Where it comes from, in words."""
+        if self.kind == "local":
+            return "a local path"
+        if self.kind == "hub":
+            endpoint = os.environ.get("HF_ENDPOINT")
+            return f"the Hugging Face hub{f' via {endpoint}' if endpoint else ''}"
+        return f"ModelScope ({self.repo} at {self.revision or 'master'})"
+
+
+def is_modelscope(source: str | Path) -> bool:
+    """True for a ``modelscope:`` source."""
+    return str(source).startswith(MODELSCOPE_PREFIX)
+
+
+def parse(source: str | Path) -> Source:
+    """Parse a configured source; raises ModelLoadError for a malformed ``modelscope:`` one."""
+    text = str(source)
+    if is_modelscope(text):
+        match = _MODELSCOPE.fullmatch(text)
+        if match is None:
+            raise ModelLoadError(
+                f"model source {text!r} is not a ModelScope id; write "
+                "modelscope:ORG/NAME, modelscope:ORG/NAME@REVISION or "
+                "modelscope:ORG/NAME@REVISION/PATH/IN/REPO"
+            )
+        return Source(text, "modelscope", match["repo"], match["revision"], match["path"])
+    if text.startswith((".", "/", "~")) or Path(text).expanduser().exists():
+        return Source(text, "local")
+    return Source(text, "hub")
+
+
+def offline() -> bool:
+    """Whether downloads are off (``HF_HUB_OFFLINE``, honoured for both sources)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def resolve(source: str | Path, *, allow_download: bool | None = None) -> str:
+    """What to hand ``from_pretrained`` (or open) for ``source``: for ModelScope a cache path.
+
+    ``allow_download`` defaults to "unless ``HF_HUB_OFFLINE``"; local paths and hub ids are
+    returned unchanged (diffusers and transformers handle the hub and its cache themselves).
+    """
+    parsed = parse(source)
+    if parsed.kind == "local":
+        return str(Path(parsed.text).expanduser())
+    if parsed.kind == "hub":
+        return parsed.text
+    if allow_download is None:
+        allow_download = not offline()
+    root = _modelscope_snapshot(parsed, allow_download)
+    if parsed.path is None:
+        return root
+    inside = Path(root) / parsed.path
+    if not inside.exists():
+        raise ModelLoadError(
+            f"cannot load model {parsed.text!r} from ModelScope: the repository has no "
+            f"{parsed.path!r} (snapshot at {root})"
+        )
+    return str(inside)
+
+
+def resolve_path(source: Path) -> Path:
+    """``resolve`` for settings held as paths (LoRA files, distilled UNet folders)."""
+    return Path(resolve(source))
+
+
+def cached(source: str | Path) -> str | None:
+    """The local copy of ``source`` when there is one (never downloads), else None."""
+    parsed = parse(source)
+    if parsed.kind == "local":
+        path = Path(parsed.text).expanduser()
+        return str(path) if path.exists() else None
+    if parsed.kind == "modelscope":
+        if importlib.util.find_spec("modelscope") is None:
+            return None
+        try:
+            return resolve(parsed.text, allow_download=False)
+        except ModelLoadError:
+            return None
+    if importlib.util.find_spec("huggingface_hub") is None:
+        return None
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        repos = scan_cache_dir().repos
+    except CacheNotFound:
+        return None
+    for repo in repos:
+        if repo.repo_id == parsed.text and repo.revisions:
+            return str(max(repo.revisions, key=lambda r: r.last_modified).snapshot_path)
+    return None
+
+
+def _modelscope_snapshot(source: Source, allow_download: bool) -> str:
+    try:
+        from modelscope import snapshot_download
+    except ImportError:
+        raise ModelLoadError(
+            f"cannot load model {source.text!r}: the modelscope package is not installed; "
+            "install the worker extra (pip install 'imagine[worker]') or modelscope"
+        ) from None
+    from modelscope_hub.errors import CacheNotFound, HubError
+
+    download: Any = snapshot_download
+    # modelscope reads MODELSCOPE_CACHE once per process for its own config but again for
+    # each call elsewhere; passing the directory keeps every lookup in the same place.
+    cache = _cache_root()
+    try:
+        # The cache first: a cached model loads with no network at all.
+        return str(
+            download(source.repo, revision=source.revision, cache_dir=cache, local_files_only=True)
+        )
+    except CacheNotFound:
+        if not allow_download:
+            raise ModelLoadError(
+                f"cannot load model {source.text!r}: ModelScope repository {source.repo} "
+                f"(revision {source.revision or 'master'}) is not in the ModelScope cache "
+                f"({cache}) and downloads are off (HF_HUB_OFFLINE); download it "
+                "there first or unset HF_HUB_OFFLINE"
+            ) from None
+    try:
+        return str(download(source.repo, revision=source.revision, cache_dir=cache))
+    except (HubError, OSError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise ModelLoadError(
+            f"cannot load model {source.text!r}: ModelScope download of {source.repo} "
+            f"failed: {reason}; check the id, network access to modelscope.cn and "
+            "MODELSCOPE_API_TOKEN for private models"
+        ) from exc
+
+
+def _cache_root() -> str:
+    """The ModelScope cache, by the package's own rule."""
+    configured = os.environ.get("MODELSCOPE_CACHE")
+    return str(
+        Path(configured).expanduser() if configured else Path.home() / ".cache" / "modelscope"
+    )
