@@ -108,3 +108,11 @@ async def test_turbo_draft_style_control_and_chinese_grids_are_delivered(
     assert chinese.content.startswith(f"**一只红色的狐狸 --seed 3** - <@{alice.id}> (fast)")
     assert chinese.content.endswith(f"\nPainted in English: {english}")
     assert all(job.gpu_seconds and job.gpu_seconds > 0 for job in jobs.values())
+    # Every result was delivered (the bot is idle again before it stops).
+    await eventually(lambda: _all_delivered(service, alice))
+
+
+async def _all_delivered(run: BotRun, user: User) -> bool | None:
+    assert run.storage is not None
+    done = await run.storage.queue.user_jobs(user.id, [JobStatus.SUCCEEDED])
+    return True if len(done) == 5 and all(job.delivered_at for job in done) else None
