@@ -138,9 +138,7 @@ class Engine:
         prepared = self.features.prepare(self.registry, task.request)
         model, plan = prepared.model, prepared.plan
         request = task.request
-        width, height = task.size or scale_size(
-            request.width, request.height, prepared.native, model.vae_scale_factor
-        )
+        width, height = task.size or self.render_size(model, request, prepared.native)
         conditioning = self.conditioning(model, plan)
         guide = self.features.guide(model, task, (width, height), plan)
         edit = self._edit(model, task, (width, height))
@@ -171,12 +169,16 @@ class Engine:
         )
 
     @staticmethod
-    def render_size(model: LoadedModel, request: GenerationRequest) -> tuple[int, int]:
-        """The request's size (its bucket when compiled) at the model's native resolution."""
+    def render_size(
+        model: LoadedModel, request: GenerationRequest, native: int | None = None
+    ) -> tuple[int, int]:
+        """The request's size (its bucket when compiled) at ``native`` px, by default the
+        model's native resolution (a draft profile renders smaller)."""
         width, height = request.width, request.height
         if model.fast is not None:
             width, height = model.fast.render_size(width, height)
-        return scale_size(width, height, model.native_resolution, model.vae_scale_factor)
+        side = native or model.native_resolution
+        return scale_size(width, height, side, model.vae_scale_factor)
 
     @staticmethod
     def conditioning(model: LoadedModel, plan: SamplingPlan) -> Conditioning:
