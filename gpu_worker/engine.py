@@ -137,7 +137,8 @@ class Engine:
             raise InvalidTask(f"seed must be between 0 and {MAX_SEED}, got {task.seed}")
         prepared = self.features.prepare(self.registry, task.request)
         model, plan = prepared.model, prepared.plan
-        width, height = task.size or self.render_size(model, task.request, prepared.native)
+        request = task.request
+        width, height = task.size or self.render_size(model, request, prepared.native)
         conditioning = self.conditioning(model, plan)
         guide = self.features.guide(model, task, (width, height), plan)
         edit = self._edit(model, task, (width, height))
@@ -171,7 +172,8 @@ class Engine:
     def render_size(
         model: LoadedModel, request: GenerationRequest, native: int | None = None
     ) -> tuple[int, int]:
-        """The request's size (its bucket when compiled) at ``native`` (the model's own)."""
+        """The request's size (its bucket when compiled) at ``native`` px, by default the
+        model's native resolution (a draft profile renders smaller)."""
         width, height = request.width, request.height
         if model.fast is not None:
             # Snapped in request space, so a profile of another native size snaps alike.

@@ -58,7 +58,7 @@ def test_worker_json_log_lines_carry_job_user_and_worker_ids(
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
     ready = next(line for line in lines if str(line["message"]).startswith("worker json-worker"))
     assert ready["worker_id"] == "json-worker" and "job_id" not in ready
-    finished = next(line for line in lines if line["message"].startswith(f"job {job_id} done"))
+    finished = next(line for line in lines if line["message"].startswith(f"job {job_id} succeeded"))
     assert (finished["job_id"], finished["user_id"], finished["worker_id"]) == (
         job_id,
         77,
