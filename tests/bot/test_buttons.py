@@ -10,7 +10,7 @@ import pytest
 
 from imagine.settings import Settings
 from storage.contract import Job, JobKind, JobStatus, StoredImage
-from tests.bot.harness import BotRun, ScriptedWorker, ephemeral_reply, png
+from tests.bot.harness import BotRun, ScriptedWorker, ephemeral_reply, eventually, png
 from tests.fakediscord import FakeDiscord, Interaction, Message, User
 
 MAX_JOB_ID = 2**63 - 1
@@ -201,6 +201,11 @@ async def test_a_repeat_u_click_links_to_the_earlier_post_even_after_a_restart(
             f"https://discord.com/channels/{fake_discord.guild.id}/{single.channel_id}/{single.id}"
         )
         expected = f"Image #1 of job #1 is already posted: {link}"
+        # The public post appears a moment before the bot records it; until then a repeat
+        # click is told the post is on its way (test_two_clicks_at_once_make_one_post).
+        assert first.services is not None
+        posts = first.services.posts
+        await eventually(lambda: posts.get(1, 0))
         for user in (alice, bob):
             again = await fake_discord.click(grid, u1, user=user)
             assert await ephemeral_reply(fake_discord, again) == expected
