@@ -10,8 +10,18 @@ import discord
 from bot.edits import edit_spec
 from bot.errors import UserFacingError
 from bot.jobs import Origin, enqueue_from, post_in_channel
+from bot.offered import for_family
 from bot.services import Services
-from storage.contract import Edit, GenerationRequest, ImageRecord, Job, JobStatus, SpeedMode
+from storage.capabilities import read_offered
+from storage.contract import (
+    Edit,
+    GenerationRequest,
+    ImageRecord,
+    Job,
+    JobKind,
+    JobStatus,
+    SpeedMode,
+)
 
 
 class MessagePoster(Protocol):
@@ -64,6 +74,9 @@ async def queue_edit(
     if origin.channel_id is None:
         raise UserFacingError("Edits only work in a server channel.")
     mode = await user_mode(services, origin.user_id, request.mode if request else None)
+    # Edits need SDXL inpainting: a model of another family is refused before anything queues.
+    offered = await read_offered(services.db, services.queue.now())
+    for_family([request or parent.request], offered, JobKind.OUTPAINT)
     spec = edit_spec(parent, source, edit, mode=mode, request=request, aspect=aspect)
     (job,) = await enqueue_from(origin, services, [spec])
     channel = client.get_partial_messageable(origin.channel_id, guild_id=origin.guild_id)

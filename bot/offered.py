@@ -2,7 +2,7 @@
 
 The bot never loads a model: it reads what workers registered (``storage.capabilities``) and
 refuses at enqueue a LoRA style, speed profile or ControlNet that no live worker offers, naming
-what is offered instead.
+what is offered instead, and what the request's model family cannot paint (``for_family``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from bot.errors import UserFacingError
 from storage.capabilities import Offered
-from storage.contract import GenerationRequest, SpeedMode
+from storage.contract import GenerationRequest, JobKind, SpeedMode
+from storage.families import notes, refusal
 
 MAX_CHOICES = 25
 _PROFILE_MODES = {SpeedMode.TURBO: "turbo", SpeedMode.DRAFT: "draft"}
@@ -44,6 +45,22 @@ def check_offered(requests: Sequence[GenerationRequest], offered: Offered) -> No
                     f"`--control {kind}`: this server has no {kind} ControlNet. "
                     f"ControlNets here: {have}."
                 )
+
+
+def for_family(
+    requests: Sequence[GenerationRequest], offered: Offered, kind: JobKind = JobKind.IMAGINE
+) -> list[GenerationRequest]:
+    """The requests with a note for each parameter their model's family paints without;
+    ``UserFacingError`` for the first one it cannot paint at all (``storage.families``)."""
+    checked = []
+    for request in requests:
+        family = offered.family(request.model)
+        problem = refusal(request, family, kind)
+        if problem is not None:
+            raise UserFacingError(problem[0].upper() + problem[1:] + ".")
+        extra = notes(request, family)
+        checked.append(dataclasses.replace(request, notes=(*request.notes, *extra)))
+    return checked
 
 
 def with_style(

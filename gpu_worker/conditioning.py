@@ -131,3 +131,21 @@ def _pooled(compel: Compel, text: str) -> torch.Tensor:
     )
     assert pooled is not None
     return pooled
+
+
+def nudge(
+    source: Conditioning,
+    targets: tuple[torch.Tensor, torch.Tensor],
+    index: int,
+    generator: torch.Generator,
+    scale: float,
+) -> None:
+    """Add noise of ``scale`` times each embedding's spread to image ``index`` of ``targets``."""
+    if scale <= 0:
+        return
+    for original, target in zip(
+        (source.prompt_embeds, source.pooled_prompt_embeds), targets, strict=True
+    ):
+        noise = torch.randn(target.shape[1:], generator=generator, dtype=torch.float32)
+        spread = original[index].float().std().item()
+        target[index] = target[index] + (noise * scale * spread).to(target.device, target.dtype)

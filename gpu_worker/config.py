@@ -31,6 +31,9 @@ class EngineSettings:
     size_buckets: list[str]
     # An ESRGAN-type checkpoint for the first 2x of an upscale (Lanczos when unset).
     upscaler_model: Path | None
+    # Alias ("default" for the default model) -> family ("sdxl", "cascade"); unset aliases are
+    # detected from the model's model_index.json.
+    model_families: dict[str, str] = field(default_factory=dict)
     # The optional features (``gpu_worker.extras``): speed profiles, LoRA styles, ControlNets,
     # an IP-Adapter and a translation model.
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)

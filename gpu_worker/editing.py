@@ -26,7 +26,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from gpu_worker.errors import InvalidTask
-from storage.contract import Edit
+from gpu_worker.task import RenderTask
+from storage.contract import Edit, JobKind
 
 # The seam at 1024 px, scaled with the model's native resolution.
 SEAM_AT_1024 = 32
@@ -161,3 +162,19 @@ def _feather(new: np.ndarray, seam: int) -> tuple[np.ndarray, np.ndarray]:
         grown = wide
         inside += grown
     return grown, inside / max(1, seam)
+
+
+def task_canvas(
+    task: RenderTask, size: tuple[int, int], native: int, vae_scale_factor: int
+) -> Prepared | None:
+    """An outpaint or inpaint task's canvas, mask and compositing, or None for other kinds."""
+    if task.kind not in (JobKind.OUTPAINT, JobKind.INPAINT):
+        return None
+    if task.edit is None or not task.init_images:
+        raise InvalidTask(f"an {task.kind} job needs its edit and source image")
+    if task.strength is None or not 0 < task.strength <= 1:
+        raise InvalidTask(f"edit strength must be in (0, 1], got {task.strength}")
+    if (task.kind is JobKind.INPAINT) != (task.mask is not None):
+        raise InvalidTask("a region edit needs its mask image, and only a region edit has one")
+    seam = seam_width(native, vae_scale_factor)
+    return prepare(task.edit, task.init_images[0], size, seam, task.mask)

@@ -1,4 +1,5 @@
-"""The SDXL engine: turns one job's request into images.
+"""The engine: turns one job's request into images with its model's family
+(``gpu_worker.families``); below, the SDXL family, the engine's own.
 
 - txt2img grid: all images in one batched pipeline call with one ``torch.Generator`` per image,
   seeded ``seed + i``. Image i depends only on the seed and its index, never on the batch: a
@@ -41,9 +42,10 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from gpu_worker.conditioning import Conditioning, encode
-from gpu_worker.editing import Prepared, prepare, seam_width
+from gpu_worker.conditioning import Conditioning, encode, nudge
+from gpu_worker.editing import task_canvas
 from gpu_worker.errors import InvalidTask, JobCancelled, OutOfMemory
+from gpu_worker.families import renderers
 from gpu_worker.features import Features, Guide
 from gpu_worker.imaging import blend_images, fit_cover, scale_size
 from gpu_worker.models import LoadedModel, ModelRegistry
@@ -80,6 +82,7 @@ class Engine:
         self.cpu_threads = cpu_threads
         self.features = Features(registry.extras)
         self.compiles = CompileWatch()
+        self._families = renderers(registry, _Sdxl(self), self.render_sdxl)
 
     def _threads(self) -> None:
         # torch's CPU thread count is per calling thread under OpenMP, and renders run in a
@@ -92,7 +95,24 @@ class Engine:
         self._threads()
         if self.features.problems:
             log.warning("not offered on this worker: %s", "; ".join(self.features.problems))
-        model = self.registry.get(None)
+        return self._families[self.registry.family(None)].prepare(None)
+
+    def render(
+        self,
+        task: RenderTask,
+        *,
+        on_step: StepCallback | None = None,
+        cancelled: CancelCheck | None = None,
+    ) -> RenderResult:
+        """Render ``task`` with its model's family; raises ``JobCancelled`` when
+        ``cancelled()`` turns true."""
+        self._threads()
+        family = self._families[self.registry.family(task.request.model)]
+        return family.render(task, on_step=on_step, cancelled=cancelled)
+
+    def prepare_sdxl(self, name: str | None) -> str:
+        """Load an SDXL model and warm it up (``fastpath``); returns its source."""
+        model = self.registry.get(name)
         if model.fast is not None and model.fast.compile:
             self.compiles.arm()
         if model.fast is not None and model.fast.warmup:
@@ -105,18 +125,22 @@ class Engine:
 
     def capabilities(self) -> dict[str, Any]:
         """What this engine serves: model aliases, profiles, LoRA styles, ControlNets..."""
-        return {"models": self.registry.names(), **self.features.capabilities()}
+        families = self.registry.families()
+        return {
+            "models": self.registry.names(),
+            "families": families,
+            **self.features.capabilities(),
+        }
 
-    def render(
+    def render_sdxl(
         self,
         task: RenderTask,
         *,
         on_step: StepCallback | None = None,
         cancelled: CancelCheck | None = None,
     ) -> RenderResult:
-        """Render ``task``; raises ``JobCancelled`` when ``cancelled()`` turns true."""
+        """Render a task of an SDXL model."""
         started = time.perf_counter()
-        self._threads()
         if task.kind is JobKind.UPSCALE:
             # Upscales refine with the model as configured (never a fast profile), the
             # request's LoRA styles switched on and its text in English.
@@ -141,7 +165,7 @@ class Engine:
         width, height = task.size or self.render_size(model, request, prepared.native)
         conditioning = self.conditioning(model, plan)
         guide = self.features.guide(model, task, (width, height), plan)
-        edit = self._edit(model, task, (width, height))
+        edit = task_canvas(task, (width, height), model.native_resolution, model.vae_scale_factor)
         init: Image.Image | None = None
         strength: float | None = None
         if edit is not None:
@@ -185,20 +209,6 @@ class Engine:
     def conditioning(model: LoadedModel, plan: SamplingPlan) -> Conditioning:
         """Prompt embeddings for a plan's segments and negative prompt."""
         return encode(model, plan.segments, plan.negative_prompt)
-
-    @staticmethod
-    def _edit(model: LoadedModel, task: RenderTask, size: tuple[int, int]) -> Prepared | None:
-        """An outpaint or inpaint task's canvas, mask and compositing, or None for other kinds."""
-        if task.kind not in (JobKind.OUTPAINT, JobKind.INPAINT):
-            return None
-        if task.edit is None or not task.init_images:
-            raise InvalidTask(f"an {task.kind} job needs its edit and source image")
-        if task.strength is None or not 0 < task.strength <= 1:
-            raise InvalidTask(f"edit strength must be in (0, 1], got {task.strength}")
-        if (task.kind is JobKind.INPAINT) != (task.mask is not None):
-            raise InvalidTask("a region edit needs its mask image, and only a region edit has one")
-        seam = seam_width(model.native_resolution, model.vae_scale_factor)
-        return prepare(task.edit, task.init_images[0], size, seam, task.mask)
 
     @staticmethod
     def _init_image(
@@ -333,7 +343,7 @@ class _Run:
             white = None
             if self.init is None:
                 white = randn_tensor(shape, generator=gen, device=_CPU, dtype=model.dtype)
-            _nudge(batch, (embeds, pooled), i, gen, self.plan.weird_scale)
+            nudge(batch, (embeds, pooled), i, gen, self.plan.weird_scale)
             if white is not None:
                 starts.append(self.add_composition(white, gen))
         conditioning = Conditioning(
@@ -383,19 +393,9 @@ class _Run:
         return {}
 
 
-def _nudge(
-    source: Conditioning,
-    targets: tuple[torch.Tensor, torch.Tensor],
-    index: int,
-    generator: torch.Generator,
-    scale: float,
-) -> None:
-    """Add noise of ``scale`` times each embedding's spread to image ``index`` of ``targets``."""
-    if scale <= 0:
-        return
-    for original, target in zip(
-        (source.prompt_embeds, source.pooled_prompt_embeds), targets, strict=True
-    ):
-        noise = torch.randn(target.shape[1:], generator=generator, dtype=torch.float32)
-        spread = original[index].float().std().item()
-        target[index] = target[index] + (noise * scale * spread).to(target.device, target.dtype)
+class _Sdxl:
+    """The engine's own family, behind the interface of ``gpu_worker.families``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.prepare = engine.prepare_sdxl
+        self.render = engine.render_sdxl

@@ -2,7 +2,9 @@
 
 ``settings.model`` is the default (a hub id or a local directory, loaded with
 ``from_pretrained``); ``settings.model_aliases`` maps names used by ``--model NAME``, ``--v`` and
-``--niji`` to more sources. A model is loaded on first use and kept; its txt2img pipeline owns the
+``--niji`` to more sources, each of a family (``gpu_worker.families``: SDXL or Stable Cascade),
+detected from its ``model_index.json`` or set in ``settings.model_families``. A model is loaded
+on first use and kept; its txt2img pipeline owns the
 components and the img2img and inpainting pipelines are built from it with ``from_pipe``, so they
 add no weights.
 
@@ -26,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ from transformers.utils import logging as _transformers_logging
 from gpu_worker.config import EngineSettings
 from gpu_worker.errors import ModelLoadError, UnknownModel
 from gpu_worker.extras import Extras
+from gpu_worker.families.detect import check_family, detect
 from gpu_worker.fastpath import FastPath
 from gpu_worker.sources import resolve
 
@@ -195,7 +198,16 @@ class ModelRegistry:
         # Profiles, LoRA styles, ControlNets...: checked now, so a typo fails at start.
         self.extras = Extras.from_settings(settings)
         self._loaded: dict[str, LoadedModel] = {}
+        self._others: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._families: dict[str, str] = {}
+        for alias, family in settings.model_families.items():
+            where = f"model_families[{alias!r}]"
+            if alias not in self._sources:
+                raise ModelLoadError(
+                    f"{where}: there is no model {alias!r}; models: {', '.join(self.names())}"
+                )
+            self._families[alias] = check_family(family, where)
 
     def names(self) -> list[str]:
         """Alias names the server offers (``default`` is the configured default model)."""
@@ -210,6 +222,32 @@ class ModelRegistry:
                 f"{', '.join(self.names())}"
             )
         return self._sources[key]
+
+    def family(self, name: str | None = None) -> str:
+        """The family of an alias's model (as configured, else from its model_index.json)."""
+        key = name or DEFAULT_ALIAS
+        source = self.source(key)
+        if key not in self._families:
+            self._families[key] = detect(source)
+        return self._families[key]
+
+    def families(self) -> dict[str, str]:
+        """Alias -> family, for every model the server offers."""
+        return {name: self.family(name) for name in self.names()}
+
+    def device(self) -> torch.device:
+        """The device models load on."""
+        return pick_device(self._settings.device)
+
+    def load_other(self, name: str | None, load: Callable[[str, str], Any]) -> Any:
+        """A model of another family than SDXL, loaded once with ``load(alias, source)``."""
+        key = name or DEFAULT_ALIAS
+        source = self.source(key)
+        with self._lock:
+            if key not in self._others:
+                log.info("loading %s model %s from %s", self.family(key), key, source)
+                self._others[key] = load(key, source)
+            return self._others[key]
 
     def get(self, name: str | None = None) -> LoadedModel:
         """The loaded model for an alias, loading it the first time."""

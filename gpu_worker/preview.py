@@ -2,7 +2,10 @@
 
 SDXL's four latent channels are close to a linear function of RGB; the 4x3 factors below are the
 widely used least-squares fit for the SDXL VAE. Decoding a 128x128 latent this way costs
-microseconds, so a preview never slows the denoising loop.
+microseconds, so a preview never slows the denoising loop. Stable Cascade's prior latents
+(16 channels, 1/42 of the image side) have no published linear fit: they are shown in false
+colour (the channel thirds' means as red, green and blue, each stretched to its range), which
+shows the layout forming, not its true colours.
 """
 
 from __future__ import annotations
@@ -22,10 +25,14 @@ SDXL_LATENT_RGB_FACTORS = (
 )
 SDXL_LATENT_RGB_BIAS = (0.1084, -0.0175, -0.0011)
 PREVIEW_SIZE = 128
+CASCADE_CHANNELS = 16
 
 
 def latents_to_images(latents: torch.Tensor) -> list[Image.Image]:
-    """Approximate RGB images (one per batch item) of SDXL latents shaped (B, 4, H, W)."""
+    """Approximate RGB images (one per batch item) of SDXL latents shaped (B, 4, H, W), or
+    false-colour ones of Stable Cascade prior latents (B, 16, H, W)."""
+    if latents.ndim == 4 and latents.shape[1] == CASCADE_CHANNELS:
+        return _false_colour(latents)
     if latents.ndim != 4 or latents.shape[1] != 4:
         raise ValueError(f"expected SDXL latents (B, 4, H, W), got shape {tuple(latents.shape)}")
     factors = torch.tensor(SDXL_LATENT_RGB_FACTORS, dtype=torch.float32)
@@ -35,6 +42,23 @@ def latents_to_images(latents: torch.Tensor) -> list[Image.Image]:
         rgb = torch.einsum("bchw,cr->bhwr", flat, factors) + bias
         pixels = ((rgb.clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8).numpy()
     return [Image.fromarray(pixels[i], mode="RGB") for i in range(pixels.shape[0])]
+
+
+def _false_colour(latents: torch.Tensor) -> list[Image.Image]:
+    with torch.no_grad():
+        flat = latents.detach().float().cpu()
+        thirds = torch.stack([part.mean(dim=1) for part in flat.chunk(3, dim=1)], dim=-1)
+        low = thirds.amin(dim=(1, 2), keepdim=True)
+        high = thirds.amax(dim=(1, 2), keepdim=True)
+        scaled = (thirds - low) / (high - low).clamp(min=1e-6)
+        pixels = (scaled * 255).round().to(torch.uint8).numpy()
+    # A few latent cells across: enlarged so the thumbnail is not a handful of pixels.
+    return [
+        Image.fromarray(pixels[i], mode="RGB").resize(
+            (pixels.shape[2] * 8, pixels.shape[1] * 8), Image.Resampling.BILINEAR
+        )
+        for i in range(pixels.shape[0])
+    ]
 
 
 def preview_jpeg(latents: torch.Tensor, max_side: int = PREVIEW_SIZE, quality: int = 70) -> bytes:

@@ -130,6 +130,10 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Name -> hub id or directory, for --model NAME, --v N and --niji.",
     )
+    model_families: dict[str, str] = Field(
+        default_factory=dict,
+        description="Name (default: the default model) -> sdxl or cascade; else detected.",
+    )
     strict_models: bool = Field(
         default=False,
         description="Refuse --v/--niji values without an alias (else the default model paints).",

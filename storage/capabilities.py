@@ -1,4 +1,5 @@
-"""What the workers serve, merged: the bot checks LoRA, profile and ControlNet names against it.
+"""What the workers serve, merged: the bot checks LoRA, profile and ControlNet names (and what
+each model's family can paint) against it.
 
 Each worker registers its capabilities (``gpu_worker`` builds them from its configuration, less
 what its host lacks the weights for) with ``JobQueue.register_worker``; a worker counts while it
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from storage.db import Database
+from storage.families import family_of
 from storage.tables import workers
 
 FRESH_SECONDS = 3600.0
@@ -39,6 +41,12 @@ class Offered:
     controlnets: frozenset[str] = frozenset()
     ip_adapter: bool = False
     translation: bool = False
+    # Model alias -> family ("sdxl", "cascade"; ``storage.families``).
+    families: Mapping[str, str] = field(default_factory=dict)
+
+    def family(self, model: str | None) -> str:
+        """The family of alias ``model`` (None: the default model), SDXL when none said."""
+        return family_of(self.families, model)
 
     def unknown_loras(self, names: Iterable[str]) -> list[str]:
         """The names no live worker serves, in the order given."""
@@ -59,6 +67,7 @@ def merge(
     profiles: dict[str, Mapping[str, Any]] = {}
     loras: dict[str, Mapping[str, Any]] = {}
     controlnets: set[str] = set()
+    families: dict[str, str] = {}
     ip_adapter = translation = False
     oldest = now - timedelta(seconds=fresh_seconds)
     for worker in workers:
@@ -68,6 +77,7 @@ def merge(
         profiles.update(served.get("profiles") or {})
         loras.update(served.get("loras") or {})
         controlnets.update(served.get("controlnets") or ())
+        families.update(served.get("families") or {})
         ip_adapter = ip_adapter or bool(served.get("ip_adapter"))
         translation = translation or bool(served.get("translation"))
     return Offered(
@@ -76,6 +86,7 @@ def merge(
         controlnets=frozenset(controlnets),
         ip_adapter=ip_adapter,
         translation=translation,
+        families=families,
     )
 
 

@@ -21,7 +21,7 @@ from bot.inputs import (
     render_size,
 )
 from bot.jobs import enqueue, post_job_messages, queued_text
-from bot.offered import check_offered, style_choices, with_style
+from bot.offered import check_offered, for_family, style_choices, with_style
 from bot.prompt import parse
 from storage.capabilities import read_offered
 from storage.contract import GRID_SIZE, JobKind, JobSpec
@@ -177,6 +177,7 @@ class Imagine(commands.Cog):
         # Styles, fast profiles and ControlNets exist where workers registered them.
         offered = await read_offered(services.db, services.queue.now())
         requests = with_style(requests, style, offered)
+        requests = for_family(requests, offered)
         check_offered(requests, offered)
         return [
             JobSpec(

@@ -148,11 +148,54 @@ def _component(entry: Sequence[str], folder: Path, dtype: torch.dtype) -> Any:
 StepHook = Callable[[int, torch.Tensor], None]
 
 
+@dataclass(frozen=True)
+class Text:
+    """Prompt conditioning of both stages: the prior's token and pooled embeddings (and their
+    negatives), and the decoder's pooled embedding."""
+
+    prior: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+    decoder_pooled: torch.Tensor
+
+
+def encode(
+    model: CascadeModel, segments: Sequence[tuple[str, float]], negative_prompt: str | None
+) -> Text:
+    """Weighted segments (weights summing to 1) blended in embedding space, as SDXL blends
+    them: each segment encoded on its own, token and pooled embeddings summed with its weight.
+    One plain segment gives exactly the pipelines' own embeddings."""
+    if not segments:
+        raise ValueError("a prompt needs at least one segment")
+
+    def blended(pipe: Any) -> list[torch.Tensor]:
+        parts = [
+            pipe.encode_prompt(
+                device=model.device,
+                batch_size=1,
+                num_images_per_prompt=1,
+                do_classifier_free_guidance=True,
+                prompt=text,
+                negative_prompt=negative_prompt or None,
+            )
+            for text, _ in segments
+        ]
+        embeds, pooled = (
+            sum((part[k] * weight for part, (_, weight) in zip(parts, segments, strict=True)))
+            if len(parts) > 1 or segments[0][1] != 1.0
+            else parts[0][k]
+            for k in (0, 1)
+        )
+        return [embeds, pooled, parts[0][2], parts[0][3]]
+
+    with torch.no_grad():
+        prior = blended(model.prior)
+        decoder = blended(model.decoder)
+    return Text((prior[0], prior[1], prior[2], prior[3]), decoder[1])
+
+
 def render(
     model: CascadeModel,
     *,
-    prompt: str,
-    negative_prompt: str | None,
+    text: Text,
     width: int,
     height: int,
     seed: int,
@@ -163,41 +206,62 @@ def render(
     on_step: StepHook | None = None,
     cancelled: Callable[[], bool] | None = None,
 ) -> list[Image.Image]:
-    """Grid images ``indices``: one prior call, one decoder call, one generator per image."""
+    """Grid images ``indices``: one prior call, one decoder call, one generator per image.
 
-    def hook(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-        if cancelled is not None and cancelled():
-            raise JobCancelled("cancelled by request")
-        if on_step is not None:
-            on_step(step + 1, tensors["latents"])
-        return {}
+    ``on_step(n, latents)`` follows both stages (``steps`` prior steps, then ``DECODER_STEPS``)
+    with the prior's latents, the ones a preview can show.
+    """
+    shown: list[torch.Tensor] = []
+
+    def hook(stage: int) -> Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]:
+        def step_end(
+            pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]
+        ) -> dict[str, Any]:
+            if cancelled is not None and cancelled():
+                raise JobCancelled("cancelled by request")
+            if stage == 0:
+                shown[:] = [tensors["latents"]]
+            if on_step is not None:
+                on_step(stage * steps + step + 1, shown[0])
+            return {}
+
+        return step_end
 
     def generators() -> list[torch.Generator]:
         return [torch.Generator(device=_CPU).manual_seed(seed + i) for i in indices]
 
+    count = len(indices)
+    embeds, pooled, negative, negative_pooled = text.prior
     prior_kwargs: dict[str, Any] = {}
+    if guidance > 1:
+        # Only classifier-free guidance reads the negatives (the pipeline would batch them in).
+        prior_kwargs["negative_prompt_embeds"] = negative
+        prior_kwargs["negative_prompt_embeds_pooled"] = negative_pooled
     if images:
         prior_kwargs["images"] = list(images)
     priors = model.prior(
-        prompt=prompt,
-        negative_prompt=negative_prompt,
+        prompt_embeds=embeds,
+        prompt_embeds_pooled=pooled,
         width=width,
         height=height,
         num_inference_steps=steps,
         guidance_scale=guidance,
-        num_images_per_prompt=len(indices),
+        num_images_per_prompt=count,
         generator=generators(),
-        callback_on_step_end=hook,
+        callback_on_step_end=hook(0),
         **prior_kwargs,
     )
     embeddings = priors.image_embeddings.to(model.decoder.dtype)
+    dtype = model.decoder.dtype
     result = model.decoder(
         image_embeddings=embeddings,
-        prompt=prompt,
-        negative_prompt=negative_prompt,
+        # Guidance 0: the decoder takes only the pooled text, one per image.
+        prompt_embeds=embeds.to(dtype).repeat(count, 1, 1),
+        prompt_embeds_pooled=text.decoder_pooled.to(dtype).repeat(count, 1, 1),
         num_inference_steps=DECODER_STEPS,
         guidance_scale=0.0,
         generator=generators(),
+        callback_on_step_end=hook(1),
         output_type="pil",
     )
     return list(result.images)

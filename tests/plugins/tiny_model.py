@@ -3,6 +3,7 @@
 ``tiny_model_dir`` builds the tiny random-weight SDXL once per test session and returns its
 directory, loadable with ``from_pretrained`` like any real checkpoint. ``tiny_extras_dir`` is
 another tiny SDXL with every optional component beside it and ``extras.toml`` wiring them.
+``tiny_cascade_dir`` is the tiny random-weight Stable Cascade (``imagine tiny-model --cascade``).
 """
 
 from __future__ import annotations
@@ -35,3 +36,14 @@ def tiny_extras_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = write_tiny_model(tmp_path_factory.mktemp("tiny-extras") / "model", seed=0)
     write_extras(directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_cascade_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny Stable Cascade (128 px native, random weights, seed 0)."""
+    import torch
+
+    from gpu_worker.tiny_cascade import write_tiny_cascade
+
+    torch.set_num_threads(1)
+    return write_tiny_cascade(tmp_path_factory.mktemp("tiny-cascade") / "model", seed=0)

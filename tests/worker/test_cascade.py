@@ -20,9 +20,11 @@ def tiny_cascade(tmp_path_factory: pytest.TempPathFactory) -> cascade.CascadeMod
 
 
 def _render(model: cascade.CascadeModel, indices: list[int], **changes: object) -> list[np.ndarray]:
+    prompt = str(changes.pop("prompt", "a red fox"))
+    negative = changes.pop("negative_prompt", None)
+    text = cascade.encode(model, [(prompt, 1.0)], negative)  # type: ignore[arg-type]
     values: dict[str, object] = {
-        "prompt": "a red fox",
-        "negative_prompt": None,
+        "text": text,
         "width": 128,
         "height": 128,
         "seed": 11,
