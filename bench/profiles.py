@@ -1,4 +1,5 @@
-"""Speed profiles, LoRA switching and optional components on the tiny SDXL (CPU), as one JSON.
+"""Speed profiles, LoRA switching, optional components and model families on the tiny models
+(CPU), as one JSON.
 
 - ``profiles``: seconds per 4-image grid with the default profile (30 steps, as the parser sets
   at ``--quality 1``) and with the turbo profile (its distilled UNet, 2 steps); the ratio should
@@ -6,6 +7,10 @@
 - ``lora``: the cost of switching a LoRA style on and off around a job (``set_adapters`` /
   ``disable_lora``), per job, against a 30-step grid (target at most 5%); also the grid time with
   the style active (the LoRA's own extra compute).
+- ``families``: seconds per 4-image grid on the tiny SDXL and on the tiny Stable Cascade (its
+  prior at the same step count, then its fixed 10 decoder steps), both through ``Engine.render``.
+  The tiny models' sizes differ (64 px and 128 px native), so this compares the code paths'
+  cost on CPU, not the architectures' FLOPs per pixel.
 - ``memory``: peak process RSS after a txt2img grid, after a ControlNet grid (the ControlNet
   loaded beside the model), and after an IP-Adapter grid (adapter and image encoder loaded).
 
@@ -32,6 +37,7 @@ from gpu_worker.lora import Adapter
 from gpu_worker.models import ModelRegistry
 from gpu_worker.task import RenderTask
 from gpu_worker.tiny import write_tiny_model
+from gpu_worker.tiny_cascade import write_tiny_cascade
 from gpu_worker.tiny_extras import write_extras
 from imagine.settings import Settings
 from storage.contract import Control, ControlKind, GenerationRequest, SpeedMode
@@ -103,6 +109,27 @@ def lora(engine: Engine, repeats: int) -> dict[str, Any]:
     }
 
 
+def families(model_dir: Path, tmp: Path, threads: int, repeats: int) -> dict[str, Any]:
+    cascade_dir = write_tiny_cascade(tmp / "tiny-cascade")
+    settings = Settings.load(
+        {}, model=str(model_dir), model_aliases={"cascade": str(cascade_dir)}, data_dir=tmp
+    )
+    engine = Engine(ModelRegistry(settings.engine()), cpu_threads=threads)
+    steps = 20
+    sdxl = request(steps=steps)
+    cascade = request(steps=steps, model="cascade")
+    sdxl_s = timed(lambda: engine.render(RenderTask(sdxl, seed=4)), repeats)
+    cascade_result = engine.render(RenderTask(cascade, seed=4))
+    cascade_s = timed(lambda: engine.render(RenderTask(cascade, seed=4)), repeats)
+    return {
+        "steps": steps,
+        "sdxl_seconds_per_grid": round(sdxl_s, 4),
+        "cascade_seconds_per_grid": round(cascade_s, 4),
+        "cascade_decoder_steps": cascade_result.info["decoder_steps"],
+        "cascade_image_size": [cascade_result.width, cascade_result.height],
+    }
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process in MiB (Linux reports KiB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -128,7 +155,7 @@ def memory(engine: Engine) -> dict[str, Any]:
 
 
 def main() -> None:
-    """Run the three measurements and print their JSON."""
+    """Run the four measurements and print their JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--repeats", type=int, default=5)
@@ -147,6 +174,7 @@ def main() -> None:
             "memory": memory(engine),
             "profiles": profiles(engine, args.repeats),
             "lora": lora(engine, args.repeats),
+            "families": families(model_dir, Path(tmp), args.threads, args.repeats),
         }
     print(json.dumps(report, indent=2))
 

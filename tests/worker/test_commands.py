@@ -147,6 +147,7 @@ def test_tiny_model_extras_wire_every_optional_component(
     offered = Engine(ModelRegistry(settings.engine()), cpu_threads=1).capabilities()
     assert offered == {
         "models": ["default"],
+        "families": {"default": "sdxl"},
         "profiles": {
             "draft": {"steps": 2, "guidance": 1.0, "size": 32},
             "turbo": {"steps": 2, "guidance": 0.0, "size": None},
