@@ -21,10 +21,12 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
+from diffusers.utils import logging as diffusers_logging
 from PIL import Image
+from transformers.utils import logging as _transformers_logging
 
 from gpu_worker.errors import InvalidTask, ModelLoadError
 from gpu_worker.families.cascade import DECODER_STEPS, CascadeModel, encode, load, render
@@ -38,6 +40,7 @@ from storage.sampling import sampling_plan
 if TYPE_CHECKING:
     from gpu_worker.models import ModelRegistry
 
+transformers_logging: Any = _transformers_logging
 # Stable Cascade's recommended prior guidance (4.0) at SDXL's default (7.0).
 GUIDANCE_RATIO = 4.0 / 7.0
 
@@ -61,6 +64,9 @@ class CascadeRenderer:
 
     def _load(self, alias: str, source: str) -> CascadeModel:
         device = self.registry.device()
+        # Loading bars are for terminals, not for a service's logs.
+        diffusers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()
         return load(alias, source, _directory(source), device, cuda=device.type == "cuda")
 
     def prepare(self, name: str | None) -> str:
