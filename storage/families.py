@@ -9,7 +9,7 @@ knows which family a ``--model`` paints with before it queues anything.
 Stable Cascade refuses what needs SDXL components (``--lora`` styles, ``--control``
 ControlNets, the ``--turbo`` / ``--draft`` profiles, the IP-Adapter behind ``--sref`` /
 ``--cref``, the inpainting pipeline behind Zoom Out, Pan, Make Square and Vary (Region)) and
-notes what it paints without (``--tile``, ``--chaos``, ``--weird``, ``--stop``, ``--iw``).
+notes what it paints without (``--tile``, ``--chaos``, ``--weird``, ``--iw``).
 """
 
 from __future__ import annotations
@@ -67,8 +67,6 @@ def notes(request: GenerationRequest, family: str) -> tuple[str, ...]:
         found.append(f"--chaos {request.chaos}: not applied by Stable Cascade")
     if request.weird:
         found.append(f"--weird {request.weird}: not applied by Stable Cascade")
-    if request.stop != 100:
-        found.append(f"--stop {request.stop}: Stable Cascade always runs every step")
     if request.image_urls and request.image_weight != 1.0:
         found.append(
             f"--iw {request.image_weight:g}: Stable Cascade conditions on image prompts "

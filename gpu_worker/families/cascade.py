@@ -203,15 +203,18 @@ def render(
     steps: int,
     guidance: float,
     images: Sequence[Image.Image] = (),
+    stop_after: int | None = None,
     on_step: StepHook | None = None,
     cancelled: Callable[[], bool] | None = None,
 ) -> list[Image.Image]:
     """Grid images ``indices``: one prior call, one decoder call, one generator per image.
 
-    ``on_step(n, latents)`` follows both stages (``steps`` prior steps, then ``DECODER_STEPS``)
-    with the prior's latents, the ones a preview can show.
+    ``stop_after`` ends the prior after that many of its ``steps`` (``--stop``) and the decoder
+    paints from its latents as they are. ``on_step(n, latents)`` follows both stages (the prior's
+    steps, then ``DECODER_STEPS``) with the prior's latents, the ones a preview can show.
     """
     shown: list[torch.Tensor] = []
+    prior_steps = min(steps, stop_after or steps)
 
     def hook(stage: int) -> Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]:
         def step_end(
@@ -222,7 +225,10 @@ def render(
             if stage == 0:
                 shown[:] = [tensors["latents"]]
             if on_step is not None:
-                on_step(stage * steps + step + 1, shown[0])
+                on_step(stage * prior_steps + step + 1, shown[0])
+            if stage == 0 and step + 1 == prior_steps < steps:
+                # The prior pipeline has no interrupt: leave its loop with the latents so far.
+                raise _Stopped(tensors["latents"])
             return {}
 
         return step_end
@@ -239,19 +245,23 @@ def render(
         prior_kwargs["negative_prompt_embeds_pooled"] = negative_pooled
     if images:
         prior_kwargs["images"] = list(images)
-    priors = model.prior(
-        prompt_embeds=embeds,
-        prompt_embeds_pooled=pooled,
-        width=width,
-        height=height,
-        num_inference_steps=steps,
-        guidance_scale=guidance,
-        num_images_per_prompt=count,
-        generator=generators(),
-        callback_on_step_end=hook(0),
-        **prior_kwargs,
-    )
-    embeddings = priors.image_embeddings.to(model.decoder.dtype)
+    try:
+        priors = model.prior(
+            prompt_embeds=embeds,
+            prompt_embeds_pooled=pooled,
+            width=width,
+            height=height,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            num_images_per_prompt=count,
+            generator=generators(),
+            callback_on_step_end=hook(0),
+            **prior_kwargs,
+        )
+        latents = priors.image_embeddings
+    except _Stopped as stopped:
+        latents = stopped.latents
+    embeddings = latents.to(model.decoder.dtype)
     dtype = model.decoder.dtype
     result = model.decoder(
         image_embeddings=embeddings,
@@ -265,3 +275,11 @@ def render(
         output_type="pil",
     )
     return list(result.images)
+
+
+class _Stopped(Exception):
+    """Raised from the prior's step callback at ``--stop``, carrying its latents."""
+
+    def __init__(self, latents: torch.Tensor) -> None:
+        super().__init__("stopped early")
+        self.latents = latents

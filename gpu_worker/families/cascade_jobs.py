@@ -4,7 +4,8 @@
   blended as for SDXL (``cascade.encode``); ``--stylize`` / ``--raw`` set the prior's guidance
   at 4/7 of SDXL's (``prior_guidance``: 4.0 at the default, Stable Cascade's recommended
   value); ``--steps`` / ``--q`` are the prior's steps, the decoder always runs
-  ``DECODER_STEPS``. Image prompts condition the prior through its CLIP image encoder
+  ``DECODER_STEPS``; ``--stop`` ends the prior early and the decoder paints from its latents
+  as they are. Image prompts condition the prior through its CLIP image encoder
   (``images=``), at one weight.
 - V1-V4 and Vary (Subtle/Strong): the source image conditions the prior the same way, with the
   job's prompt and seed; Stable Cascade has no img2img strength, so subtle and strong paint
@@ -102,7 +103,7 @@ class CascadeRenderer:
         width, height = task.size or model.size(request.width, request.height)
         images = self._images(model, task, (width, height))
         steps = plan.steps
-        total = steps + DECODER_STEPS
+        total = plan.steps_run + DECODER_STEPS
 
         def step(done: int, latents: torch.Tensor) -> None:
             if on_step is not None:
@@ -120,6 +121,7 @@ class CascadeRenderer:
             steps=steps,
             guidance=guidance,
             images=images,
+            stop_after=plan.steps_run,
             on_step=step,
             cancelled=cancelled,
         )
@@ -128,7 +130,7 @@ class CascadeRenderer:
             seeds=[task.seed + i for i in task.indices],
             width=width,
             height=height,
-            steps_run=steps,
+            steps_run=plan.steps_run,
             seconds=time.perf_counter() - started,
             model=model.name,
             info={

@@ -57,7 +57,6 @@ def test_cascade_notes_what_it_paints_without() -> None:
     assert notes(request, "cascade") == (
         "--tile: Stable Cascade does not tile; painted as a plain image",
         "--chaos 40: not applied by Stable Cascade",
-        "--stop 80: Stable Cascade always runs every step",
         "--iw 2: Stable Cascade conditions on image prompts at one fixed weight",
     )
     assert notes(_request(), "cascade") == ()

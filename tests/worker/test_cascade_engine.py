@@ -116,3 +116,18 @@ def test_a_configured_family_overrides_detection_and_a_bad_one_is_named(
     assert ModelRegistry(Settings.load({}, model=str(tiny_model_dir)).engine()).families() == {
         "default": "sdxl"
     }
+
+
+def test_stop_ends_the_prior_early_and_the_decoder_paints_what_is_there(
+    cascade_engine: Engine,
+) -> None:
+    events: list[StepEvent] = []
+    stopped = cascade_engine.render(
+        RenderTask(request(steps=4, stop=50), seed=2, indices=(0,)), on_step=events.append
+    )
+    assert stopped.steps_run == 2
+    # Two of the prior's four steps, then the decoder's ten.
+    assert [(e.step, e.total) for e in events] == [(n, 12) for n in range(1, 13)]
+    full = cascade_engine.render(RenderTask(request(steps=4), seed=2, indices=(0,)))
+    assert full.steps_run == 4
+    assert np.abs(_pixels(stopped.images[0]) - _pixels(full.images[0])).max() > 0
