@@ -96,11 +96,13 @@ class Engine:
         if model.fast is not None and model.fast.compile:
             self.compiles.arm()
         if model.fast is not None and model.fast.warmup:
-            warm_up(
-                model.fast,
-                lambda request, indices: self.render(RenderTask(request, 0, indices=indices)),
-                self.compiles,
-            )
+            for profile in (None, *sorted(self.features.extras.profiles)):
+                warm_up(
+                    model.fast,
+                    lambda request, indices: self.render(RenderTask(request, 0, indices=indices)),
+                    self.compiles,
+                    profile,
+                )
         return model.source
 
     def capabilities(self) -> dict[str, Any]:

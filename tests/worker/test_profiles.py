@@ -188,3 +188,29 @@ def test_a_distilled_unet_gets_the_base_models_fast_path(
     assert ours.info == theirs.info == {"profile": "turbo"}
     for a, b in zip(ours.images, theirs.images, strict=True):
         assert np.abs(pixels(a).astype(int) - pixels(b).astype(int)).max() <= 2
+
+
+def test_warm_up_builds_and_renders_every_profile_before_the_first_job(
+    tiny_extras_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gpu_worker")
+    settings = Settings.load(
+        {},
+        config_file=tiny_extras_dir / "extras.toml",
+        data_dir=tmp_path,
+        warmup=True,
+        warmup_steps=1,
+        size_buckets=["1024x1024"],
+    )
+    engine = Engine(ModelRegistry(settings.engine()), cpu_threads=1)
+    engine.prepare()
+    done = [r.getMessage() for r in caplog.records if " done in " in r.getMessage()]
+    assert [line.split(" done in ")[0] for line in done] == [
+        "warm-up",
+        "warm-up (draft profile)",
+        "warm-up (turbo profile)",
+    ]
+    assert "building the turbo profile over model" in caplog.text
+    caplog.clear()
+    engine.render(RenderTask(request(mode=SpeedMode.TURBO), seed=1))
+    assert "building the" not in caplog.text
