@@ -2,7 +2,9 @@
 
 The bot never loads a model: it reads what workers registered (``storage.capabilities``) and
 refuses at enqueue a LoRA style, speed profile or ControlNet that no live worker offers, naming
-what is offered instead.
+what is offered instead. Style and character references are different: Midjourney treats them
+as a hint, so where no live worker has an IP-Adapter they are dropped at enqueue with a note
+(``served_references``) and the job paints without them instead of waiting for an adapter.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 
 from bot.errors import UserFacingError
 from storage.capabilities import Offered
-from storage.contract import GenerationRequest, SpeedMode
+from storage.contract import GenerationRequest, JobKind, JobSpec, SpeedMode
 
 MAX_CHOICES = 25
 _PROFILE_MODES = {SpeedMode.TURBO: "turbo", SpeedMode.DRAFT: "draft"}
@@ -44,6 +46,54 @@ def check_offered(requests: Sequence[GenerationRequest], offered: Offered) -> No
                     f"`--control {kind}`: this server has no {kind} ControlNet. "
                     f"ControlNets here: {have}."
                 )
+
+
+def check_button_spec(spec: JobSpec, offered: Offered) -> JobSpec:
+    """A button's new grid as /imagine would queue it: references kept only where an adapter
+    is, and refused (``UserFacingError``, the same message) for what no live worker serves.
+
+    Upscales are left alone: they refine with the configured model and need no profile.
+    """
+    if spec.kind is JobKind.UPSCALE:
+        return spec
+    [request] = served_references([spec.request], ip_adapter=offered.ip_adapter)
+    check_offered([request], offered)
+    if request is spec.request:
+        return spec
+    return dataclasses.replace(spec, request=request, style_images=(), character_images=())
+
+
+def served_references(
+    requests: Sequence[GenerationRequest], *, ip_adapter: bool
+) -> list[GenerationRequest]:
+    """The requests, less their ``--sref``/``--cref`` (noted) unless ``ip_adapter``: whether
+    some live worker has one (``Offered.ip_adapter``)."""
+    if ip_adapter:
+        return list(requests)
+    return [_without_references(request) for request in requests]
+
+
+def _without_references(request: GenerationRequest) -> GenerationRequest:
+    notes = list(request.notes)
+    for flag, urls, role in (
+        ("--sref", request.style_refs, "style"),
+        ("--cref", request.character_refs, "character"),
+    ):
+        if urls:
+            notes.append(
+                f"{flag} {' '.join(urls)}: ignored; this server has no IP-Adapter for "
+                f"{role} references"
+            )
+    if len(notes) == len(request.notes):
+        return request
+    return dataclasses.replace(
+        request,
+        style_refs=(),
+        style_weight=100,
+        character_refs=(),
+        character_weight=100,
+        notes=tuple(notes),
+    )
 
 
 def with_style(
