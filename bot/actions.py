@@ -40,6 +40,8 @@ UPSCALE_CREATIVE = 0.4
 # composition, colours and subject stay and the detail is painted anew.
 ENHANCE_STRENGTH = 0.55
 FAST_PROFILE_MODES = frozenset({SpeedMode.TURBO, SpeedMode.DRAFT})
+# The kinds of job that paint a new grid with the request's references.
+REFERENCE_KINDS = frozenset({JobKind.REROLL, JobKind.VARIATION})
 
 
 class Action(StrEnum):
@@ -171,8 +173,24 @@ def spec_for(
     """The job a click enqueues, or ``None`` for clicks that make no job (U buttons, cancel).
 
     The new job keeps the parent's request with its seed cleared (enqueue picks a fresh one) and
-    runs in the clicker's speed mode; its cost is in images.
+    runs in the clicker's speed mode; its cost is in images. New grids (re-rolls, variations, E)
+    keep the parent's style and character references: the request's URLs and their blobs.
     """
+    spec = _spec_for(click, parent, variation=variation, mode=mode)
+    if spec is None or spec.kind not in REFERENCE_KINDS:
+        return spec
+    return dataclasses.replace(
+        spec, style_images=parent.style_images, character_images=parent.character_images
+    )
+
+
+def _spec_for(
+    click: Click,
+    parent: Job,
+    *,
+    variation: VariationStrength,
+    mode: SpeedMode,
+) -> JobSpec | None:
     request = dataclasses.replace(parent.request, seed=None, mode=mode)
     if click.action in (Action.UPSCALE, Action.CANCEL):
         return None

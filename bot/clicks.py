@@ -10,8 +10,10 @@ from bot.edit_jobs import check_clicker
 from bot.edits import BUTTON_EDITS
 from bot.errors import UserFacingError, send_error
 from bot.jobs import enqueue, post_job_messages
+from bot.offered import check_button_spec
 from bot.services import Services, services_of
 from bot.singles import post_single
+from storage.capabilities import read_offered
 from storage.contract import MAX_UPSCALE_SOURCE_PIXELS, Job, JobStatus, SpeedMode
 from storage.logcontext import bind
 
@@ -83,6 +85,8 @@ async def _new_job(
         mode = SpeedMode.FAST
     spec = spec_for(click, parent, variation=user_settings.variation, mode=mode)
     assert spec is not None, f"{click.action} makes no job and is handled before"
+    # What the parent needed may be gone from the fleet since: refused as /imagine would be.
+    spec = check_button_spec(spec, await read_offered(services.db, services.queue.now()))
     jobs = await enqueue(interaction, services, [spec])
     await post_job_messages(interaction, services, jobs)
 

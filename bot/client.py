@@ -33,6 +33,7 @@ EXTENSIONS = (
     "bot.exts.admin",
     "bot.exts.styles",
     "bot.exts.history",
+    "bot.exts.help",
 )
 BANNED_WORDS_REFRESH = 60.0
 # How long ``close`` lets clicks in progress finish (a post, then recording it).

@@ -6,23 +6,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from bot.render import WorkerView
 from storage.contract import Job
 from storage.routing import describe, serves
 
 MAX_CONTENT = 2000
 
 
-class FleetWorker(Protocol):
-    """The fields of a worker row that /admin workers shows."""
+class FleetWorker(WorkerView, Protocol):
+    """The fields of a worker row that /admin workers shows: /admin queue's, and what it serves."""
 
-    @property
-    def id(self) -> str: ...
-    @property
-    def host(self) -> str: ...
-    @property
-    def model(self) -> str: ...
-    @property
-    def last_seen(self) -> datetime: ...
     @property
     def capabilities(self) -> Mapping[str, Any] | None: ...
 

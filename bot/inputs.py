@@ -1,4 +1,4 @@
-"""A command's image prompts (URLs and the attachment): counted, fetched, checked, stored.
+"""A command's images (prompt URLs, references, the attachment): counted, fetched, checked, stored.
 
 The order bounds what a refused command can cost the server: the count is checked with the
 prompt, before anything is acknowledged; the caller checks ban, queue cap and quota before any
@@ -37,15 +37,33 @@ def image_urls(requests: Iterable[GenerationRequest]) -> list[str]:
     return list(dict.fromkeys(url for request in requests for url in request.image_urls))
 
 
+def reference_urls(requests: Iterable[GenerationRequest]) -> list[str]:
+    """The distinct ``--sref`` and ``--cref`` URLs of all requests, in order."""
+    return list(
+        dict.fromkeys(
+            url for request in requests for url in (*request.style_refs, *request.character_refs)
+        )
+    )
+
+
+def fetched_urls(requests: Sequence[GenerationRequest]) -> list[str]:
+    """Every image URL a command downloads: image prompts, then references, each once."""
+    return list(dict.fromkeys([*image_urls(requests), *reference_urls(requests)]))
+
+
 def check_image_count(requests: Sequence[GenerationRequest], *, attached: bool, limit: int) -> None:
-    """Refuse a command with more than ``limit`` image prompts (the attachment counts)."""
-    count = len(image_urls(requests)) + (1 if attached else 0)
+    """Refuse a command with more than ``limit`` images to fetch (the attachment counts).
+
+    Style and character references are downloaded like image prompts, so they count too.
+    """
+    count = len(fetched_urls(requests)) + (1 if attached else 0)
     if count <= limit:
         return
     if limit == 0:
         raise UserFacingError("Image prompts are turned off on this server.")
+    what = "image prompts and references" if reference_urls(requests) else "image prompts"
     raise UserFacingError(
-        f"Your command has {count} image prompts; at most {limit} are allowed per command "
+        f"Your command has {count} {what}; at most {limit} are allowed per command "
         "(an attached image counts as one)."
     )
 
@@ -77,6 +95,12 @@ class CommandImages:
         if self.attachment_sha256 is not None:
             hashes.append(self.attachment_sha256)
         return tuple(dict.fromkeys(hashes))
+
+    def references_for(self, request: GenerationRequest) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """A request's style and character reference blobs, each once, in order."""
+        style = tuple(dict.fromkeys(self.stored[url] for url in request.style_refs))
+        character = tuple(dict.fromkeys(self.stored[url] for url in request.character_refs))
+        return style, character
 
     async def store(self, services: Services) -> None:
         """Write the checked images to the image store."""

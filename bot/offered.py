@@ -3,6 +3,9 @@
 The bot never loads a model: it reads what workers registered (``storage.capabilities``) and
 refuses at enqueue a LoRA style, speed profile or ControlNet that no live worker offers, naming
 what is offered instead, and what the request's model family cannot paint (``for_family``).
+Style and character references are different: Midjourney treats them as a hint, so where no
+live worker has an IP-Adapter they are dropped at enqueue with a note (``served_references``)
+and the job paints without them instead of waiting for an adapter.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from collections.abc import Sequence
 
 from bot.errors import UserFacingError
 from storage.capabilities import Offered
-from storage.contract import GenerationRequest, JobKind, SpeedMode
-from storage.families import notes, refusal
+from storage.contract import GenerationRequest, JobKind, JobSpec, SpeedMode
+from storage.families import painted, refusal
 
 MAX_CHOICES = 25
 _PROFILE_MODES = {SpeedMode.TURBO: "turbo", SpeedMode.DRAFT: "draft"}
@@ -50,17 +53,66 @@ def check_offered(requests: Sequence[GenerationRequest], offered: Offered) -> No
 def for_family(
     requests: Sequence[GenerationRequest], offered: Offered, kind: JobKind = JobKind.IMAGINE
 ) -> list[GenerationRequest]:
-    """The requests with a note for each parameter their model's family paints without;
-    ``UserFacingError`` for the first one it cannot paint at all (``storage.families``)."""
+    """The requests as their model's family paints them (a note for each parameter it paints
+    without); ``UserFacingError`` for the first one it cannot paint at all
+    (``storage.families``)."""
     checked = []
     for request in requests:
         family = offered.family(request.model)
         problem = refusal(request, family, kind)
         if problem is not None:
             raise UserFacingError(problem[0].upper() + problem[1:] + ".")
-        extra = notes(request, family)
-        checked.append(dataclasses.replace(request, notes=(*request.notes, *extra)))
+        checked.append(painted(request, family))
     return checked
+
+
+def check_button_spec(spec: JobSpec, offered: Offered) -> JobSpec:
+    """A button's new grid as /imagine would queue it: references kept only where an adapter
+    is, and refused (``UserFacingError``, the same message) for what no live worker serves.
+
+    Upscales are left alone: they refine with the configured model and need no profile.
+    """
+    if spec.kind is JobKind.UPSCALE:
+        return spec
+    [request] = for_family([spec.request], offered, spec.kind)
+    [request] = served_references([request], ip_adapter=offered.ip_adapter)
+    check_offered([request], offered)
+    if request is spec.request:
+        return spec
+    return dataclasses.replace(spec, request=request, style_images=(), character_images=())
+
+
+def served_references(
+    requests: Sequence[GenerationRequest], *, ip_adapter: bool
+) -> list[GenerationRequest]:
+    """The requests, less their ``--sref``/``--cref`` (noted) unless ``ip_adapter``: whether
+    some live worker has one (``Offered.ip_adapter``)."""
+    if ip_adapter:
+        return list(requests)
+    return [_without_references(request) for request in requests]
+
+
+def _without_references(request: GenerationRequest) -> GenerationRequest:
+    notes = list(request.notes)
+    for flag, urls, role in (
+        ("--sref", request.style_refs, "style"),
+        ("--cref", request.character_refs, "character"),
+    ):
+        if urls:
+            notes.append(
+                f"{flag} {' '.join(urls)}: ignored; this server has no IP-Adapter for "
+                f"{role} references"
+            )
+    if len(notes) == len(request.notes):
+        return request
+    return dataclasses.replace(
+        request,
+        style_refs=(),
+        style_weight=100,
+        character_refs=(),
+        character_weight=100,
+        notes=tuple(notes),
+    )
 
 
 def with_style(

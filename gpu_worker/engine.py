@@ -104,8 +104,7 @@ class Engine:
         on_step: StepCallback | None = None,
         cancelled: CancelCheck | None = None,
     ) -> RenderResult:
-        """Render ``task`` with its model's family; raises ``JobCancelled`` when
-        ``cancelled()`` turns true."""
+        """Render ``task`` with its model's family; ``JobCancelled`` once ``cancelled()``."""
         self._threads()
         family = self._families[self.registry.family(task.request.model)]
         return family.render(task, on_step=on_step, cancelled=cancelled)
@@ -116,19 +115,20 @@ class Engine:
         if model.fast is not None and model.fast.compile:
             self.compiles.arm()
         if model.fast is not None and model.fast.warmup:
-            warm_up(
-                model.fast,
-                lambda request, indices: self.render(RenderTask(request, 0, indices=indices)),
-                self.compiles,
-            )
+            for profile in (None, *sorted(self.features.extras.profiles)):
+                warm_up(
+                    model.fast,
+                    lambda request, indices: self.render(RenderTask(request, 0, indices=indices)),
+                    self.compiles,
+                    profile,
+                )
         return model.source
 
     def capabilities(self) -> dict[str, Any]:
         """What this engine serves: model aliases, profiles, LoRA styles, ControlNets..."""
-        families = self.registry.families()
         return {
             "models": self.registry.names(),
-            "families": families,
+            "families": self.registry.families(),
             **self.features.capabilities(),
         }
 

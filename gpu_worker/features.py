@@ -175,13 +175,17 @@ class Features:
 
         A grid's image prompts go to the ControlNet when the job asks for one, else to the
         IP-Adapter when the worker has one, else they stay the img2img canvas. Style and
-        character references need the IP-Adapter; without one they are left out.
+        character references need the IP-Adapter; without one they are left out. They take the
+        adapter's place, so beside them a grid's image prompts stay the img2img canvas, and a
+        variation still starts from its source image.
         """
         control = self._control(model, task, size) if task.request.control else None
         reference = self._reference(task, prompts_taken=control is not None)
         if reference is None:
             return control or Guide()
         steer = self.reference_guide(model, reference, plan)
+        if reference.role != "image":
+            steer = dataclasses.replace(steer, init_allowed=True)
         if control is None:
             return steer
         return dataclasses.replace(

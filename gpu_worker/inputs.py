@@ -46,33 +46,49 @@ async def task_for(
             raise InvalidTask(f"{job.kind} job {job.id} names no source image")
     else:
         keys = list(job.input_images)
-    init: list[Image.Image] = []
     fit = None if job.kind is JobKind.UPSCALE else (request.width, request.height)
-    loop = asyncio.get_running_loop()
-    for key in dict.fromkeys(keys):
-        try:
-            data = await store.get(key)
-            init.append(await loop.run_in_executor(decoder, decode_image, data, fit))
-        except StorageError as exc:
-            raise InvalidTask(f"input image {key[:12]}... is not in the image store") from exc
-        except ValueError as exc:
-            raise InvalidTask(f"input image {key[:12]}... could not be read") from exc
-    references: list[Image.Image] = []
+    init = await _load(keys, store, fit, decoder)
+    references: tuple[Image.Image, ...] = ()
     if job.kind is JobKind.VARIATION and request.control:
         # A variation of a ControlNet grid follows the same control image.
-        size = (request.width, request.height)
-        for key in dict.fromkeys(job.input_images):
-            data = await store.get(key)
-            references.append(await loop.run_in_executor(decoder, decode_image, data, size))
+        references = await _load(job.input_images, store, fit, decoder)
+    # Style and character references paint grids, re-rolls and variations (never upscales).
+    painted = job.kind is not JobKind.UPSCALE
+    style = await _load(job.style_images, store, fit, decoder) if painted else ()
+    character = await _load(job.character_images, store, fit, decoder) if painted else ()
     return RenderTask(
         request=request,
         seed=job.seed,
         kind=job.kind,
-        prompt_images=tuple(references),
-        init_images=tuple(init),
+        prompt_images=references,
+        init_images=init,
         strength=job.strength,
         indices=(0,) if job.kind is JobKind.UPSCALE else tuple(range(GRID_SIZE)),
+        style_images=style,
+        style_weight=request.style_weight,
+        character_images=character,
+        character_weight=request.character_weight,
     )
+
+
+async def _load(
+    keys: Sequence[str],
+    store: ImageStore,
+    fit: tuple[int, int] | None,
+    decoder: Executor | None,
+) -> tuple[Image.Image, ...]:
+    """The stored images ``keys`` (each once), decoded one at a time to fit ``fit``."""
+    loop = asyncio.get_running_loop()
+    decoded = []
+    for key in dict.fromkeys(keys):
+        try:
+            data = await store.get(key)
+            decoded.append(await loop.run_in_executor(decoder, decode_image, data, fit))
+        except StorageError as exc:
+            raise InvalidTask(f"input image {key[:12]}... is not in the image store") from exc
+        except ValueError as exc:
+            raise InvalidTask(f"input image {key[:12]}... could not be read") from exc
+    return tuple(decoded)
 
 
 async def parent_image(job: Job, queue: StoredImages) -> str:

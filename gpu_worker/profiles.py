@@ -2,7 +2,8 @@
 
 A profile (``gpu_worker.extras.Profile``) is built once per base model with ``from_pipe``: it
 shares the base model's text encoders and VAE, and its UNet too unless it brings a distilled one
-(loaded with ``UNet2DConditionModel.from_pretrained`` in the model's dtype, on its device). A
+(loaded with ``UNet2DConditionModel.from_pretrained`` in the model's dtype, on its device, with
+the base model's fast path: channels-last, fused projections, compile). A
 profile with a distillation LoRA paints with the base UNet and that LoRA switched on
 (``gpu_worker.lora``). Jobs in the ``turbo`` and ``draft`` speed modes paint with the profile of
 that name; the others with the model as configured (the ``default`` profile).
@@ -14,6 +15,7 @@ on t=0, which SDXL-Lightning and SDXL-Turbo need); ``lcm`` is ``LCMScheduler``.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +30,7 @@ from storage.contract import GenerationRequest, SpeedMode
 from storage.sampling import SamplingPlan, steps_run
 
 _diffusers: Any = diffusers
+log = logging.getLogger(__name__)
 DEFAULT_PROFILE = "default"
 _MODE_PROFILES = {SpeedMode.TURBO: "turbo", SpeedMode.DRAFT: "draft"}
 
@@ -89,7 +92,12 @@ def build_profile(base: LoadedModel, profile: Profile) -> LoadedModel:
         "scheduler": profile_scheduler(profile.scheduler, base.txt2img.scheduler.config)
     }
     if profile.unet is not None:
-        overrides["unet"] = _load_unet(profile, base.device, base.dtype)
+        unet = _load_unet(profile, base.device, base.dtype)
+        if base.fast is not None:
+            notes = base.fast.apply_unet(unet)
+            if notes:
+                log.info("%s profile UNet: %s", profile.name, "; ".join(notes))
+        overrides["unet"] = unet
     with _quiet():
         pipe = type(base.txt2img).from_pipe(base.txt2img, dtype=base.dtype, **overrides)
     pipe.set_progress_bar_config(disable=True)

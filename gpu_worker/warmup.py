@@ -7,7 +7,8 @@ waits for a compile; on CUDA without compilation it still pays for lazy initiali
 handles, kernel loading, the caching allocator's first blocks) before a user would.
 ``CompileWatch`` counts compiled graphs around every other render: any growth means a job
 waited for a compile (a size or batch the warm-up did not cover, or no warm-up at all), and is
-logged with the shape that caused it.
+logged with the shape that caused it. Each speed profile (turbo, draft) is warmed up after the
+default one, so its first job neither builds the profile nor waits for its compile.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 from gpu_worker.errors import EngineError
 from gpu_worker.fastpath import FastPath, FastPathError, compiled_graphs
 from gpu_worker.imaging import REFERENCE_RESOLUTION
-from storage.contract import GRID_SIZE, GenerationRequest
+from storage.contract import GRID_SIZE, GenerationRequest, SpeedMode
 
 if TYPE_CHECKING:
     from gpu_worker.task import RenderResult
@@ -77,8 +78,12 @@ def warm_up(
     fast: FastPath,
     render: Callable[[GenerationRequest, tuple[int, ...]], RenderResult],
     watch: CompileWatch,
+    profile: str | None = None,
 ) -> None:
-    """Render every warm-up shape once (``render(request, indices)``), logging each."""
+    """Render every warm-up shape once (``render(request, indices)``), logging each; with
+    ``profile``, in that speed profile (its own UNet compiles its own graphs)."""
+    mode = SpeedMode(profile) if profile else SpeedMode.FAST
+    label = f" ({profile} profile)" if profile else ""
     started = time.perf_counter()
     watch.disarm()
     shapes = [(size, tuple(range(GRID_SIZE))) for size in fast.buckets]
@@ -90,6 +95,7 @@ def warm_up(
             width=width,
             height=height,
             steps=fast.warmup_steps,
+            mode=mode,
         )
         graphs = compiled_graphs() if fast.compile else 0
         try:
@@ -109,7 +115,8 @@ def warm_up(
             ) from exc
         compiled = f", {compiled_graphs() - graphs} graph(s) compiled" if fast.compile else ""
         log.info(
-            "warm-up %dx%d, %d image(s): rendered %dx%d in %.1f s%s",
+            "warm-up%s %dx%d, %d image(s): rendered %dx%d in %.1f s%s",
+            label,
             width,
             height,
             len(indices),
@@ -120,4 +127,6 @@ def warm_up(
         )
     if fast.compile:
         watch.arm()
-    log.info("warm-up done in %.1f s (%d shapes)", time.perf_counter() - started, len(shapes))
+    log.info(
+        "warm-up%s done in %.1f s (%d shapes)", label, time.perf_counter() - started, len(shapes)
+    )

@@ -182,6 +182,7 @@ class Admission(QueueBase):
                     "parent_index": spec.parent_index,
                     "strength": spec.strength,
                     "input_images": list(spec.input_images),
+                    "reference_images": spec.reference_images(),
                     "edit": spec.edit.to_dict() if spec.edit is not None else None,
                     "prompt_text": spec.prompt_text,
                     "priority": PRIORITY[request.mode],

@@ -103,6 +103,12 @@ class GenerationRequest:
     loras: tuple[tuple[str, float], ...] = ()
     control: Control | None = None
     translate: bool = True
+    # Style (``--sref``, weight ``--sw`` 0..1000) and character (``--cref``, ``--cw`` 0..100)
+    # reference image URLs, painted through an IP-Adapter.
+    style_refs: tuple[str, ...] = ()
+    style_weight: int = 100
+    character_refs: tuple[str, ...] = ()
+    character_weight: int = 100
     # One line per parameter accepted but not honoured as written, starting with it as typed.
     notes: tuple[str, ...] = ()
 
@@ -117,6 +123,8 @@ class GenerationRequest:
         data["image_urls"] = list(self.image_urls)
         data["mode"] = str(self.mode)
         data["loras"] = [[name, weight] for name, weight in self.loras]
+        data["style_refs"] = list(self.style_refs)
+        data["character_refs"] = list(self.character_refs)
         if self.control is not None:
             data["control"] = {"kind": str(self.control.kind), "scale": self.control.scale}
         data["notes"] = list(self.notes)
@@ -131,6 +139,8 @@ class GenerationRequest:
         values["image_urls"] = tuple(values.get("image_urls", ()))
         values["mode"] = SpeedMode(values.get("mode", SpeedMode.FAST))
         values["loras"] = tuple((str(n), float(w)) for n, w in values.get("loras", ()))
+        values["style_refs"] = tuple(str(url) for url in values.get("style_refs", ()))
+        values["character_refs"] = tuple(str(url) for url in values.get("character_refs", ()))
         control = values.get("control")
         if control is not None:
             values["control"] = Control(ControlKind(control["kind"]), float(control["scale"]))
@@ -238,6 +248,9 @@ class Job:
     parent_index: int | None = None
     strength: float | None = None
     input_images: tuple[str, ...] = ()
+    # Stored blobs of the request's style and character references (``jobs.reference_images``).
+    style_images: tuple[str, ...] = ()
+    character_images: tuple[str, ...] = ()
     edit: Edit | None = None
     priority: int = 0
     attempts: int = 0
@@ -272,6 +285,9 @@ class Job:
         values["status"] = JobStatus(row["status"])
         values["request"] = GenerationRequest.from_dict(row["request"])
         values["input_images"] = tuple(row.get("input_images") or ())
+        references = row.get("reference_images") or {}
+        values["style_images"] = tuple(references.get("style") or ())
+        values["character_images"] = tuple(references.get("character") or ())
         values["cancel_requested"] = bool(row.get("cancel_requested", False))
         edit = row.get("edit")
         values["edit"] = Edit.from_dict(edit) if edit else None
@@ -331,6 +347,15 @@ class JobSpec:
     parent_index: int | None = None
     strength: float | None = None
     input_images: tuple[str, ...] = ()
+    # Stored blobs of the request's ``style_refs`` and ``character_refs``, in their order.
+    style_images: tuple[str, ...] = ()
+    character_images: tuple[str, ...] = ()
     edit: Edit | None = None
     # The command text as typed, kept on the job for its record (None for button jobs).
     prompt_text: str | None = None
+
+    def reference_images(self) -> dict[str, list[str]] | None:
+        """The ``jobs.reference_images`` column: reference blobs by role, None without any."""
+        if not self.style_images and not self.character_images:
+            return None
+        return {"style": list(self.style_images), "character": list(self.character_images)}

@@ -7,13 +7,15 @@ Wuerstchen v3). A worker registers the family of each model alias it serves
 knows which family a ``--model`` paints with before it queues anything.
 
 Stable Cascade refuses what needs SDXL components (``--lora`` styles, ``--control``
-ControlNets, the ``--turbo`` / ``--draft`` profiles, the IP-Adapter behind ``--sref`` /
-``--cref``, the inpainting pipeline behind Zoom Out, Pan, Make Square and Vary (Region)) and
-notes what it paints without (``--tile``, ``--chaos``, ``--weird``, ``--iw``).
+ControlNets, the ``--turbo`` / ``--draft`` profiles; the IP-Adapter behind ``--sref`` /
+``--cref`` is dropped with a note, as where no worker has one), the inpainting pipeline behind
+Zoom Out, Pan, Make Square and Vary (Region)) and notes what it paints without (``--tile``,
+``--chaos``, ``--weird``, ``--iw``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from storage.contract import GenerationRequest, JobKind, SpeedMode
@@ -73,3 +75,26 @@ def notes(request: GenerationRequest, family: str) -> tuple[str, ...]:
             "at one fixed weight"
         )
     return tuple(note for note in found if note not in request.notes)
+
+
+def painted(request: GenerationRequest, family: str) -> GenerationRequest:
+    """``request`` as ``family`` paints it: with its ``notes``, and, on a family without an
+    IP-Adapter, less its style and character references (noted); the same object when
+    nothing changes."""
+    extra = list(notes(request, family))
+    if family == CASCADE:
+        for flag, urls, role in (
+            ("--sref", request.style_refs, "style"),
+            ("--cref", request.character_refs, "character"),
+        ):
+            if urls:
+                extra.append(
+                    f"{flag} {' '.join(urls)}: ignored; Stable Cascade has no IP-Adapter for "
+                    f"{role} references"
+                )
+    if not extra:
+        return request
+    changes: dict[str, object] = {"notes": (*request.notes, *extra)}
+    if family == CASCADE and (request.style_refs or request.character_refs):
+        changes.update(style_refs=(), style_weight=100, character_refs=(), character_weight=100)
+    return dataclasses.replace(request, **changes)  # type: ignore[arg-type]

@@ -110,7 +110,7 @@ class FileBlobs:
 
 
 async def _kept_hashes(db: Database, purged: set[int]) -> set[str]:
-    """Hashes referenced by jobs whose images are kept (results and inputs)."""
+    """Hashes referenced by jobs whose images are kept (results, inputs and references)."""
     kept_job: ColumnElement[bool] = jobs.c.images_purged_at.is_(None)
     if purged:
         kept_job = and_(kept_job, jobs.c.id.not_in(purged))
@@ -123,19 +123,29 @@ async def _kept_hashes(db: Database, purged: set[int]) -> set[str]:
         )
         hashes = set(results.scalars())
         inputs = await conn.execute(
-            select(jobs.c.input_images).where(kept_job, jobs.c.input_images.is_not(None))
+            select(jobs.c.input_images, jobs.c.reference_images).where(
+                kept_job,
+                or_(jobs.c.input_images.is_not(None), jobs.c.reference_images.is_not(None)),
+            )
         )
-        for listed in inputs.scalars():
+        for listed, references in inputs:
             hashes.update(str(sha) for sha in listed or ())
+            for role in (references or {}).values():
+                hashes.update(str(sha) for sha in role or ())
     return hashes
 
 
 async def old_jobs(db: Database, cutoff: datetime) -> list[int]:
-    """Finished jobs older than ``cutoff`` that still have images or inputs on record."""
+    """Finished jobs older than ``cutoff`` still having images, inputs or references on record."""
     has_images = exists().where(images.c.job_id == jobs.c.id).correlate(jobs)
     async with db.read() as conn:
         rows = await conn.execute(
-            select(jobs.c.id, jobs.c.input_images, has_images.label("has_images"))
+            select(
+                jobs.c.id,
+                jobs.c.input_images,
+                jobs.c.reference_images,
+                has_images.label("has_images"),
+            )
             .where(
                 jobs.c.status.in_(FINISHED_STATUSES),
                 jobs.c.finished_at < cutoff,
@@ -143,7 +153,9 @@ async def old_jobs(db: Database, cutoff: datetime) -> list[int]:
             )
             .order_by(jobs.c.id)
         )
-        return [job_id for job_id, inputs, stored in rows if stored or inputs]
+        return [
+            job_id for job_id, inputs, references, stored in rows if stored or inputs or references
+        ]
 
 
 async def purge(

@@ -1,10 +1,14 @@
 """Model-aware routing: what a job needs, what a worker serves, and why a job still waits.
 
-Both sides are plain sets of tokens: ``model:ALIAS``, ``profile:NAME``, ``lora:NAME`` and
-``control:KIND``. A job's needs are stored with it on enqueue (``jobs.needs``); a worker claims
-with the tokens of what it registered, and the claim takes only jobs whose needs are a subset,
-so a host never loads a model it was not configured with. A request that leaves a thing to the
+Both sides are plain sets of tokens: ``model:ALIAS``, ``profile:NAME``, ``lora:NAME``,
+``control:KIND`` and ``ip_adapter`` (style or character references). A job's needs are stored
+with it on enqueue (``jobs.needs``); a worker claims with the tokens of what it registered, and
+the claim takes only jobs whose needs are a subset, so a host never loads a model it was not
+configured with. A request that leaves a thing to the
 default (the default model, the default profile) needs nothing for it: every worker has one.
+Image prompts need no IP-Adapter (without one they are the img2img canvas); the bot keeps a
+request's ``--sref``/``--cref`` only while some live worker has one (``bot.offered``), and such a
+job then waits for a worker with an adapter rather than losing its references.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from typing import Any
 from storage.contract import GenerationRequest, JobKind, SpeedMode
 
 _PROFILES = {SpeedMode.TURBO: "turbo", SpeedMode.DRAFT: "draft"}
+IP_ADAPTER = "ip_adapter"
+# The kinds that paint with a request's references (upscales and edits refine one image).
+_REFERENCE_KINDS = frozenset({JobKind.IMAGINE, JobKind.REROLL, JobKind.VARIATION})
 
 
 def needs(request: GenerationRequest, kind: JobKind = JobKind.IMAGINE) -> list[str]:
@@ -30,6 +37,8 @@ def needs(request: GenerationRequest, kind: JobKind = JobKind.IMAGINE) -> list[s
     wanted.update(f"lora:{name}" for name, _ in request.loras)
     if request.control is not None:
         wanted.add(f"control:{request.control.kind}")
+    if (request.style_refs or request.character_refs) and kind in _REFERENCE_KINDS:
+        wanted.add(IP_ADAPTER)
     return sorted(wanted)
 
 
@@ -41,11 +50,15 @@ def serves(capabilities: Mapping[str, Any] | None) -> list[str]:
     tokens.update(f"profile:{name}" for name in capabilities.get("profiles") or {})
     tokens.update(f"lora:{name}" for name in capabilities.get("loras") or {})
     tokens.update(f"control:{kind}" for kind in capabilities.get("controlnets") or ())
+    if capabilities.get("ip_adapter"):
+        tokens.add(IP_ADAPTER)
     return sorted(tokens)
 
 
 def describe(token: str) -> str:
     """A token as a user reads it: ``model:niji`` is ``model niji``."""
+    if token == IP_ADAPTER:
+        return "an IP-Adapter"
     what, _, name = token.partition(":")
     label = {"model": "model", "profile": "profile", "lora": "style", "control": "ControlNet"}
     return f"{label.get(what, what)} {name}"

@@ -134,6 +134,8 @@ jobs = Table(
     Column("parent_index", Integer, nullable=True),
     Column("strength", Float, nullable=True),
     Column("input_images", JSON, nullable=True),
+    # Style and character reference blobs: ``{"style": [sha256...], "character": [...]}``.
+    Column("reference_images", JSON, nullable=True),
     # Outpaint and inpaint jobs: source image, canvas geometry and mask (``contract.Edit``).
     Column("edit", JSON, nullable=True),
     Column("priority", Integer, nullable=False),

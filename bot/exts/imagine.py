@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from typing import TYPE_CHECKING
 
@@ -16,12 +17,18 @@ from bot.inputs import (
     CommandImages,
     check_image_count,
     fetch_urls,
-    image_urls,
+    fetched_urls,
     read_attachment,
     render_size,
 )
 from bot.jobs import enqueue, post_job_messages, queued_text
-from bot.offered import check_offered, for_family, style_choices, with_style
+from bot.offered import (
+    check_offered,
+    for_family,
+    served_references,
+    style_choices,
+    with_style,
+)
 from bot.prompt import parse
 from storage.capabilities import read_offered
 from storage.contract import GRID_SIZE, JobKind, JobSpec
@@ -130,7 +137,13 @@ class Imagine(commands.Cog):
     ) -> None:
         services = self.services
         requests = parse(prompt, options=services.parser, image_attached=image is not None)
-        urls = image_urls(requests)
+        # Decided once per command: references no live worker can paint are dropped with a
+        # note, so they are neither downloaded nor waited for.
+        references = True
+        if any(request.style_refs or request.character_refs for request in requests):
+            references = (await read_offered(services.db, services.queue.now())).ip_adapter
+            requests = served_references(requests, ip_adapter=references)
+        urls = fetched_urls(requests)
         images = CommandImages()
         if urls or image is not None:
             # A banned user, a full queue or an empty quota downloads nothing.
@@ -143,6 +156,7 @@ class Imagine(commands.Cog):
                         None,
                         image_attached=image is not None,
                         style=style,
+                        references=references,
                     ),
                     interaction_id=interaction.id,
                 )
@@ -157,7 +171,7 @@ class Imagine(commands.Cog):
         # one a few milliseconds sooner.
         await self._acks.wait(ACK_PRIORITY_WAIT)
         async with self._admission:
-            await self._enqueue(interaction, prompt, images, style)
+            await self._enqueue(interaction, prompt, images, style, references)
 
     async def _specs(
         self,
@@ -167,6 +181,7 @@ class Imagine(commands.Cog):
         *,
         image_attached: bool,
         style: str | None,
+        references: bool,
     ) -> list[JobSpec]:
         """The command's jobs; with the inputs of ``images`` once they are stored."""
         services = self.services
@@ -176,19 +191,24 @@ class Imagine(commands.Cog):
         )
         # Styles, fast profiles and ControlNets exist where workers registered them.
         offered = await read_offered(services.db, services.queue.now())
-        requests = with_style(requests, style, offered)
-        requests = for_family(requests, offered)
+        requests = for_family(with_style(requests, style, offered), offered)
+        requests = served_references(requests, ip_adapter=references)
         check_offered(requests, offered)
-        return [
-            JobSpec(
-                kind=JobKind.IMAGINE,
-                request=request,
-                cost=GRID_SIZE,
-                input_images=images.inputs_for(request) if images is not None else (),
-                prompt_text=prompt,
+        specs = []
+        for request in requests:
+            spec = JobSpec(
+                kind=JobKind.IMAGINE, request=request, cost=GRID_SIZE, prompt_text=prompt
             )
-            for request in requests
-        ]
+            if images is not None:
+                style_images, character_images = images.references_for(request)
+                spec = dataclasses.replace(
+                    spec,
+                    input_images=images.inputs_for(request),
+                    style_images=style_images,
+                    character_images=character_images,
+                )
+            specs.append(spec)
+        return specs
 
     async def _enqueue(
         self,
@@ -196,6 +216,7 @@ class Imagine(commands.Cog):
         prompt: str,
         images: CommandImages,
         style: str | None,
+        references: bool,
     ) -> None:
         services = self.services
         try:
@@ -206,6 +227,7 @@ class Imagine(commands.Cog):
                 images,
                 image_attached=images.attachment is not None,
                 style=style,
+                references=references,
             )
             jobs = await enqueue(interaction, services, specs)
         except Exception:

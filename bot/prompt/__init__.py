@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bot.prompt._aspect import parse_aspect, sdxl_size
 from bot.prompt._errors import PromptError
+from bot.prompt._help import language_help
 from bot.prompt._options import DEFAULT_STEPS_PER_QUALITY, ParserOptions
 from bot.prompt._parser import MAX_PROMPT_CHARS, MAX_REQUESTS, parse
 from bot.prompt._render import render
@@ -18,6 +19,7 @@ __all__ = [
     "MAX_REQUESTS",
     "ParserOptions",
     "PromptError",
+    "language_help",
     "parse",
     "parse_aspect",
     "render",

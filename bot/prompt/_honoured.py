@@ -2,7 +2,8 @@
 
 ``HANDLERS[slot](parameter, options)`` returns the request fields one parameter sets and the notes
 for what it did not honour as written (``--s 1250: clamped to 1000``). Noted parameters never
-reach here; ``--no`` and ``--lora``, which may repeat, are collected by the parser.
+reach here; ``--no``, ``--lora``, ``--sref`` and ``--cref``, which may repeat, are collected by the
+parser.
 """
 
 from __future__ import annotations
@@ -217,6 +218,8 @@ HANDLERS: dict[str, Callable[[Parameter, ParserOptions], Outcome]] = {
     "style": _style,
     "weird": lambda p, o: ({"weird": parse_int(p, 0, 3000, "250")}, []),
     "iw": lambda p, o: ({"image_weight": parse_number(p, 0.0, 3.0, "1.5")}, []),
+    "sw": lambda p, o: ({"style_weight": parse_int(p, 0, 1000, "250")}, []),
+    "cw": lambda p, o: ({"character_weight": parse_int(p, 0, 100, "50")}, []),
     "repeat": lambda p, o: ({"repeat": parse_int(p, 1, o.max_repeat, "2")}, []),
     "model": _model,
     "mode": _mode,

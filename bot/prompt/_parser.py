@@ -12,6 +12,7 @@ from bot.prompt._honoured import HANDLERS
 from bot.prompt._options import ParserOptions
 from bot.prompt._params import normalize_dashes, resolve_sizes, split_parameters
 from bot.prompt._permutations import expand
+from bot.prompt._references import parse_references
 from bot.prompt._styles import MAX_LORAS, Style
 from bot.prompt._table import BY_NAME, Treatment
 from bot.prompt._text import check_weight_sum, split_image_urls, split_segments
@@ -70,6 +71,8 @@ class _Found:
     winners: dict[str, Parameter] = field(default_factory=dict)
     negatives: list[str] = field(default_factory=list)
     loras: dict[str, tuple[float, Parameter]] = field(default_factory=dict)
+    # --sref and --cref: the image URLs of each, in order.
+    references: dict[str, list[str]] = field(default_factory=lambda: {"sref": [], "cref": []})
     notes: list[str] = field(default_factory=list)
 
 
@@ -91,6 +94,10 @@ def _collect(parameters: list[Parameter], options: ParserOptions) -> _Found:
             if name in found.loras:
                 found.notes.append(_replaced(found.loras[name][1], parameter))
             found.loras[name] = (weight, parameter)
+        elif parameter.slot in found.references:
+            urls, notes = parse_references(parameter)
+            found.references[parameter.slot].extend(urls)
+            found.notes.extend(notes)
         else:
             values, notes = HANDLERS[parameter.slot](parameter, options)
             if last[parameter.slot] != index:
@@ -143,6 +150,7 @@ def _parse_one(
             "or attach an image"
         )
     values["loras"] = _loras(style, found)
+    _apply_references(found)
     _apply_defaults(values, defaults, options)
     return (
         GenerationRequest(
@@ -201,6 +209,37 @@ def _loras(style: Style | None, found: _Found) -> tuple[tuple[str, float], ...]:
             f"at most {MAX_LORAS}"
         )
     return tuple(loras.items())
+
+
+def _apply_references(found: _Found) -> None:
+    """``--sref``/``--cref`` URLs with their weights; a weight with nothing to weigh is noted."""
+    style = tuple(dict.fromkeys(found.references["sref"]))
+    character = tuple(dict.fromkeys(found.references["cref"]))
+    if style and character:
+        # One IP-Adapter reference per render: the character's, in every layer.
+        shown = " ".join(style)
+        found.notes.append(
+            f"--sref {shown}: not painted together with --cref here; the character reference "
+            "is used"
+        )
+        style = ()
+        found.values.pop("style_weight", None)
+        found.winners.pop("sw", None)
+    for slot, field_name, urls, role in (
+        ("sw", "style_weight", style, "style"),
+        ("cw", "character_weight", character, "character"),
+    ):
+        weight = found.winners.get(slot)
+        if weight is not None and not urls:
+            found.values.pop(field_name, None)
+            reference = "--sref" if slot == "sw" else "--cref"
+            found.notes.append(
+                f"{weight.shown}: ignored; there is no {role} reference image ({reference} URL)"
+            )
+    if style:
+        found.values["style_refs"] = style
+    if character:
+        found.values["character_refs"] = character
 
 
 def _apply_defaults(values: dict[str, Any], defaults: UserSettings, options: ParserOptions) -> None:

@@ -72,6 +72,14 @@ def render(request: GenerationRequest, *, options: ParserOptions | None = None) 
         )
     if request.control is not None:
         parts.append(f"--control {request.control.kind}:{format_number(request.control.scale)}")
+    if request.style_refs:
+        parts.append("--sref " + " ".join(escape(url) for url in request.style_refs))
+        if request.style_weight != 100:
+            parts.append(f"--sw {request.style_weight}")
+    if request.character_refs:
+        parts.append("--cref " + " ".join(escape(url) for url in request.character_refs))
+        if request.character_weight != 100:
+            parts.append(f"--cw {request.character_weight}")
     if not request.translate:
         parts.append("--notr")
     if request.negative_prompt:

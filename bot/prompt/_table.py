@@ -7,7 +7,7 @@ Each parameter is one of:
   with a note when the result differs from what was typed (``--v 7`` without a ``7`` alias
   paints with the default model, ``--s 1250`` is clamped to 1000, ``--style cute`` uses the
   ``styles`` table);
-- **noted**: the value is checked, then ignored, with a note (``--sref``, ``--exp``, ``--video``).
+- **noted**: the value is checked, then ignored, with a note (``--sv``, ``--exp``, ``--video``).
 
 A name in no version is refused with the nearest name suggested. This table is the source of
 the README's parameter table (a test keeps the two in step); ``effect`` of a noted parameter is
@@ -49,8 +49,6 @@ class Spec:
 
 
 _H, _M, _N = Treatment.HONOURED, Treatment.MAPPED, Treatment.NOTED
-_SREF_CODES = "Midjourney style codes are not available here"
-_SREF_URLS = "style reference images are not supported yet"
 
 SPECS: tuple[Spec, ...] = (
     Spec(("ar", "aspect"), _H, "W:H, whole numbers, 1:4 to 4:1", "nearest SDXL size"),
@@ -141,43 +139,27 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         ("sref",),
-        _N,
-        "codes, image URLs (`::weight` allowed), `random`",
-        _SREF_CODES,
-        check=references(codes=True, urls_reason=_SREF_URLS, codes_reason=_SREF_CODES),
+        _H,
+        "image URLs (`<...>`); Midjourney codes, `random`",
+        "style references through the IP-Adapter; codes and `random`: ignored",
         many=True,
     ),
-    Spec(
-        ("sw",),
-        _N,
-        "0..1000",
-        "style weight applies to `--sref`, which is not supported yet",
-        check=whole(0, 1000, "100"),
-    ),
+    Spec(("sw",), _H, "0..1000", "weight of the style references (100 when omitted)"),
     Spec(
         ("sv",),
         _N,
         "1..9",
-        "style reference versions apply to `--sref`, which is not supported yet",
+        "Midjourney's style reference versions are not available here",
         check=whole(1, 9, "4"),
     ),
     Spec(
         ("cref",),
-        _N,
-        "image URLs",
-        "character references are not supported yet",
-        check=references(
-            codes=False, urls_reason="character references are not supported yet", codes_reason=""
-        ),
+        _H,
+        "image URLs (`<...>`)",
+        "character references through the IP-Adapter",
         many=True,
     ),
-    Spec(
-        ("cw",),
-        _N,
-        "0..100",
-        "character weight applies to `--cref`, which is not supported yet",
-        check=whole(0, 100, "50"),
-    ),
+    Spec(("cw",), _H, "0..100", "weight of the character references (100 when omitted)"),
     Spec(
         ("oref",),
         _N,

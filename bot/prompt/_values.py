@@ -2,7 +2,7 @@
 
 The ``parse_*`` helpers turn a value into a number or raise a ``PromptError`` that names the
 parameter, the value given and the allowed range. The checkers at the end validate the values
-of parameters that are accepted but not honoured (``--sw 200``, ``--sref URL``): a value
+of parameters that are accepted but not honoured (``--sv 4``, ``--oref URL``): a value
 Midjourney itself would refuse is refused here too.
 """
 

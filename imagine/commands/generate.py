@@ -6,8 +6,9 @@ written (the request's SDXL size scaled to the model's native resolution). A pro
 to several requests (permutations, ``--repeat``) renders each and prints a JSON array of such
 objects. ``--model`` takes a configured alias, a hub id or a local directory. ``--image PATH``
 (repeatable) is a local image taken as the command's attachment: an image prompt, or what
-``--control`` follows. A config with profiles, styles and ControlNets (``--config``) makes
-``--turbo``, ``--draft``, ``--lora`` and ``--control`` paint as the worker would.
+``--control`` follows. A config with profiles, styles, ControlNets and an IP-Adapter
+(``--config``) makes ``--turbo``, ``--draft``, ``--lora``, ``--control`` and ``--sref``/``--cref``
+(image URLs, downloaded as image prompts are) paint as the worker would.
 
 Exit status: 0 on success, 2 for an invalid prompt or an unreadable ``--image``, 1 when the
 model cannot be loaded or the render fails; errors are one line on stderr.
@@ -66,7 +67,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
         try:
             images = tuple(_fetch(url) for url in request.image_urls) + attached
-            result = engine.render(RenderTask(request=request, seed=seed, init_images=images))
+            task = RenderTask(
+                request=request,
+                seed=seed,
+                init_images=images,
+                style_images=tuple(_fetch(url) for url in request.style_refs),
+                style_weight=request.style_weight,
+                character_images=tuple(_fetch(url) for url in request.character_refs),
+                character_weight=request.character_weight,
+            )
+            result = engine.render(task)
         except (EngineError, OSError, ValueError) as exc:
             print(f"imagine generate: {exc}", file=sys.stderr)
             return 1
@@ -118,7 +128,7 @@ def _open(path: Path) -> Any:
 
 
 def _fetch(url: str) -> Any:
-    """Download an image prompt (http/https only, size-capped)."""
+    """Download an image prompt or reference (http/https only, size-capped)."""
     from gpu_worker.imaging import decode_image
 
     if not url.startswith(("http://", "https://")):

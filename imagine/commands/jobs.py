@@ -65,6 +65,8 @@ def job_detail(record: JobRecord, options: ParserOptions) -> dict[str, Any]:
         "request": job.request.to_dict(),
         "strength": job.strength,
         "input_images": list(job.input_images),
+        "style_images": list(job.style_images),
+        "character_images": list(job.character_images),
         "max_attempts": job.max_attempts,
         "error": job.error,
         "cancel_requested": job.cancel_requested,

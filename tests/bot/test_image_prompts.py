@@ -1,8 +1,7 @@
 """Image prompts through the fake Discord: how many, when they are fetched, what is kept.
 
-"The internet" is an aiohttp server on a Unix socket that counts the requests reaching it: the
-bot's fetch session connects there whatever the URL says, and a resolver gives public addresses
-for ``*.example.com``, so the SSRF guard runs unchanged (as in ``tests/bot_safety``).
+"The internet" is ``tests.bot.internet``: an aiohttp server on a Unix socket that counts the
+requests reaching it, behind the unchanged SSRF guard.
 """
 
 from __future__ import annotations
@@ -10,80 +9,27 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import aiohttp
 import pytest
-from aiohttp import web
 from PIL import Image
 
 from imagine.settings import Settings
 from storage.contract import JobStatus
 from storage.errors import BlobNotFound
 from tests.bot.harness import BotRun, ephemeral_reply
+from tests.bot.internet import SITE, Internet, picture, running_internet
 from tests.fakediscord import FakeDiscord, User
-
-SITE = "https://images.example.com"
-
-
-def picture(name: str) -> bytes:
-    """A small PNG whose colour depends on ``name``."""
-    color = tuple(hashlib.sha256(name.encode()).digest()[:3])
-    out = io.BytesIO()
-    Image.new("RGB", (40, 30), color).save(out, format="PNG")
-    return out.getvalue()
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@dataclass
-class Internet:
-    """What the fake internet served, and a gate for the one slow image."""
-
-    socket_path: str
-    seen: list[str] = field(default_factory=list)
-    hanging: asyncio.Event = field(default_factory=asyncio.Event)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def resolve(self, host: str, port: int) -> Sequence[str]:
-        return ["93.184.216.34"] if host.endswith(".example.com") else []
-
-    def session(self) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=self.socket_path))
-
-
 @pytest.fixture
 async def internet() -> AsyncIterator[Internet]:
-    directory = tempfile.mkdtemp(prefix="imagine-", dir="/tmp")  # socket paths are short
-    net = Internet(socket_path=str(Path(directory) / "net.sock"))
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        net.seen.append(request.path)
-        name = request.path.strip("/")
-        if name == "same-as-a.png":
-            name = "a.png"  # other URL, same bytes
-        if name == "slow.png":
-            net.hanging.set()
-            await net.release.wait()
-        return web.Response(body=picture(name), content_type="image/png")
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.UnixSite(runner, net.socket_path).start()
-    try:
+    async with running_internet() as net:
         yield net
-    finally:
-        net.release.set()
-        await runner.cleanup()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

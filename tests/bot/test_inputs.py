@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import UserFacingError
-from bot.inputs import check_image_count, image_urls, render_size
+from bot.inputs import check_image_count, fetched_urls, image_urls, render_size
 from bot.prompt import parse
 from imagine.settings import Settings
 
@@ -22,6 +22,15 @@ A, B, C = (f"https://images.example.com/{n}.png" for n in "abc")
         (f"{A} a fox", False, 0, "Image prompts are turned off on this server."),
         ("a fox", True, 0, "Image prompts are turned off on this server."),
         ("a fox", False, 0, None),
+        # References are downloaded too: they count, a URL used twice once.
+        (f"{A} a fox --sref {B} {A} --cref {C}", False, 3, None),
+        (
+            f"{A} a fox --sref {B}",
+            True,
+            2,
+            "Your command has 3 image prompts and references; at most 2 are allowed",
+        ),
+        (f"a fox --cref {C}", False, 0, "Image prompts are turned off on this server."),
     ],
 )
 def test_image_prompt_count(prompt: str, attached: bool, limit: int, refusal: str | None) -> None:
@@ -38,6 +47,11 @@ def test_urls_are_distinct_and_ordered_and_the_size_is_the_largest() -> None:
     requests = parse(f"{B} {A} {B} a fox --ar 16:9") + parse(f"{C} an owl --ar 2:3")
     assert image_urls(requests) == [B, A, C]
     assert render_size(requests) == (1344, 1216)
+
+
+def test_reference_urls_are_fetched_after_the_image_prompts_each_once() -> None:
+    requests = parse(f"{A} a fox --sref {B} {A}") + parse(f"an owl --cref {C} --sref {B}")
+    assert fetched_urls(requests) == [A, B, C]
 
 
 def test_the_setting_is_bounded() -> None:

@@ -59,6 +59,10 @@ def test_prints_a_json_array_of_requests() -> None:
         "loras": [],
         "control": None,
         "translate": True,
+        "style_refs": [],
+        "style_weight": 100,
+        "character_refs": [],
+        "character_weight": 100,
         "notes": [],
     }
     assert data[1]["prompt"] == "a blue fox forest"
@@ -111,6 +115,40 @@ def test_a_gallery_prompt_parses_with_notes_for_what_is_not_honoured() -> None:
         "--exp 15: Midjourney's experimental aesthetics are not available here",
         "--p: Midjourney personalization profiles are not available here",
     ]
+
+
+def test_style_and_character_references_are_printed() -> None:
+    result = imagine_parse(
+        "a fox --sref <https://example.com/s.png> 277118899 --sw 300 --cref "
+        "https://example.com/c.png --cw 40"
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    [data] = json.loads(result.stdout)
+    assert {key: data[key] for key in STYLE_KEYS} == {
+        "style_refs": [],
+        "style_weight": 100,
+        "character_refs": ["https://example.com/c.png"],
+        "character_weight": 40,
+    }
+    assert data["notes"] == [
+        "--sref 277118899: Midjourney style codes are not available here",
+        "--sref https://example.com/s.png: not painted together with --cref here; the "
+        "character reference is used",
+    ]
+    styled = imagine_parse("a fox --sref https://example.com/s.png --sw 300")
+    [data] = json.loads(styled.stdout)
+    assert {key: data[key] for key in STYLE_KEYS} == {
+        "style_refs": ["https://example.com/s.png"],
+        "style_weight": 300,
+        "character_refs": [],
+        "character_weight": 100,
+    }
+    bad = imagine_parse("a fox --sw 2000")
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert bad.stderr == "`--sw` must be a whole number from 0 to 1000; got `2000`\n"
+
+
+STYLE_KEYS = ("style_refs", "style_weight", "character_refs", "character_weight")
 
 
 def test_strict_models_and_styles_settings_reach_the_parser() -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
-from bot.prompt import ParserOptions, parse
+from bot.prompt import ParserOptions, parse, render
 from storage.contract import GenerationRequest, SpeedMode, UserSettings
 
 OPTIONS = ParserOptions(models=frozenset({"niji", "6", "niji-6", "photo"}), max_repeat=4)
@@ -281,7 +282,10 @@ def test_options_from_settings() -> None:
             },
         ),
         # `--sref URL::2` keeps its weight inside the value
-        ("a fox --sref https://x.example/s.png::2 --seed 1", {"prompt": "a fox", "seed": 1}),
+        (
+            "a fox --sref https://x.example/s.png::2 --seed 1",
+            {"prompt": "a fox", "seed": 1, "style_refs": ["https://x.example/s.png"]},
+        ),
     ],
 )
 def test_loose_syntax(text: str, expected: dict[str, Any]) -> None:
@@ -363,3 +367,87 @@ def test_styles_add_their_suffix_to_each_positive_segment_and_their_loras() -> N
 def test_control_with_an_attached_image() -> None:
     request = one("a house --control canny:1.5", image_attached=True)
     assert request.to_dict()["control"] == {"kind": "canny", "scale": 1.5}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "notes"),
+    [
+        (
+            "a fox --sref https://x.example/a.png <https://x.example/b.png> --sw 250",
+            {
+                "style_refs": ["https://x.example/a.png", "https://x.example/b.png"],
+                "style_weight": 250,
+                "character_refs": [],
+            },
+            [],
+        ),
+        # Several --sref (and a repeated URL) gather into one list, each URL once.
+        (
+            "a fox --sref https://x.example/a.png --sref https://x.example/b.png "
+            "https://x.example/a.png",
+            {"style_refs": ["https://x.example/a.png", "https://x.example/b.png"]},
+            [],
+        ),
+        (
+            "a fox --cref https://x.example/c.png --cw 40",
+            {"character_refs": ["https://x.example/c.png"], "character_weight": 40},
+            [],
+        ),
+        # Midjourney's style codes and `random` are noted; the URLs beside them still count.
+        (
+            "a fox --sref 277118899 https://x.example/a.png random",
+            {"style_refs": ["https://x.example/a.png"]},
+            ["--sref 277118899 random: Midjourney style codes are not available here"],
+        ),
+        (
+            "a fox --sref random --sw 300",
+            {"style_refs": [], "style_weight": 100},
+            [
+                "--sref random: Midjourney style codes are not available here",
+                "--sw 300: ignored; there is no style reference image (--sref URL)",
+            ],
+        ),
+        (
+            "a fox --cw 20",
+            {"character_refs": [], "character_weight": 100},
+            ["--cw 20: ignored; there is no character reference image (--cref URL)"],
+        ),
+        (
+            "a fox --sref https://x.example/a.png::2 https://x.example/b.png::1",
+            {"style_refs": ["https://x.example/a.png", "https://x.example/b.png"]},
+            [
+                "--sref https://x.example/a.png::2 https://x.example/b.png::1: weights between "
+                "references are ignored here; each counts equally"
+            ],
+        ),
+        (
+            "a fox --sref https://x.example/s.png --sw 500 --cref https://x.example/c.png",
+            {
+                "style_refs": [],
+                "style_weight": 100,
+                "character_refs": ["https://x.example/c.png"],
+            },
+            [
+                "--sref https://x.example/s.png: not painted together with --cref here; the "
+                "character reference is used"
+            ],
+        ),
+    ],
+)
+def test_style_and_character_references(
+    text: str, expected: dict[str, Any], notes: list[str]
+) -> None:
+    data = one(text).to_dict()
+    assert {key: data[key] for key in expected} == expected
+    assert data["notes"] == notes
+
+
+def test_references_render_back_to_the_same_request() -> None:
+    request = one(
+        "a fox --cref https://x.example/c.png --cw 40 --sref https://x.example/s.png --seed 3"
+    )
+    assert render(request) == "a fox --seed 3 --cref https://x.example/c.png --cw 40"
+    assert parse(render(request)) == [dataclasses.replace(request, notes=())]
+    styled = one("a fox --sref <https://x.example/s.png> --sw 250")
+    assert render(styled) == "a fox --sref https://x.example/s.png --sw 250"
+    assert parse(render(styled)) == [styled]

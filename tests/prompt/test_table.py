@@ -85,33 +85,29 @@ ACCEPTED: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         ["--width 1024 --height 512: ignored; --ar sets the size"],
     ),
     "sref": (
-        "--sref 277118899 --sref <https://example.com/s.png>::2 random",
-        {},
-        [
-            "--sref 277118899: Midjourney style codes are not available here",
-            "--sref <https://example.com/s.png>::2 random: Midjourney style codes are not "
-            "available here",
-        ],
+        "--sref <https://example.com/s.png> https://example.com/t.png",
+        {"style_refs": ["https://example.com/s.png", "https://example.com/t.png"]},
+        [],
     ),
     "sw": (
-        "--sw 500",
-        {},
-        ["--sw 500: style weight applies to `--sref`, which is not supported yet"],
+        "--sref https://example.com/s.png --sw 500",
+        {"style_refs": ["https://example.com/s.png"], "style_weight": 500},
+        [],
     ),
     "sv": (
         "--sv 4",
         {},
-        ["--sv 4: style reference versions apply to `--sref`, which is not supported yet"],
+        ["--sv 4: Midjourney's style reference versions are not available here"],
     ),
     "cref": (
         "--cref https://example.com/c.png",
-        {},
-        ["--cref https://example.com/c.png: character references are not supported yet"],
+        {"character_refs": ["https://example.com/c.png"], "character_weight": 100},
+        [],
     ),
     "cw": (
-        "--cw 0",
-        {},
-        ["--cw 0: character weight applies to `--cref`, which is not supported yet"],
+        "--cref https://example.com/c.png --cw 0",
+        {"character_refs": ["https://example.com/c.png"], "character_weight": 0},
+        [],
     ),
     "oref": (
         "--oref https://example.com/o.png",

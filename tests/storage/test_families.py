@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from storage.contract import Control, ControlKind, GenerationRequest, JobKind, SpeedMode
-from storage.families import family_of, notes, refusal
+from storage.families import family_of, notes, painted, refusal
 
 
 def _request(**changes: object) -> GenerationRequest:
@@ -68,3 +68,17 @@ def test_an_alias_nobody_registered_is_sdxl() -> None:
     assert family_of(families, "cascade") == "cascade"
     assert family_of(families, None) == "sdxl"
     assert family_of({}, "niji") == "sdxl"
+
+
+def test_cascade_paints_without_references_and_says_so() -> None:
+    request = _request(style_refs=("https://x/style.png",), style_weight=300, tile=True)
+    cascade = painted(request, "cascade")
+    assert (cascade.style_refs, cascade.style_weight) == ((), 100)
+    assert cascade.notes == (
+        "--tile: Stable Cascade does not tile; painted as a plain image",
+        "--sref https://x/style.png: ignored; Stable Cascade has no IP-Adapter for style "
+        "references",
+    )
+    # Painted again (a re-roll of that grid): nothing more to note, the same request.
+    assert painted(cascade, "cascade") is cascade
+    assert painted(request, "sdxl") is request

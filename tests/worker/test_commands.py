@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
+import io
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -242,3 +245,40 @@ def test_worker_command_once_serves_the_queue_and_exits_0(
     monkeypatch.delenv("IMAGINE_DATABASE_URL", raising=False)
     assert main(["worker", "--once"]) == 0
     assert asyncio.run(status(job_id)) is JobStatus.SUCCEEDED
+
+
+def test_generate_paints_a_style_reference_from_its_url(
+    tiny_extras_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reference = io.BytesIO()
+    Image.new("RGB", (40, 40), (200, 30, 160)).save(reference, format="PNG")
+    served: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            self.wfile.write(reference.getvalue())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/ref.png"
+        config = ["--config", str(tiny_extras_dir / "extras.toml"), "generate"]
+        runs: list[list[np.ndarray]] = []
+        for prompt in ("a fox --seed 4", f"a fox --seed 4 --sref {url} --sw 400"):
+            assert main([*config, prompt, "--out", str(tmp_path / str(len(runs)))]) == 0
+            summary = json.loads(capsys.readouterr().out)
+            runs.append([np.asarray(Image.open(p), dtype=float) for p in summary["images"]])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert served == ["/ref.png"]
+    plain, styled = runs
+    assert min(float(np.abs(a - b).mean()) for a, b in zip(plain, styled, strict=True)) > 0.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import sys
@@ -12,8 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bot.prompt import parse
 from bot.safety import MAX_PIXELS as BOT_MAX_PIXELS
+from gpu_worker.errors import InvalidTask
 from gpu_worker.imaging import MAX_INPUT_PIXELS, decode_image
+from gpu_worker.inputs import task_for
+from storage.contract import ImageRecord, Job, JobKind, JobStatus
+from storage.images import FileImageStore
 from storage.migrate import upgrade
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -94,3 +100,38 @@ async def test_a_job_with_the_most_image_prompts_stays_under_its_memory_bound(
     # Each input once, each reduced to cover the 1024x1024 render (5000 // 1024 = 4).
     assert report["inputs_seen"] == [[1250, 1250]] * 4
     assert report["peak_growth_bytes"] < PEAK_BOUND, report
+
+
+class _NoParents:
+    async def images(self, job_id: int) -> list[ImageRecord]:
+        return []
+
+
+async def test_references_load_into_the_task_with_their_weights(tmp_path: Path) -> None:
+    store = FileImageStore(tmp_path / "images")
+    red = await store.put(_encoded(Image.new("RGB", (40, 30), (220, 40, 40))))
+    green = await store.put(_encoded(Image.new("RGB", (40, 30), (40, 220, 60))))
+    [request] = parse(
+        "a fox --sref https://x.example/r.png https://x.example/g.png --sw 300 --seed 1"
+    )
+    job = Job(
+        id=7,
+        kind=JobKind.REROLL,
+        status=JobStatus.RUNNING,
+        user_id=1,
+        request=request,
+        seed=1,
+        cost=4,
+        style_images=(red.sha256, green.sha256, red.sha256),
+    )
+    task = await task_for(job, _NoParents(), store)
+    assert [image.getpixel((0, 0)) for image in task.style_images] == [
+        (220, 40, 40),
+        (40, 220, 60),
+    ]
+    assert (task.style_weight, task.character_images, task.init_images) == (300, (), ())
+    upscale = dataclasses.replace(job, kind=JobKind.UPSCALE, input_images=(green.sha256,))
+    assert (await task_for(upscale, _NoParents(), store)).style_images == ()
+    missing = dataclasses.replace(job, character_images=("0" * 64,))
+    with pytest.raises(InvalidTask, match=r"input image 000000000000\.\.\. is not in the image"):
+        await task_for(missing, _NoParents(), store)

@@ -169,3 +169,48 @@ def test_upscale_of_a_turbo_job_refines_with_the_default_profile(extras_engine: 
     # The default profile's schedule (4 steps at strength 0.5): 2 steps on the one tile.
     assert result.steps_run == 2
     assert result.images[0].size == (64, 64)
+
+
+def test_a_distilled_unet_gets_the_base_models_fast_path(
+    extras_engine: Engine, tiny_extras_dir: Path, tmp_path: Path
+) -> None:
+    settings = Settings.load(
+        {}, config_file=tiny_extras_dir / "extras.toml", data_dir=tmp_path, channels_last=True
+    )
+    engine = Engine(ModelRegistry(settings.engine()), cpu_threads=1)
+    engine.prepare()
+    req = request("a lighthouse", mode=SpeedMode.TURBO)
+    ours = engine.render(RenderTask(req, seed=5))
+    unet = engine.features.prepare(engine.registry, req).model.txt2img.unet
+    conv = unet.conv_in.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    theirs = extras_engine.render(RenderTask(req, seed=5))
+    assert ours.info == theirs.info == {"profile": "turbo"}
+    for a, b in zip(ours.images, theirs.images, strict=True):
+        assert np.abs(pixels(a).astype(int) - pixels(b).astype(int)).max() <= 2
+
+
+def test_warm_up_builds_and_renders_every_profile_before_the_first_job(
+    tiny_extras_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gpu_worker")
+    settings = Settings.load(
+        {},
+        config_file=tiny_extras_dir / "extras.toml",
+        data_dir=tmp_path,
+        warmup=True,
+        warmup_steps=1,
+        size_buckets=["1024x1024"],
+    )
+    engine = Engine(ModelRegistry(settings.engine()), cpu_threads=1)
+    engine.prepare()
+    done = [r.getMessage() for r in caplog.records if " done in " in r.getMessage()]
+    assert [line.split(" done in ")[0] for line in done] == [
+        "warm-up",
+        "warm-up (draft profile)",
+        "warm-up (turbo profile)",
+    ]
+    assert "building the turbo profile over model" in caplog.text
+    caplog.clear()
+    engine.render(RenderTask(request(mode=SpeedMode.TURBO), seed=1))
+    assert "building the" not in caplog.text

@@ -17,7 +17,7 @@ from gpu_worker.models import ModelRegistry
 from gpu_worker.references import STYLE_LAYERS
 from gpu_worker.task import RenderTask
 from imagine.settings import Settings
-from storage.contract import Control, ControlKind
+from storage.contract import Control, ControlKind, JobKind
 from storage.sampling import sampling_plan
 from tests.worker.conftest import pixels, request
 
@@ -146,3 +146,17 @@ def test_without_an_adapter_references_are_left_out_and_weights_checked(
         extras_engine.render(
             RenderTask(request(), seed=1, character_images=(picture(),), character_weight=-1)
         )
+
+
+def test_a_variation_with_a_style_reference_still_starts_from_its_source(
+    extras_engine: Engine,
+) -> None:
+    def variation(source: Image.Image, **task: Any) -> list[np.ndarray]:
+        return grid(extras_engine, kind=JobKind.VARIATION, init_images=(source,), **task)
+
+    green, blue = picture((40, 220, 60)), picture((40, 60, 220))
+    styled = variation(green, strength=0.5, style_images=(picture(),))
+    # The reference changes the variation...
+    assert apart(styled, variation(green, strength=0.5)) > 0.5
+    # ...which still starts from its source: another source gives another grid.
+    assert apart(styled, variation(blue, strength=0.5, style_images=(picture(),))) > 0.5
