@@ -102,11 +102,42 @@ def write_tiny_cascade(directory: Path, seed: int = 0) -> Path:
     """Build the tiny Stable Cascade and save it into ``directory``; returns the directory."""
     directory.mkdir(parents=True, exist_ok=True)
     build_tiny_cascade(seed).save_pretrained(directory, safe_serialization=True)
-    # Its native side (gpu_worker.families.cascade): 3 prior latent cells, 128 px.
-    config_path = directory / "prior_prior" / "config.json"
-    config = json.loads(config_path.read_text())
-    config["sample_size"] = 3
-    config_path.write_text(json.dumps(config, indent=2))
+    _set_native(directory / "prior_prior" / "config.json")
     for name in ("tokenizer", "prior_tokenizer"):
         write_tokenizer_files(directory / name)
     return directory
+
+
+def write_tiny_cascade_pair(directory: Path, seed: int = 0) -> Path:
+    """The same tiny Stable Cascade as two pipelines, as the published model comes: the
+    decoder in ``directory`` and the prior in ``directory-prior``; returns ``directory``."""
+    pipe = build_tiny_cascade(seed)
+    decoder = _diffusers.StableCascadeDecoderPipeline(
+        decoder=pipe.decoder,
+        text_encoder=pipe.text_encoder,
+        tokenizer=pipe.tokenizer,
+        scheduler=pipe.scheduler,
+        vqgan=pipe.vqgan,
+    )
+    prior = _diffusers.StableCascadePriorPipeline(
+        prior=pipe.prior_prior,
+        text_encoder=pipe.prior_text_encoder,
+        tokenizer=pipe.prior_tokenizer,
+        scheduler=pipe.prior_scheduler,
+        image_encoder=pipe.prior_image_encoder,
+        feature_extractor=pipe.prior_feature_extractor,
+    )
+    prior_dir = directory.with_name(directory.name + "-prior")
+    for half, where in ((decoder, directory), (prior, prior_dir)):
+        where.mkdir(parents=True, exist_ok=True)
+        half.save_pretrained(where, safe_serialization=True)
+        write_tokenizer_files(where / "tokenizer")
+    _set_native(prior_dir / "prior" / "config.json")
+    return directory
+
+
+def _set_native(config_path: Path) -> None:
+    # Its native side (gpu_worker.families.cascade): 3 prior latent cells, 128 px.
+    config = json.loads(config_path.read_text())
+    config["sample_size"] = 3
+    config_path.write_text(json.dumps(config, indent=2))

@@ -1,8 +1,10 @@
 """Stable Cascade (Wuerstchen v3): a text-conditioned prior, then a decoder that paints.
 
-Loading: the components are read one by one with ``from_pretrained`` from their sub-folders of
-a ``StableCascadeCombinedPipeline`` layout (what ``save_pretrained`` of the combined pipeline
-writes, and how ``stabilityai/stable-cascade`` is published); the prior pipeline
+Loading: the components are read one by one with ``from_pretrained`` from their sub-folders,
+of a ``StableCascadeCombinedPipeline`` layout (what ``save_pretrained`` of the combined pipeline
+writes), or of two: a ``StableCascadeDecoderPipeline`` and a ``StableCascadePriorPipeline``
+(how ``stabilityai/stable-cascade`` and ``stabilityai/stable-cascade-prior`` are published);
+the prior pipeline
 (``StableCascadePriorPipeline``) and the decoder pipeline (``StableCascadeDecoderPipeline``) are
 built over them. On CUDA the prior runs in bf16 and the decoder in fp16; on CPU both in fp32.
 
@@ -39,9 +41,11 @@ _CPU = torch.device("cpu")
 COMBINED = "StableCascadeCombinedPipeline"
 DECODER_STEPS = 10
 SIDE_MULTIPLE = 128
-_PRIOR_PARTS = ("prior_prior", "prior_text_encoder", "prior_tokenizer", "prior_scheduler")
+DECODER = "StableCascadeDecoderPipeline"
+PRIOR = "StableCascadePriorPipeline"
+_PRIOR_PARTS = ("prior", "text_encoder", "tokenizer", "scheduler")
 _DECODER_PARTS = ("decoder", "text_encoder", "tokenizer", "scheduler", "vqgan")
-_OPTIONAL = ("prior_image_encoder", "prior_feature_extractor")
+_OPTIONAL = ("image_encoder", "feature_extractor")
 
 
 def is_cascade(directory: Path) -> bool:
@@ -49,7 +53,18 @@ def is_cascade(directory: Path) -> bool:
     index = directory / "model_index.json"
     if not index.is_file():
         return False
-    return bool(json.loads(index.read_text()).get("_class_name") == COMBINED)
+    return json.loads(index.read_text()).get("_class_name") in (COMBINED, DECODER)
+
+
+def needs_prior(directory: Path) -> bool:
+    """Whether ``directory`` holds only the decoder (as ``stabilityai/stable-cascade`` is
+    published), so its prior is another model (``gpu_worker.families.cascade_jobs``)."""
+    return bool(_index(directory).get("_class_name") == DECODER)
+
+
+def _index(directory: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((directory / "model_index.json").read_text())
+    return loaded
 
 
 @dataclass
@@ -78,53 +93,71 @@ class CascadeModel:
         return snap(width), snap(height)
 
 
-def load(name: str, source: str, directory: Path, device: torch.device, cuda: bool) -> CascadeModel:
-    """Load a Stable Cascade from ``directory`` (its combined-pipeline layout)."""
-    index = json.loads((directory / "model_index.json").read_text())
+def load(
+    name: str,
+    source: str,
+    directory: Path,
+    device: torch.device,
+    cuda: bool,
+    prior_directory: Path | None = None,
+) -> CascadeModel:
+    """Load a Stable Cascade: from ``directory`` alone in the combined-pipeline layout, or the
+    decoder from ``directory`` and the prior from ``prior_directory`` (two pipelines' layouts)."""
     prior_dtype = torch.bfloat16 if cuda else torch.float32
     decoder_dtype = torch.float16 if cuda else torch.float32
-    parts: dict[str, Any] = {}
+    index = _index(directory)
+    if index.get("_class_name") == COMBINED:
+        prior_at, prior_index, prefix = directory, index, "prior_"
+    elif prior_directory is not None:
+        prior_at, prior_index, prefix = prior_directory, _index(prior_directory), ""
+    else:
+        raise ModelLoadError(f"cannot load model {source!r}: its Stable Cascade prior is missing")
     try:
-        for part in (*_PRIOR_PARTS, *_DECODER_PARTS, *_OPTIONAL):
-            entry = index.get(part)
-            if entry is None or entry[1] is None:
-                if part in _OPTIONAL:
-                    parts[part] = None
-                    continue
-                raise ModelLoadError(
-                    f"cannot load model {source!r}: Stable Cascade needs {part}, and "
-                    "model_index.json has none"
-                )
-            dtype = prior_dtype if part.startswith("prior") else decoder_dtype
-            parts[part] = _component(entry, directory / part, dtype)
+        prior = _parts(source, prior_index, prior_at, prefix, _PRIOR_PARTS, _OPTIONAL, prior_dtype)
+        decoder = _parts(source, index, directory, "", _DECODER_PARTS, (), decoder_dtype)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise ModelLoadError(f"cannot load model {source!r} (Stable Cascade): {reason}") from exc
-    prior = _diffusers.StableCascadePriorPipeline(
-        prior=parts["prior_prior"],
-        text_encoder=parts["prior_text_encoder"],
-        tokenizer=parts["prior_tokenizer"],
-        scheduler=parts["prior_scheduler"],
-        image_encoder=parts["prior_image_encoder"],
-        feature_extractor=parts["prior_feature_extractor"],
+    pipes = (
+        _diffusers.StableCascadePriorPipeline(**prior),
+        _diffusers.StableCascadeDecoderPipeline(**decoder),
     )
-    decoder = _diffusers.StableCascadeDecoderPipeline(
-        decoder=parts["decoder"],
-        text_encoder=parts["text_encoder"],
-        tokenizer=parts["tokenizer"],
-        scheduler=parts["scheduler"],
-        vqgan=parts["vqgan"],
-    )
-    for pipe in (prior, decoder):
+    for pipe in pipes:
         pipe.set_progress_bar_config(disable=True)
         pipe.to(device)
-    return CascadeModel(name, source, prior, decoder, device, _native(directory))
+    return CascadeModel(name, source, *pipes, device, _native(prior_at / f"{prefix}prior"))
 
 
-def _native(directory: Path) -> int:
+def _parts(
+    source: str,
+    index: dict[str, Any],
+    directory: Path,
+    prefix: str,
+    names: Sequence[str],
+    optional: Sequence[str],
+    dtype: torch.dtype,
+) -> dict[str, Any]:
+    """One pipeline's components by name (``optional`` ones may be missing: None), read from
+    ``directory/PREFIX+NAME``."""
+    parts: dict[str, Any] = {}
+    for part in (*names, *optional):
+        entry = index.get(prefix + part)
+        if entry is None or entry[1] is None:
+            if part in optional:
+                parts[part] = None
+                continue
+            raise ModelLoadError(
+                f"cannot load model {source!r}: Stable Cascade needs {prefix + part}, and "
+                f"{directory / 'model_index.json'} has none"
+            )
+        parts[part] = _component(entry, directory / (prefix + part), dtype)
+    return parts
+
+
+def _native(prior: Path) -> int:
     """The native side: 42.67 px per prior latent cell, 24 cells (1024 px) unless the prior's
     config.json says otherwise with ``sample_size`` (the tiny model: 3 cells, 128 px)."""
-    config = json.loads((directory / "prior_prior" / "config.json").read_text())
+    config = json.loads((prior / "config.json").read_text())
     cells = config.get("sample_size") or 24
     return round(int(cells) * SIDE_MULTIPLE / 3)
 

@@ -30,9 +30,16 @@ from PIL import Image
 from transformers.utils import logging as _transformers_logging
 
 from gpu_worker.errors import InvalidTask, ModelLoadError
-from gpu_worker.families.cascade import DECODER_STEPS, CascadeModel, encode, load, render
+from gpu_worker.families.cascade import (
+    DECODER_STEPS,
+    CascadeModel,
+    encode,
+    load,
+    needs_prior,
+    render,
+)
 from gpu_worker.imaging import fit_cover
-from gpu_worker.sources import resolve
+from gpu_worker.sources import parse, resolve
 from gpu_worker.task import CancelCheck, RenderResult, RenderTask, StepCallback, StepEvent
 from storage.contract import MAX_SEED, JobKind
 from storage.families import CASCADE, SDXL, refusal
@@ -42,6 +49,11 @@ if TYPE_CHECKING:
     from gpu_worker.models import ModelRegistry
 
 transformers_logging: Any = _transformers_logging
+# What a hub download of each published half needs (not the lite variants or the original
+# checkpoints beside them).
+_COMMON_FILES = ["model_index.json", "text_encoder/*", "tokenizer/*", "scheduler/*"]
+_DECODER_FILES = [*_COMMON_FILES, "decoder/*", "vqgan/*", "prior_*/*"]
+_PRIOR_FILES = [*_COMMON_FILES, "prior/*", "image_encoder/*", "feature_extractor/*"]
 # Stable Cascade's recommended prior guidance (4.0) at SDXL's default (7.0).
 GUIDANCE_RATIO = 4.0 / 7.0
 
@@ -68,7 +80,18 @@ class CascadeRenderer:
         # Loading bars are for terminals, not for a service's logs.
         diffusers_logging.disable_progress_bar()
         transformers_logging.disable_progress_bar()
-        return load(alias, source, _directory(source), device, cuda=device.type == "cuda")
+        directory = _directory(source, _DECODER_FILES)
+        prior = None
+        if needs_prior(directory):
+            try:
+                prior = _directory(prior_of(source), _PRIOR_FILES)
+            except ModelLoadError as exc:
+                raise ModelLoadError(
+                    f"{exc} (model {source!r} holds only the Stable Cascade decoder, so its "
+                    f"prior is loaded from {prior_of(source)!r})"
+                ) from exc
+        cuda = device.type == "cuda"
+        return load(alias, source, directory, device, cuda, prior_directory=prior)
 
     def prepare(self, name: str | None) -> str:
         """Load the model; returns its source."""
@@ -172,16 +195,29 @@ class CascadeRenderer:
         )
 
 
-def _directory(source: str) -> Path:
+def prior_of(source: str) -> str:
+    """Where a decoder-only Stable Cascade finds its prior: the same name with ``-prior``, as
+    published (``stabilityai/stable-cascade-prior``, ``AI-ModelScope/stable-cascade-prior``;
+    a local ``/models/stable-cascade`` beside ``/models/stable-cascade-prior``)."""
+    parsed = parse(source)
+    if parsed.kind == "modelscope":
+        return f"modelscope:{parsed.repo}-prior"
+    if parsed.kind == "local":
+        return str(Path(source).expanduser()).rstrip("/") + "-prior"
+    return f"{source}-prior"
+
+
+def _directory(source: str, files: list[str]) -> Path:
     """A local directory with the model's files: as configured, a ModelScope snapshot, or the
-    hub snapshot (downloaded into the Hugging Face cache unless ``HF_HUB_OFFLINE``)."""
+    hub snapshot of ``files`` (downloaded into the Hugging Face cache unless
+    ``HF_HUB_OFFLINE``)."""
     resolved = resolve(source)
     path = Path(resolved)
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise ModelLoadError(
                 f"cannot load model {source!r}: the directory has no model_index.json; save "
-                "the Stable Cascade combined pipeline with save_pretrained"
+                "the Stable Cascade pipelines with save_pretrained"
             )
         return path
     if resolved.startswith((".", "/", "~")):
@@ -190,7 +226,7 @@ def _directory(source: str) -> Path:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(resolved))
+        return Path(snapshot_download(resolved, allow_patterns=files))
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as exc:
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise ModelLoadError(

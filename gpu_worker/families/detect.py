@@ -17,6 +17,8 @@ CLASS_NAMES = {
     "StableDiffusionXLPipeline": SDXL,
     "StableDiffusionXLImg2ImgPipeline": SDXL,
     "StableCascadeCombinedPipeline": CASCADE,
+    # The decoder as stabilityai/stable-cascade publishes it; its prior is NAME-prior.
+    "StableCascadeDecoderPipeline": CASCADE,
 }
 
 

@@ -3,6 +3,7 @@ same ``Engine.render`` as SDXL's."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +132,25 @@ def test_stop_ends_the_prior_early_and_the_decoder_paints_what_is_there(
     full = cascade_engine.render(RenderTask(request(steps=4), seed=2, indices=(0,)))
     assert full.steps_run == 4
     assert np.abs(_pixels(stopped.images[0]) - _pixels(full.images[0])).max() > 0
+
+
+def test_the_published_two_pipeline_layout_loads_its_prior_beside_it(
+    tiny_cascade_dir: Path, tmp_path: Path
+) -> None:
+    from gpu_worker.tiny_cascade import write_tiny_cascade_pair
+
+    pair = write_tiny_cascade_pair(tmp_path / "stable-cascade", seed=0)
+    assert (tmp_path / "stable-cascade-prior" / "model_index.json").is_file()
+    settings = Settings.load({}, model=str(tiny_cascade_dir), model_aliases={"pair": str(pair)})
+    engine = Engine(ModelRegistry(settings.engine()), cpu_threads=1)
+    assert engine.capabilities()["families"] == {"default": "cascade", "pair": "cascade"}
+    # The same weights in either layout paint the same image.
+    one = engine.render(RenderTask(request(), seed=4, indices=(0,)))
+    two = engine.render(RenderTask(request(model="pair"), seed=4, indices=(0,)))
+    assert np.abs(_pixels(one.images[0]) - _pixels(two.images[0])).max() <= 1
+    # Without its prior beside it, one line says where it was looked for.
+    alone = tmp_path / "decoder-only"
+    shutil.copytree(pair, alone)
+    lonely = Settings.load({}, model=str(alone))
+    with pytest.raises(ModelLoadError, match="holds only the Stable Cascade decoder, so its prior"):
+        Engine(ModelRegistry(lonely.engine()), cpu_threads=1).prepare()
