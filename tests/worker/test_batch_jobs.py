@@ -147,8 +147,9 @@ async def test_an_incompatible_job_is_given_back_and_keeps_its_place_in_line(
     # was the next claimed, before Alice's third job.
     wide = done[bob.id]
     assert "batch" not in (wide.rendered or {}) and wide.attempts == 1
-    assert wide.started_at is not None and done[alice[2].id].started_at is not None
-    assert wide.started_at < done[alice[2].id].started_at
+    third = done[alice[2].id].started_at
+    assert wide.started_at is not None and third is not None
+    assert wide.started_at < third
     assert [r.width for r in await queue.images(bob.id) if r.index == 0] == [88]
 
 

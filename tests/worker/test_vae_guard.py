@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from diffusers import AutoencoderKL
+from diffusers import AutoencoderKL as _AutoencoderKL
 
 from gpu_worker.engine import Engine
 from gpu_worker.models import ModelRegistry
@@ -20,6 +20,7 @@ from imagine.settings import Settings
 from storage.contract import JobKind
 from tests.worker.conftest import pixels, request
 
+AutoencoderKL: Any = _AutoencoderKL  # diffusers' loaders are untyped
 HEALED = "decoding again in float32, and in float32 from now on"
 
 
