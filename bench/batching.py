@@ -6,8 +6,12 @@
   image store, every DB write) vs bare engine calls on the same requests. Target ratio >= 0.9.
 - ``memory``: peak process RSS after a txt2img render, and after img2img and inpainting
   pipelines were built with ``from_pipe`` and used. Target: at most 5% more.
+- ``cross_job``: jobs per second at queue depth ``--depth`` (8 compatible grid jobs from 4
+  users) through the queue and the worker loop with ``max_batch_jobs`` = depth vs 1, rounds
+  alternating, and the bare engine's ``render_batch`` of the 8 jobs vs 8 ``render`` calls;
+  ``speedup`` is the median ratio within this run.
 
-    python -m bench.batching [--threads 2] [--repeats 5] [--jobs 12] [--rounds 3]
+    python -m bench.batching [--threads 2] [--repeats 5] [--jobs 12] [--rounds 3] [--depth 8]
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import diffusers
 import torch
 from PIL import Image
 
+from gpu_worker.batching import BatchEngine
+from gpu_worker.config import MAX_BATCH_JOBS
 from gpu_worker.engine import Engine
 from gpu_worker.loop import Worker
 from gpu_worker.models import ModelRegistry, make_scheduler
@@ -113,7 +119,7 @@ async def queue_throughput(
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'imagine.db'}"
             await asyncio.to_thread(upgrade, url)
             db = await Database.open(url)
-            limits = Limits(images=10**6, period="day", max_concurrent=100, max_queued=10**4)
+            limits = Limits(images=10**6, period="day", max_concurrent=100, max_queued=1000)
             queue = JobQueue(db, limits=limits)
             for n, seed in enumerate(seeds):
                 spec = JobSpec(kind=JobKind.IMAGINE, request=request.with_seed(seed), cost=4)
@@ -154,6 +160,83 @@ async def queue_throughput(
     }
 
 
+async def cross_job(
+    engine: BatchEngine, settings: Settings, depth: int, rounds: int
+) -> dict[str, Any]:
+    """Jobs per second at queue depth ``depth`` with and without cross-job batching."""
+    prompts = ["a lighthouse at dusk", "a red fox", "a calm sea", "a teapot"]
+    requests = [
+        GenerationRequest(prompt=p, segments=((p, 1.0),)).with_seed(1000 + n)
+        for n, p in enumerate(prompts * (depth // len(prompts) + 1))
+    ][:depth]
+    tasks = [RenderTask(request, seed=request.seed or 0) for request in requests]
+
+    def bare(batched: bool) -> float:
+        start = time.perf_counter()
+        if batched:
+            engine.render_batch(tasks)
+        else:
+            for task in tasks:
+                engine.render(task)
+        return time.perf_counter() - start
+
+    async def through_queue(batch: int, round_: int) -> tuple[float, int, int]:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite+aiosqlite:///{Path(tmp) / 'imagine.db'}"
+            await asyncio.to_thread(upgrade, url)
+            db = await Database.open(url)
+            limits = Limits(images=10**6, period="day", max_concurrent=100, max_queued=1000)
+            queue = JobQueue(db, limits=limits)
+            for n, request in enumerate(requests):
+                spec = JobSpec(kind=JobKind.IMAGINE, request=request, cost=4)
+                # Four users, each with two jobs in line: the fair order interleaves them.
+                await queue.enqueue(1 + n % 4, [spec], interaction_id=round_ * 10_000 + n + 1)
+            update = {"data_dir": Path(tmp), "database_url": url, "max_batch_jobs": batch}
+            worker = Worker(
+                settings.model_copy(update=update).worker(),
+                queue=queue,
+                images=FileImageStore(Path(tmp) / "images"),
+                engine=engine,
+            )
+            start = time.perf_counter()
+            await worker.run(asyncio.Event(), once=True)
+            seconds = time.perf_counter() - start
+            done = [
+                job
+                for user in range(1, 5)
+                for job in await queue.user_jobs(user, [JobStatus.SUCCEEDED])
+            ]
+            shared = sum(1 for job in done if (job.rendered or {}).get("batch"))
+            await db.close()
+        return seconds, len(done), shared
+
+    bare_ratios, queue_ratios, succeeded, batched_jobs = [], [], 0, 0
+    rates: dict[int, list[float]] = {1: [], depth: []}
+    for round_ in range(rounds):
+        alone, together = await asyncio.to_thread(bare, False), await asyncio.to_thread(bare, True)
+        bare_ratios.append(alone / together)
+        single, n1, _ = await through_queue(1, 2 * round_)
+        batched, n2, shared = await through_queue(depth, 2 * round_ + 1)
+        succeeded += n1 + n2
+        batched_jobs += shared
+        queue_ratios.append(single / batched)
+        rates[1].append(depth / single)
+        rates[depth].append(depth / batched)
+    return {
+        "depth": depth,
+        "rounds": rounds,
+        "steps": requests[0].steps,
+        "succeeded": succeeded,
+        "jobs_rendered_in_shared_calls": batched_jobs,
+        "queue_jobs_per_second_unbatched": round(statistics.median(rates[1]), 3),
+        "queue_jobs_per_second_batched": round(statistics.median(rates[depth]), 3),
+        "queue_speedup": round(statistics.median(queue_ratios), 3),
+        "queue_speedups": [round(r, 3) for r in queue_ratios],
+        "engine_speedup": round(statistics.median(bare_ratios), 3),
+        "engine_speedups": [round(r, 3) for r in bare_ratios],
+    }
+
+
 def peak_rss() -> int:
     """Peak resident set size of this process, in bytes (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -186,20 +269,33 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="steps for the grid comparison")
     parser.add_argument("--jobs", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=3, help="bare/queue alternations")
+    parser.add_argument("--depth", type=int, default=8, help="queued jobs for cross_job")
+    parser.add_argument(
+        "--only", choices=("memory", "grid", "queue", "cross_job"), help="one measurement"
+    )
     args = parser.parse_args()
+    if not 2 <= args.depth <= MAX_BATCH_JOBS:
+        parser.error(
+            f"--depth must be from 2 to {MAX_BATCH_JOBS} (max_batch_jobs), got {args.depth}"
+        )
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = write_tiny_model(Path(tmp) / "tiny")
         settings = Settings.load({}, model=str(model_dir), data_dir=Path(tmp))
-        engine = Engine(ModelRegistry(settings.engine()), cpu_threads=args.threads)
+        engine = BatchEngine(ModelRegistry(settings.engine()), cpu_threads=args.threads)
         engine.prepare()
-        report = {
-            "benchmark": "batching",
-            "torch_threads": args.threads,
-            "memory": memory(engine),
-            "grid": grid_speedups(model_dir, engine, args.repeats, args.steps),
-            "queue": asyncio.run(queue_throughput(engine, settings, args.jobs, args.rounds)),
+        measurements: dict[str, Callable[[], Any]] = {
+            "memory": lambda: memory(engine),
+            "grid": lambda: grid_speedups(model_dir, engine, args.repeats, args.steps),
+            "queue": lambda: asyncio.run(
+                queue_throughput(engine, settings, args.jobs, args.rounds)
+            ),
+            "cross_job": lambda: asyncio.run(cross_job(engine, settings, args.depth, args.rounds)),
         }
+        report: dict[str, Any] = {"benchmark": "batching", "torch_threads": args.threads}
+        for name, measure in measurements.items():
+            if args.only in (None, name):
+                report[name] = measure()
     print(json.dumps(report))
 
 

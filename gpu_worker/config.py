@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The most jobs one batched pipeline call may take (``WorkerSettings.max_batch_jobs``).
+MAX_BATCH_JOBS = 8
+
 
 @dataclass(frozen=True)
 class EngineSettings:
@@ -56,3 +59,5 @@ class WorkerSettings:
     # /healthz and /readyz on this port (off when None).
     worker_health_port: int | None
     engine: EngineSettings
+    # Compatible txt2img jobs rendered in one pipeline call (1: off; ``gpu_worker.batch_jobs``).
+    max_batch_jobs: int = 1

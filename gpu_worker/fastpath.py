@@ -10,7 +10,9 @@ fp32 path, so CPU renders are bit-for-bit what they were.
   its config says so with ``force_upcast``. ``auto`` keeps the VAE in fp32 when the UNet runs in
   fp16 and the config asks for it; an fp16-fixed VAE (``force_upcast`` false) stays in fp16.
   ``always`` keeps the VAE in fp32 whatever the dtype. The VAE is kept in fp32 for good (inputs
-  are cast on the way in) instead of being cast back and forth around every decode.
+  are cast on the way in) instead of being cast back and forth around every decode. A VAE left in
+  fp16 or bf16 has its decodes checked (``gpu_worker.vae_guard``): one that gives NaN or inf is
+  done again in fp32, logged, and the VAE stays in fp32 from then on.
 - ``channels_last``: UNet and VAE weights in NHWC, the layout tensor cores want for convolutions.
 - ``fuse_qkv``: one matmul for the query/key/value projections of self-attention and one for
   key/value of cross-attention. Off by default: LoRA adapters target the unfused projections.
@@ -38,6 +40,7 @@ from diffusers.models.attention_processor import Attention
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from gpu_worker.errors import ModelLoadError
+from gpu_worker.vae_guard import KeepPrecision, VaeGuard
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 # Modes that capture CUDA graphs, which only exist on CUDA devices.
@@ -234,11 +237,11 @@ class FastPath:
         pipe.vae.register_to_config(force_upcast=False)
         if vae_dtype != self.dtype:
             pipe.vae.to(dtype=vae_dtype)
-            keep = _KeepPrecision(pipe.vae, vae_dtype)
-            for part in (pipe.vae.encoder, pipe.vae.post_quant_conv, pipe.vae.decoder):
-                if part is not None:
-                    part.register_forward_pre_hook(keep)
+            KeepPrecision(pipe.vae, vae_dtype).attach()
         notes.append(f"VAE runs in {_name(vae_dtype)}: {reason}")
+        if vae_dtype != torch.float32:
+            VaeGuard(pipe.vae).install()
+            notes.append("VAE decodes giving NaN or inf are redone in float32 (and stay so)")
         if self.channels_last:
             pipe.unet.to(memory_format=torch.channels_last)
             pipe.vae.to(memory_format=torch.channels_last)
@@ -300,32 +303,6 @@ def compiled_graphs() -> int:
 
 def _name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
-
-
-class _KeepPrecision:
-    """Forward pre-hook on the VAE's entry points: inputs in the VAE's dtype, and the VAE kept in
-    it.
-
-    Every ``from_pipe(..., dtype=...)`` (img2img, inpainting, profiles, ControlNet pipelines)
-    casts the shared VAE to the model dtype; in fp16 that is the overflowing decode this exists
-    to avoid, so a VAE found cast is put back before it runs.
-    """
-
-    def __init__(self, vae: torch.nn.Module, dtype: torch.dtype) -> None:
-        self.vae, self.dtype = vae, dtype
-
-    def __call__(self, module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        if next(module.parameters()).dtype != self.dtype:
-            log.info(
-                "the VAE was cast to %s; back to %s",
-                _name(next(module.parameters()).dtype),
-                _name(self.dtype),
-            )
-            self.vae.to(dtype=self.dtype)
-        return tuple(
-            a.to(self.dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() else a
-            for a in args
-        )
 
 
 def _text_length_dynamic(

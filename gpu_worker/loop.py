@@ -22,36 +22,37 @@ spending an attempt, and the writes that must not be lost (finish, fail, give ba
 until they land. On ``drain`` the loop claims no more, finishes the job in hand and returns. On
 ``stop`` (a second SIGTERM) it stops claiming, gives a job that is still rendering back to the
 queue (no attempt spent), completes jobs already rendered, and returns. Expired leases are
-reaped periodically, by every worker.
+reaped periodically, by every worker. With ``max_batch_jobs`` above 1, compatible jobs claimed
+together render in one call and are then finished one by one (``gpu_worker.batch_jobs``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
+import functools
 import logging
-import math
 import os
 import socket
-import threading
 import time
 import uuid
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from gpu_worker.batch_jobs import check_batching, claim_batch, run_batch
 from gpu_worker.config import WorkerSettings
 from gpu_worker.edit_inputs import edit_task
 from gpu_worker.errors import EngineError, JobCancelled, ModelLoadError
 from gpu_worker.failures import Failure
 from gpu_worker.health import WorkerHealth, health_server
+from gpu_worker.held import Held, keep_alive, step_reporter
 from gpu_worker.inputs import task_for
 from gpu_worker.outputs import store_images
-from gpu_worker.task import RenderEngine, RenderResult, RenderTask, StepEvent
+from gpu_worker.task import RenderEngine, RenderResult, RenderTask, StepCallback
 from gpu_worker.waits import first, on_set, persist
 from storage.contract import Job
 from storage.errors import DatabaseUnavailable, LeaseLost, StorageError
@@ -63,31 +64,12 @@ from storage.queue import JobQueue
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 2.0
-PREVIEW_MAX_SIDE = 128
 MAX_FINISHING = 2
 
 
 def default_worker_id() -> str:
     """``host:pid:random``, unique per process."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-@dataclass
-class _Held:
-    """A claimed job's shared state between the loop, the keep-alive and the device thread."""
-
-    job: Job
-    abort: threading.Event = field(default_factory=threading.Event)
-    reason: str = ""
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    report: tuple[int, bytes | None] | None = None
-    last_report: float = -math.inf
-    claimed_at: float = field(default_factory=time.monotonic)
-
-    def stop(self, reason: str) -> None:
-        if not self.abort.is_set():
-            self.reason = reason
-            self.abort.set()
 
 
 class Worker:
@@ -111,6 +93,7 @@ class Worker:
         self.queue = queue
         self.images = images
         self.engine = engine
+        check_batching(settings.max_batch_jobs, engine)
         self.worker_id = worker_id or settings.worker_id or default_worker_id()
         self.metrics = metrics
         self.lease_seconds = settings.lease_seconds
@@ -120,7 +103,7 @@ class Worker:
         self._post = ThreadPoolExecutor(threads, thread_name_prefix="imagine-post")
         self._finishing: set[asyncio.Task[None]] = set()
         # The next job, claimed while the current render's last step runs (see _prefetch).
-        self._next: asyncio.Task[Job | None] | None = None
+        self._next: asyncio.Task[list[Job]] | None = None
         self._stop = asyncio.Event()
         self._drain = asyncio.Event()
         self.device_busy_seconds = 0.0
@@ -145,10 +128,11 @@ class Worker:
         try:
             while not stop.is_set() and not drain.is_set():
                 claimed = await self._take_next()
-                if claimed is not None and drain.is_set():
-                    await self._give_back(claimed)  # claimed before the drain; not in hand
+                if claimed and drain.is_set():
+                    for job in claimed:  # claimed before the drain; not in hand
+                        await self._give_back(job)
                     break
-                if claimed is None:
+                if not claimed:
                     if once and not self._finishing:
                         break
                     # A job finishing here may free its user's running cap, so the end of any
@@ -160,7 +144,10 @@ class Worker:
                         drain.wait(),
                     )
                     continue
-                await self._run_job(claimed, stop)
+                if len(claimed) == 1:
+                    await self._run_job(claimed[0], stop)
+                else:
+                    await run_batch(self, claimed, stop)
                 # Back-pressure: never let finished-but-unstored results pile up in memory.
                 while len(self._finishing) >= MAX_FINISHING:
                     await asyncio.wait(set(self._finishing), return_when=asyncio.FIRST_COMPLETED)
@@ -184,7 +171,7 @@ class Worker:
         if self._next is None and not halted and not self._finishing:
             self._next = asyncio.create_task(self._claim())
 
-    async def _take_next(self) -> Job | None:
+    async def _take_next(self) -> list[Job]:
         if self._next is None:
             return await self._claim()
         task, self._next = self._next, None
@@ -193,8 +180,7 @@ class Worker:
     async def _give_back_next(self) -> None:
         if self._next is None:
             return
-        job = await self._take_next()
-        if job is not None:
+        for job in await self._take_next():
             await self._give_back(job)
 
     async def _give_back(self, job: Job) -> None:
@@ -203,14 +189,20 @@ class Worker:
         except StorageError as exc:
             log.error("job %s: could not give it back: %s", job.id, exc)
 
-    async def _claim(self) -> Job | None:
+    async def _claim(self) -> list[Job]:
+        """The next job in fair order, with compatible ones handed out right after it
+        (``max_batch_jobs``, ``gpu_worker.batch_jobs``)."""
         try:
-            jobs = await self.queue.claim(self.worker_id, 1, capabilities=self._capabilities)
+            return await claim_batch(
+                self._claim_some, self.settings.max_batch_jobs, self._give_back
+            )
         except (StorageError, SQLAlchemyError, OSError) as exc:
             # A database that went away is waited for (the poll interval), never fatal.
             log.error("claim failed: %s", exc)
-            return None
-        return jobs[0] if jobs else None
+            return []
+
+    async def _claim_some(self, limit: int) -> list[Job]:
+        return await self.queue.claim(self.worker_id, limit, capabilities=self._capabilities)
 
     async def _housekeeping(self, stop: asyncio.Event, description: str) -> None:
         """Reap expired leases and refresh this worker's last-seen time."""
@@ -238,90 +230,62 @@ class Worker:
             await self._run_held(job, stop)
 
     async def _run_held(self, job: Job, stop: asyncio.Event) -> None:
-        held = _Held(job)
-        if self.metrics is not None and job.created_at is not None and job.created_at.tzinfo:
-            waited = (datetime.now(UTC) - job.created_at).total_seconds()
-            self.metrics.wait_seconds.observe(max(0.0, waited))
+        held = Held(job)
+        self._observe_wait(job)
         keepalive = asyncio.create_task(self._keepalive(held))
         watcher = asyncio.create_task(on_set(stop, lambda: held.stop("shutdown")))
-        loop = asyncio.get_running_loop()
         try:
             task = await self._task_for(job)
-            started = time.perf_counter()
-            try:
-                ids = contextvars.copy_context()  # the device thread logs with the job's ids
-                result = await loop.run_in_executor(
-                    self._device, ids.run, self._render, task, held, loop
-                )
-            finally:
-                self.device_busy_seconds += time.perf_counter() - started
-        except JobCancelled:
-            watcher.cancel()
-            await self._aborted(held, keepalive)
-            return
         except Exception as exc:  # the per-job error boundary: record it, keep serving
             watcher.cancel()
             await self._failed(held, keepalive, exc)
             return
-        watcher.cancel()
-        finishing = asyncio.create_task(self._finish(held, keepalive, result))
-        self._finishing.add(finishing)
-        finishing.add_done_callback(self._finishing.discard)
+        try:
+            await self._render_one(held, keepalive, task)
+        finally:
+            watcher.cancel()
 
-    def _render(
-        self, task: RenderTask, held: _Held, loop: asyncio.AbstractEventLoop
-    ) -> RenderResult:
-        """Device thread: run the engine, posting progress to the loop."""
+    def _observe_wait(self, job: Job) -> None:
+        if self.metrics is not None and job.created_at is not None and job.created_at.tzinfo:
+            waited = (datetime.now(UTC) - job.created_at).total_seconds()
+            self.metrics.wait_seconds.observe(max(0.0, waited))
 
-        def on_step(event: StepEvent) -> None:
-            if event.step == event.total:
-                loop.call_soon_threadsafe(self._prefetch)
-            now = time.monotonic()
-            if now - held.last_report < self.progress_interval and event.step < event.total:
-                return
-            held.last_report = now
-            from gpu_worker.preview import preview_jpeg
+    async def _render_one(
+        self, held: Held, keepalive: asyncio.Task[None], task: RenderTask
+    ) -> None:
+        """Render a held job on the device; record its abort or failure, or start finishing."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            ids = contextvars.copy_context()  # the device thread logs with the job's ids
+            on_step = self._step_reporter(held, loop)
+            render = functools.partial(
+                self.engine.render, on_step=on_step, cancelled=held.abort.is_set
+            )
+            result = await loop.run_in_executor(self._device, ids.run, render, task)
+        except JobCancelled:
+            await self._aborted(held, keepalive)
+            return
+        except Exception as exc:  # the per-job error boundary: record it, keep serving
+            await self._failed(held, keepalive, exc)
+            return
+        finally:
+            self.device_busy_seconds += time.perf_counter() - started
+        self._track(self._finish(held, keepalive, result))
 
-            preview = preview_jpeg(event.latents, PREVIEW_MAX_SIDE)
-            loop.call_soon_threadsafe(self._post_report, held, event.percent, preview)
+    def _track(self, finishing: Coroutine[Any, Any, None]) -> None:
+        """Run a finishing coroutine in the background, counted for back-pressure."""
+        task = asyncio.create_task(finishing)
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
 
-        return self.engine.render(task, on_step=on_step, cancelled=held.abort.is_set)
+    def _step_reporter(self, held: Held, loop: asyncio.AbstractEventLoop) -> StepCallback:
+        """Device thread: a job's step callback (progress, previews, the next claim)."""
+        return step_reporter(held, loop, self.progress_interval, self._prefetch)
 
-    @staticmethod
-    def _post_report(held: _Held, percent: int, preview: bytes | None) -> None:
-        held.report = (percent, preview)
-        held.wake.set()
-
-    async def _keepalive(self, held: _Held) -> None:
-        """Renew the lease (with progress when there is some); notice cancels and lost leases.
-
-        It runs at least every progress interval, so a cancel is seen within about two seconds
-        even while a step is slow.
-        """
+    def _keepalive(self, held: Held) -> Coroutine[Any, Any, None]:
         interval = min(self.lease_seconds / 3, self.progress_interval)
-        job_id = held.job.id
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(held.wake.wait(), interval)
-            held.wake.clear()
-            report, held.report = held.report, None
-            try:
-                if report is not None:
-                    # A step past 99% is reported as 99 until the images are stored.
-                    job = await self.queue.report_progress(
-                        job_id, self.worker_id, min(report[0], 99), report[1]
-                    )
-                else:
-                    job = await self.queue.heartbeat(job_id, self.worker_id)
-            except LeaseLost as exc:
-                log.warning("job %s: lease lost (%s); abandoning it", job_id, exc)
-                held.stop("lost")
-                return
-            except StorageError as exc:
-                log.error("job %s: lease renewal failed: %s", job_id, exc)
-                continue
-            if job.cancel_requested:
-                held.stop("cancel")
+        return keep_alive(held, self.queue, self.worker_id, interval)
 
     async def _task_for(self, job: Job) -> RenderTask:
         """The render task for a job, with its input images loaded from the store."""
@@ -331,7 +295,7 @@ class Worker:
         return await task_for(job, self.queue, self.images, decoder=self._device)
 
     async def _finish(
-        self, held: _Held, keepalive: asyncio.Task[None], result: RenderResult
+        self, held: Held, keepalive: asyncio.Task[None], result: RenderResult
     ) -> None:
         """Post-processing: encode, store and finish (overlaps the next render)."""
         job = held.job
@@ -361,7 +325,7 @@ class Worker:
         finally:
             keepalive.cancel()
 
-    async def _aborted(self, held: _Held, keepalive: asyncio.Task[None]) -> None:
+    async def _aborted(self, held: Held, keepalive: asyncio.Task[None]) -> None:
         keepalive.cancel()
         job_id = held.job.id
         try:
@@ -380,7 +344,7 @@ class Worker:
         except StorageError as exc:
             log.error("job %s: could not record the abort: %s", job_id, exc)
 
-    async def _failed(self, held: _Held, keepalive: asyncio.Task[None], exc: Exception) -> None:
+    async def _failed(self, held: Held, keepalive: asyncio.Task[None], exc: Exception) -> None:
         keepalive.cancel()
         if held.reason == "lost":
             return
@@ -427,10 +391,10 @@ async def run_worker(
 ) -> None:
     """Run a worker until ``stop`` is set; builds the SDXL engine from settings unless given."""
     if engine is None:
-        from gpu_worker.engine import Engine
+        from gpu_worker.batching import BatchEngine
         from gpu_worker.models import ModelRegistry
 
-        engine = Engine(ModelRegistry(settings.engine))
+        engine = BatchEngine(ModelRegistry(settings.engine))
     async with health_server(settings.worker_health_port, queue.db) as health:
         worker = Worker(
             settings,

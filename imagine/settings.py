@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -35,7 +35,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from bot.config import BotSettings
 from bot.prompt import ParserOptions
-from gpu_worker.config import EngineSettings, WorkerSettings
+from gpu_worker.config import MAX_BATCH_JOBS, EngineSettings, WorkerSettings
 from storage.config import StorageSettings
 from storage.errors import InvalidValue
 from storage.limits import Limits
@@ -187,6 +187,8 @@ class Settings(BaseSettings):
     lease_seconds: float = 60.0
     max_attempts: int = 3
     poll_interval: float = 2.0
+    # Up to this many compatible txt2img jobs in one pipeline call (1: off).
+    max_batch_jobs: int = 1
 
     # Quotas and limits (server defaults; admins override per user)
     quota_images: int = 200
@@ -271,6 +273,21 @@ class Settings(BaseSettings):
             secret_access_key=secret.get_secret_value() if secret else None,
             session_token=token.get_secret_value() if token else None,
         )
+
+    @field_validator("max_batch_jobs")
+    @classmethod
+    def _batch_range(cls, value: int, info: ValidationInfo) -> int:
+        if not 1 <= value <= MAX_BATCH_JOBS:
+            raise ValueError(
+                f"max_batch_jobs must be from 1 (no batching) to {MAX_BATCH_JOBS}, got {value}"
+            )
+        if value > 1 and info.data.get("compile"):
+            raise ValueError(
+                "max_batch_jobs above 1 cannot be combined with compile: every batch size is "
+                "another graph the warm-up does not compile, so jobs would wait for compiles; "
+                "set max_batch_jobs to 1 or compile to false"
+            )
+        return value
 
     @field_validator("size_buckets")
     @classmethod

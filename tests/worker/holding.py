@@ -1,5 +1,5 @@
 """A real engine that holds its first render at step 1 (or its last step) until it is aborted
-or resumed.
+or resumed; a batched render (``render_batch``, when the inner engine batches) holds at step 1.
 
 Used in-process (``started`` and ``resume`` are ``threading.Event``s) and as a worker process
 (``python -m tests.worker.holding``, configured by environment variables like ``imagine
@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from gpu_worker.batching import BatchEngine
 from gpu_worker.engine import Engine
 from gpu_worker.models import ModelRegistry
 from gpu_worker.task import RenderResult, RenderTask, StepEvent
@@ -78,6 +80,42 @@ class HoldingEngine:
 
         return self.inner.render(task, on_step=step, cancelled=cancelled)
 
+    def render_batch(
+        self,
+        tasks: Sequence[RenderTask],
+        *,
+        on_steps: Sequence[Callable[[StepEvent], None] | None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> list[RenderResult]:
+        assert isinstance(self.inner, BatchEngine), "batching needs a BatchEngine inside"
+        assert cancelled is not None
+        holding = not self.started.is_set()
+        callbacks = list(on_steps or [None] * len(tasks))
+
+        def hold() -> None:
+            self.started.set()
+            if self.announce:
+                print(f"started {tasks[0].seed}", flush=True)
+            # A batch stops when any of its jobs does: a function of several events, polled.
+            deadline = time.monotonic() + HOLD_LIMIT
+            while not self.resume.wait(0.01) and not cancelled():
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the held batch was never aborted or resumed")
+
+        def wrap(i: int, callback: Callable[[StepEvent], None] | None) -> Any:
+            def step(event: StepEvent) -> None:
+                if callback is not None:
+                    callback(event)
+                if holding and i == 0 and event.step > 1:
+                    self.steps_after_hold += 1
+                if holding and i == len(callbacks) - 1 and event.step == 1:
+                    hold()  # after every job of the batch reported its first step
+
+            return step
+
+        steps = [wrap(i, callback) for i, callback in enumerate(callbacks)]
+        return self.inner.render_batch(tasks, on_steps=steps, cancelled=cancelled)
+
 
 def _relay(source: threading.Event, target: threading.Event) -> None:
     if source.wait(HOLD_LIMIT):
@@ -98,7 +136,7 @@ def main() -> int:
 
     settings = Settings.load()
     logging.basicConfig(level=settings.log_level.upper())
-    engine = HoldingEngine(Engine(ModelRegistry(settings.engine())), announce=True)
+    engine = HoldingEngine(BatchEngine(ModelRegistry(settings.engine())), announce=True)
     threading.Thread(target=_resume_on_input, args=(engine,), daemon=True).start()
     return asyncio.run(_serve(settings, once=False, engine=engine))
 

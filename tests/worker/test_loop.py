@@ -234,7 +234,7 @@ async def test_stop_stores_the_rendered_job_and_gives_back_the_next_one(
     # The last step claimed the next job so the device would not wait for it.
     prefetch = worker._next
     assert prefetch is not None
-    assert (await asyncio.wait_for(asyncio.shield(prefetch), 30)) is not None
+    assert await asyncio.wait_for(asyncio.shield(prefetch), 30)  # the second job, claimed
     assert (await queue.get(second.id)).status is JobStatus.RUNNING
     stop.set()
     await asyncio.wait_for(serving, 60)
@@ -255,6 +255,7 @@ def process_env(settings: Settings, worker_id: str) -> dict[str, str]:
         IMAGINE_DATA_DIR=str(settings.data_dir),
         IMAGINE_MODEL=settings.model,
         IMAGINE_LEASE_SECONDS=str(settings.lease_seconds),
+        IMAGINE_MAX_BATCH_JOBS=str(settings.max_batch_jobs),
         IMAGINE_WORKER_ID=worker_id,
         IMAGINE_LOG_LEVEL="WARNING",
     )
