@@ -39,6 +39,7 @@ from gpu_worker.features import Guide, Prepared
 from gpu_worker.task import CancelCheck, RenderResult, RenderTask, StepCallback, StepEvent
 from gpu_worker.tiling import circular_padding
 from storage.contract import MAX_SEED, Job, JobKind
+from storage.families import SDXL
 
 log = logging.getLogger(__name__)
 _CPU = torch.device("cpu")
@@ -132,6 +133,8 @@ class BatchEngine(Engine):
         self, index: int, task: RenderTask, cancelled: CancelCheck | None
     ) -> _Member | None:
         """The task prepared for a shared call, or None when it must render alone."""
+        if self.registry.family(task.request.model) != SDXL:
+            return None  # shared calls are the SDXL pipelines'; other families render alone
         images = (task.init_images, task.prompt_images, task.style_images, task.character_images)
         if task.kind not in _TXT2IMG_KINDS or any(images) or task.edit is not None:
             return None

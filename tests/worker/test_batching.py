@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -157,3 +158,23 @@ def test_a_batch_is_the_first_job_and_the_compatible_ones_after_it() -> None:
     # A first job that renders alone takes nobody with it.
     lone = [job(id=6, kind=JobKind.UPSCALE), job(id=7), job(id=8)]
     assert [[j.id for j in part] for part in pick_batch(lone)] == [[6], [7, 8]]
+
+
+def test_jobs_of_another_family_render_alone(
+    tiny_model_dir: Path, tiny_cascade_dir: Path, tmp_path: Path
+) -> None:
+    settings = Settings.load(
+        {},
+        model=str(tiny_model_dir),
+        model_aliases={"cascade": str(tiny_cascade_dir)},
+        data_dir=tmp_path,
+    )
+    engine = BatchEngine(ModelRegistry(settings.engine()), cpu_threads=1)
+    engine.prepare()
+    tasks = [RenderTask(request(f"fox {n}", model="cascade", steps=2), seed=n) for n in (1, 2)]
+    results, _ = batched(engine, tasks)
+    for task, result in zip(tasks, results, strict=True):
+        assert result.info["family"] == "cascade" and "batch" not in result.info
+        alone = engine.render(task)
+        for ours, theirs in zip(result.images, alone.images, strict=True):
+            assert np.abs(pixels(ours) - pixels(theirs)).max() <= 1
