@@ -142,11 +142,19 @@ class S3ImageStore:
                 if self._client is None:
                     from aiobotocore.config import AioConfig
                     from aiobotocore.session import get_session
+                    from botocore.handlers import convert_body_to_file_like_object
 
                     creator = get_session().create_client(
                         "s3", config=AioConfig(**self._config), **self._client_args
                     )
-                    self._client = await self._stack.enter_async_context(creator)
+                    client = await self._stack.enter_async_context(creator)
+                    # botocore wraps a bytes body in a BytesIO, which aiohttp then copies whole
+                    # (to learn its size) and reads back in chunks: two more copies of every
+                    # image on its way to the socket. Bytes are sent as they are.
+                    client.meta.events.unregister(
+                        "before-parameter-build.s3.PutObject", convert_body_to_file_like_object
+                    )
+                    self._client = client
         return self._client
 
     async def close(self) -> None:
