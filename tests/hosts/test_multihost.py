@@ -15,11 +15,11 @@ import os
 import signal
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -82,21 +82,20 @@ class WorkerHost:
     data_dir: Path
     log_path: Path
     process: asyncio.subprocess.Process | None = None
-    log: IO[bytes] | None = None
 
     async def start(self, environ: dict[str, str]) -> None:
         """Start the process."""
-        self.log = self.log_path.open("wb")
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "imagine",
-            "worker",
-            env=environ,
-            cwd=ROOT,
-            stdout=self.log,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+        with self.log_path.open("wb") as log:  # the child keeps its own descriptor
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "imagine",
+                "worker",
+                env=environ,
+                cwd=ROOT,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+            )
 
     def tail(self) -> str:
         """The end of the process's log, for failure messages."""
@@ -108,11 +107,7 @@ class WorkerHost:
             return None
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
-        try:
-            return await asyncio.wait_for(self.process.wait(), 60)
-        finally:
-            if self.log is not None:
-                self.log.close()
+        return await asyncio.wait_for(self.process.wait(), 60)
 
 
 @pytest.fixture
@@ -129,7 +124,7 @@ def worker_environ(shared_environ: dict[str, str], tiny_model_dir: Path) -> dict
 
 
 @pytest.fixture
-def worker_hosts(tmp_path: Path) -> Iterator[list[WorkerHost]]:
+async def worker_hosts(tmp_path: Path) -> AsyncIterator[list[WorkerHost]]:
     """Two worker hosts (not started); whatever still runs is killed afterwards."""
     hosts = [
         WorkerHost(name, tmp_path / f"{name}-data", tmp_path / f"{name}.log")
@@ -139,6 +134,7 @@ def worker_hosts(tmp_path: Path) -> Iterator[list[WorkerHost]]:
     for host in hosts:
         if host.process is not None and host.process.returncode is None:
             host.process.kill()
+            await host.process.wait()
 
 
 async def _job_rows(bot: BotRun) -> list[Any]:
