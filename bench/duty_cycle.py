@@ -109,7 +109,7 @@ async def measure(
         url = database or f"sqlite+aiosqlite:///{Path(tmp) / 'imagine.db'}"
         await asyncio.to_thread(upgrade, url)
         db = await Database.open(url)
-        limits = Limits(images=10**6, period="day", max_concurrent=1000, max_queued=10**5)
+        limits = Limits(images=10**6, period="day", max_concurrent=100, max_queued=1000)
         queue = JobQueue(db, lease_seconds=60, limits=limits)
         request = GenerationRequest(prompt="a lighthouse at dusk", segments=(("a", 1.0),))
         for n in range(jobs):

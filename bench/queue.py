@@ -43,7 +43,8 @@ from storage.limits import Limits  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.queue import JobQueue  # noqa: E402
 
-UNCAPPED = Limits(images=10**9, period="day", max_concurrent=10**6, max_queued=10**6)
+# The largest limits Limits accepts: nothing here is meant to be refused.
+UNCAPPED = Limits(images=10**6, period="day", max_concurrent=100, max_queued=1000)
 CLAIMS_TARGET = 500  # per second, PostgreSQL
 PICKUP_TARGET_MS = 50
 SPEC = JobSpec(kind=JobKind.IMAGINE, request=GenerationRequest(prompt="a bench"), cost=4)

@@ -7,7 +7,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from bot.services import Services
-from storage.retention import FileBlobs, purge
+from storage.retention import purge, store_contents
 from storage.weblinks import WebLogins
 
 log = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ RETENTION_INTERVAL = 3600.0
 
 async def retention_loop(services: Services, days: float) -> None:
     """Purge images of jobs older than ``days`` every hour until cancelled."""
-    blobs = FileBlobs(services.settings.storage.data_dir / "images")
+    blobs = store_contents(services.images)
     while True:
         try:
             report = await purge(

@@ -1,5 +1,8 @@
 """Retention: remove the stored image files of old jobs, temp files and unreferenced blobs.
 
+It works the same on either image store: files under the data dir, or objects under an S3
+bucket's prefix (``store_contents``).
+
 Rows are kept: a purged job keeps its image rows (hashes, sizes, seeds) and gets
 ``images_purged_at``, so its record still explains what it made, and Discord's copies of the
 images stay where they were posted. A blob is removed only when no job whose images are kept
@@ -11,31 +14,39 @@ blob and recording it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 
 from storage.db import Database
+from storage.images import FileImageStore, ImageStore
+from storage.s3 import S3ImageStore, S3Object
 from storage.tables import FINISHED_STATUSES, images, jobs
 
 GRACE = timedelta(hours=1)
 _BLOB = re.compile(r"([0-9a-f]{64})\.[a-z0-9]{1,8}")
 TEMP_PREFIX = ".tmp-"
+PAGE = 1000
+DELETES_AT_ONCE = 8
 
 
 @dataclass(frozen=True)
 class BlobFile:
-    """One file under the image store's root."""
+    """One file under the image store's root, or one object under its prefix."""
 
-    path: Path
+    name: str  # the file's path, or the object's key
     sha256: str | None  # None for temp files and files that are not blobs
     size: int
     modified: float
+    temporary: bool = False  # a ``.tmp-*`` file a writer had not renamed yet
 
 
 @dataclass(frozen=True)
@@ -69,14 +80,26 @@ class PurgeReport:
         ]
 
 
+class StoreContents(Protocol):
+    """What a purge needs of an image store: everything in it, page by page, and removal."""
+
+    def pages(self) -> AsyncIterator[list[BlobFile]]:
+        """The store's files or objects, a page at a time."""
+        ...
+
+    async def remove(self, found: Sequence[BlobFile]) -> list[BlobFile]:
+        """Remove ``found``; the ones that were there to remove."""
+        ...
+
+
 class FileBlobs:
-    """The files of a ``FileImageStore`` root, for listing and removal (blocking calls)."""
+    """The files of a ``FileImageStore`` root, for listing and removal."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
     def scan(self) -> Iterator[BlobFile]:
-        """Every file two levels down (``ab/cd/<file>``), blobs and temp files alike."""
+        """Every file two levels down (``ab/cd/<file>``), blobs and temp files alike (blocking)."""
         if not self.root.is_dir():
             return
         for first in sorted(self.root.iterdir()):
@@ -94,19 +117,81 @@ class FileBlobs:
                         continue
                     match = _BLOB.fullmatch(entry.name)
                     yield BlobFile(
-                        path=entry,
+                        name=str(entry),
                         sha256=match[1] if match else None,
                         size=info.st_size,
                         modified=info.st_mtime,
+                        temporary=entry.name.startswith(TEMP_PREFIX),
                     )
 
-    def delete(self, blob: BlobFile) -> bool:
-        """Remove one file; False when it was already gone."""
+    async def pages(self) -> AsyncIterator[list[BlobFile]]:
+        """``scan`` in pages, walked in a thread."""
+        files = self.scan()
+        while page := await asyncio.to_thread(lambda: list(itertools.islice(files, PAGE))):
+            yield page
+
+    async def remove(self, found: Sequence[BlobFile]) -> list[BlobFile]:
+        """Remove the files; those already gone are left out of the answer."""
+        return await asyncio.to_thread(lambda: [blob for blob in found if self._unlink(blob)])
+
+    @staticmethod
+    def _unlink(blob: BlobFile) -> bool:
         try:
-            os.unlink(blob.path)
+            os.unlink(blob.name)
         except FileNotFoundError:
             return False
         return True
+
+
+class S3Blobs:
+    """The objects under an ``S3ImageStore``'s prefix, for listing and removal.
+
+    Every object is written by one PUT, so there are no temporary objects to clear away.
+    """
+
+    def __init__(self, store: S3ImageStore, page_size: int = PAGE) -> None:
+        self.store = store
+        self.page_size = page_size
+
+    async def pages(self) -> AsyncIterator[list[BlobFile]]:
+        """The objects, one listing page at a time."""
+        token: str | None = None
+        while True:
+            found, token = await self.store.objects(token, limit=self.page_size)
+            yield [self._blob(item) for item in found]
+            if token is None:
+                return
+
+    def _blob(self, item: S3Object) -> BlobFile:
+        # Blobs sit where the file store puts files: PREFIX/ab/cd/<sha256><suffix>.
+        parts = item.key[len(self.store.location.prefix) :].split("/")
+        match = _BLOB.fullmatch(parts[-1]) if len(parts) == 3 else None
+        return BlobFile(
+            name=item.key,
+            sha256=match[1] if match else None,
+            size=item.size,
+            modified=item.modified,
+        )
+
+    async def remove(self, found: Sequence[BlobFile]) -> list[BlobFile]:
+        """Delete the objects, a few requests at a time (S3 does not say which were there)."""
+        slots = asyncio.Semaphore(DELETES_AT_ONCE)
+
+        async def delete(blob: BlobFile) -> None:
+            async with slots:
+                await self.store.delete_key(blob.name)
+
+        await asyncio.gather(*(delete(blob) for blob in found))
+        return list(found)
+
+
+def store_contents(store: ImageStore) -> StoreContents:
+    """The purgeable contents of the configured image store."""
+    if isinstance(store, FileImageStore):
+        return FileBlobs(store.root)
+    if isinstance(store, S3ImageStore):
+        return S3Blobs(store)
+    raise TypeError(f"retention cannot list an image store of type {type(store).__name__}")
 
 
 async def _kept_hashes(db: Database, purged: set[int]) -> set[str]:
@@ -160,7 +245,7 @@ async def old_jobs(db: Database, cutoff: datetime) -> list[int]:
 
 async def purge(
     db: Database,
-    blobs: FileBlobs,
+    blobs: StoreContents,
     *,
     now: datetime,
     older_than: timedelta | None,
@@ -192,36 +277,27 @@ async def purge(
             ).scalars()
         )
     settled = (now - grace).timestamp()
-
-    def sweep() -> tuple[int, int, int, int]:
-        job_files = temp_files = orphans = freed = 0
-        for blob in blobs.scan():
+    kinds: Counter[str] = Counter()
+    freed = 0
+    async for page in blobs.pages():
+        doomed: dict[str, str] = {}
+        for blob in page:
             if blob.modified >= settled:
                 continue
-            if blob.path.name.startswith(TEMP_PREFIX):
-                kind = "temp"
-            elif blob.sha256 is None or blob.sha256 in kept:
-                continue
-            else:
-                kind = "job" if blob.sha256 in of_purged else "orphan"
-            if not dry_run and not blobs.delete(blob):
-                continue
-            freed += blob.size
-            if kind == "temp":
-                temp_files += 1
-            elif kind == "job":
-                job_files += 1
-            else:
-                orphans += 1
-        return job_files, temp_files, orphans, freed
-
-    job_files, temp_files, orphans, freed = await asyncio.to_thread(sweep)
+            if blob.temporary:
+                doomed[blob.name] = "temp"
+            elif blob.sha256 is not None and blob.sha256 not in kept:
+                doomed[blob.name] = "job" if blob.sha256 in of_purged else "orphan"
+        chosen = [blob for blob in page if blob.name in doomed]
+        gone = chosen if dry_run else await blobs.remove(chosen)
+        kinds.update(doomed[blob.name] for blob in gone)
+        freed += sum(blob.size for blob in gone)
     return PurgeReport(
         dry_run=dry_run,
         cutoff=cutoff,
         jobs=len(purging),
-        job_files=job_files,
-        temp_files=temp_files,
-        orphans=orphans,
+        job_files=kinds["job"],
+        temp_files=kinds["temp"],
+        orphans=kinds["orphan"],
         bytes_freed=freed,
     )

@@ -70,6 +70,15 @@ def parse_location(text: str) -> S3Location:
     return S3Location(bucket, "".join(f"{part}/" for part in parts))
 
 
+@dataclass(frozen=True)
+class S3Object:
+    """One object under the store's prefix, as a listing shows it."""
+
+    key: str
+    size: int
+    modified: float  # POSIX time of its last write
+
+
 class S3ImageStore:
     """Blobs as objects in one bucket; the client is opened on first use, closed by ``close``.
 
@@ -133,11 +142,19 @@ class S3ImageStore:
                 if self._client is None:
                     from aiobotocore.config import AioConfig
                     from aiobotocore.session import get_session
+                    from botocore.handlers import convert_body_to_file_like_object
 
                     creator = get_session().create_client(
                         "s3", config=AioConfig(**self._config), **self._client_args
                     )
-                    self._client = await self._stack.enter_async_context(creator)
+                    client = await self._stack.enter_async_context(creator)
+                    # botocore wraps a bytes body in a BytesIO, which aiohttp then copies whole
+                    # (to learn its size) and reads back in chunks: two more copies of every
+                    # image on its way to the socket. Bytes are sent as they are.
+                    client.meta.events.unregister(
+                        "before-parameter-build.s3.PutObject", convert_body_to_file_like_object
+                    )
+                    self._client = client
         return self._client
 
     async def close(self) -> None:
@@ -216,6 +233,31 @@ class S3ImageStore:
             await self._call("delete_object", Key=key)
         return bool(keys)
 
+    async def objects(
+        self, after: str | None = None, *, limit: int = 1000
+    ) -> tuple[list[S3Object], str | None]:
+        """One page of at most ``limit`` objects under the prefix, and the token of the next
+        page (None at the end); ``after`` is the token a previous page returned."""
+        return await self._io.run(self._objects(after, limit))
+
+    async def _objects(self, after: str | None, limit: int) -> tuple[list[S3Object], str | None]:
+        params: dict[str, Any] = {"Prefix": self.location.prefix, "MaxKeys": max(1, limit)}
+        if after is not None:
+            params["ContinuationToken"] = after
+        page = await self._call("list_objects_v2", **params)
+        found = [
+            S3Object(str(item["Key"]), int(item["Size"]), item["LastModified"].timestamp())
+            for item in page.get("Contents", ())
+        ]
+        following = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+        return found, None if following is None else str(following)
+
+    async def delete_key(self, key: str) -> None:
+        """Remove the object ``key`` (nothing happens when there is none)."""
+        if not key.startswith(self.location.prefix):
+            raise InvalidValue(f"key {key!r} is outside the store's prefix {self.location.url}")
+        await self._io.run(self._call("delete_object", Key=key))
+
     def path(self, sha256: str) -> Path | None:
         """None: objects have no local file."""
         check_sha256(sha256)
@@ -289,7 +331,8 @@ class S3ImageStore:
         if code in ("AccessDenied", "403", "AllAccessDisabled"):
             return (
                 f"image store {where}: access denied to bucket {bucket!r}; the credentials "
-                "need s3:ListBucket, s3:GetObject and s3:PutObject on it"
+                "need s3:ListBucket, s3:GetObject and s3:PutObject on it (and s3:DeleteObject "
+                "for retention)"
             )
         if code == "NoCredentialsError":
             return (

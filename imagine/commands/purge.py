@@ -2,7 +2,8 @@
 
 Removes the stored image files of jobs that finished before the cutoff (``--older-than``, else
 ``image_retention_days``; neither: job images are kept), ``.tmp-*`` files a killed process left
-behind, and blobs no job refers to. Rows stay; purged jobs say when their images went.
+behind, and blobs no job refers to, in the configured image store (files or S3 objects). Rows
+stay; purged jobs say when their images went.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from imagine.settings import Settings
 from storage.db import Database
-from storage.errors import StorageError
+from storage.errors import ImageStoreError, StorageError
 from storage.migrate import current_revision, head_revision
-from storage.retention import FileBlobs, PurgeReport, purge
+from storage.retention import PurgeReport, purge, store_contents
+from storage.stores import open_image_store
 from storage.weblinks import WebLogins
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
@@ -62,6 +64,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             )
             return 1
         report = asyncio.run(_purge(settings, older_than, args.dry_run))
+    except ImageStoreError as exc:
+        print(f"imagine purge: {exc}", file=sys.stderr)
+        return 1
     except StorageError as exc:
         print(f"imagine purge: {exc}", file=sys.stderr)
         return 2
@@ -82,13 +87,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def _purge(settings: Settings, older_than: timedelta | None, dry_run: bool) -> PurgeReport:
     db = await Database.open(settings.database)
     try:
-        report = await purge(
-            db,
-            FileBlobs(settings.data_dir / "images"),
-            now=datetime.now(UTC),
-            older_than=older_than,
-            dry_run=dry_run,
-        )
+        store = await open_image_store(settings.image_store_config)
+        try:
+            report = await purge(
+                db,
+                store_contents(store),
+                now=datetime.now(UTC),
+                older_than=older_than,
+                dry_run=dry_run,
+            )
+        finally:
+            await store.close()
         if not dry_run:
             await WebLogins(db).forget_expired()
         return report

@@ -1,8 +1,9 @@
 """Pytest fixtures: databases (SQLite and PostgreSQL) migrated to head, and storage services.
 
 ``database_url`` runs a test once per database: a fresh SQLite file, and a PostgreSQL database
-created once per session (emptied before each test). When PostgreSQL is unreachable its tests are
-skipped, unless the ``CI`` environment variable is set: then they fail.
+created once per session (emptied before each test); ``postgres_url`` is a PostgreSQL database
+of one test's own. When PostgreSQL is unreachable its tests are skipped, unless the ``CI``
+environment variable is set: then they fail.
 """
 
 from __future__ import annotations
@@ -83,6 +84,19 @@ def _drop_postgres_database(name: str) -> None:
 def postgres_session_url() -> Iterator[str]:
     """A PostgreSQL database for this test session, migrated to head, dropped at the end."""
     name = _create_postgres_database("imagine_test")
+    url = _postgres_url(name)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        _drop_postgres_database(name)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of this test's own, migrated to head, dropped afterwards (for
+    tests whose processes outlive a connection: a killed worker, a bot in a subprocess)."""
+    name = _create_postgres_database("imagine_own")
     url = _postgres_url(name)
     try:
         upgrade(url)
