@@ -1,9 +1,10 @@
 """The claim query: fair order over the queue, running caps, and locking.
 
 A job's ``place`` is its position in its user's line (priority, then oldest); its ``turn`` is that
-place plus the user's running jobs (``users.running``). Claiming by (priority, turn, id)
-interleaves users, oldest job first, and fast before relax; a job whose turn exceeds the user's
-running cap waits.
+place plus the user's running jobs (``users.running``). Claiming by (priority, turn, then the
+user served longest ago: ``users.last_claimed_at``, never-served first, then id) interleaves users
+round-robin, each user's oldest job first, and fast before relax; a job whose turn exceeds the
+user's running cap waits.
 
 On PostgreSQL the claim is one statement in its own transaction: it ranks the queued jobs (read
 from the partial index ``ix_jobs_queued``), locks a few candidates and their users with
@@ -91,7 +92,19 @@ def ranked_queue(routing: Any = None) -> Any:
         lines.c.priority,
         lines.c.place,
         (users.c.running + lines.c.place).label("turn"),
+        users.c.last_claimed_at.label("served"),
     ).join_from(lines, users, users.c.id == lines.c.user_id)
+
+
+def fair_order(columns: Any) -> tuple[Any, ...]:
+    """ORDER BY of the fair order over a ranked query's ``columns``: priority, turn, the user
+    served longest ago (never served first), then the oldest job."""
+    return (
+        columns.priority.desc(),
+        columns.turn,
+        columns.served.asc().nulls_first(),
+        columns.id,
+    )
 
 
 def _claimable(limit: Any, count: Any, routing: Any) -> Any:
@@ -103,7 +116,7 @@ def _claimable(limit: Any, count: Any, routing: Any) -> Any:
         select(ranked, cap.label("cap"))
         .outerjoin_from(ranked, user_limits, user_limits.c.user_id == ranked.c.user_id)
         .where(ranked.c.place <= limit, ranked.c.turn <= cap)
-        .order_by(ranked.c.priority.desc(), ranked.c.turn, ranked.c.id)
+        .order_by(*fair_order(ranked.c))
         .limit(count)
     )
 
@@ -148,6 +161,7 @@ def claim_statement(postgresql: bool, routed: bool = False) -> Any:
             jobs.c.user_id,
             candidates.c.priority,
             candidates.c.turn,
+            candidates.c.served,
             users.c.running,
             candidates.c.cap,
         )
@@ -159,7 +173,7 @@ def claim_statement(postgresql: bool, routed: bool = False) -> Any:
         # Both conditions are evaluated again on rows that changed since the snapshot: a job
         # another claimer took is skipped, and so is a user that reached their cap meanwhile.
         .where(IS_QUEUED, users.c.running + candidates.c.place <= candidates.c.cap)
-        .order_by(candidates.c.priority.desc(), candidates.c.turn, candidates.c.id)
+        .order_by(*fair_order(candidates.c))
         .limit(limit)
         # NO KEY UPDATE: the user's row stays free for foreign key checks (new jobs, ledger).
         .with_for_update(of=[jobs, users], skip_locked=True, key_share=True)
@@ -176,7 +190,7 @@ def claim_statement(postgresql: bool, routed: bool = False) -> Any:
     # that user's jobs as the cap leaves room for.
     nth = func.row_number().over(
         partition_by=locked.c.user_id,
-        order_by=(locked.c.priority.desc(), locked.c.turn, locked.c.id),
+        order_by=fair_order(locked.c),
     )
     numbered = select(locked.c.id, locked.c.running, locked.c.cap, nth.label("nth")).subquery()
     granted = (

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 
-from storage._claim import ranked_queue
+from storage._claim import fair_order, ranked_queue
 from storage._jobsql import get_job, returning
 from storage._ledger import upsert
 from storage._queue_base import QueueBase, _check_worker
@@ -190,9 +190,7 @@ class Readers(QueueBase):
         ranked = ranked_queue().subquery("ranked")
         ordered = select(
             ranked.c.id,
-            func.row_number()
-            .over(order_by=(ranked.c.priority.desc(), ranked.c.turn, ranked.c.id))
-            .label("position"),
+            func.row_number().over(order_by=fair_order(ranked.c)).label("position"),
         ).subquery("ordered")
         async with self.db.read() as conn:
             position = (

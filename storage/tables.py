@@ -86,6 +86,9 @@ users = Table(
     # equal to the count on every write, in the writer's transaction: a claim checks the user's
     # running cap against this one row, which it locks, so concurrent claims see each other.
     Column("running", Integer, nullable=False, server_default=text("0")),
+    # When a job of the user last started running (the same triggers set it): between users
+    # with as many turns taken, the claim serves the one served longest ago first.
+    Column("last_claimed_at", UTCDateTime, nullable=True),
 )
 
 user_limits = Table(

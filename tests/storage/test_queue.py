@@ -294,3 +294,20 @@ async def test_bad_input_raises_typed_errors_and_changes_nothing(
     assert unchanged.status is JobStatus.RUNNING and unchanged.progress == 0
     assert (await quotas.status(ALICE)).used == 4
     assert await queue.user_jobs(ALICE, list(JobStatus)) == [unchanged]
+
+
+async def test_one_worker_serves_three_busy_users_round_robin(
+    queue: JobQueue, quotas: Quotas, clock: FakeClock
+) -> None:
+    for user in (ALICE, BOB, CAROL):
+        await quotas.set_caps(user, max_concurrent=None, max_queued=10)
+        await queue.enqueue(user, [spec(0) for _ in range(3)], interaction_id=user)
+    served = []
+    for _ in range(9):
+        [job] = await queue.claim("w", limit=1)
+        served.append(job.user_id)
+        clock.advance(1)  # the render
+        await queue.finish(job.id, "w", [], gpu_seconds=0)
+    # Between users with as many turns taken, the one served longest ago goes next: nobody
+    # waits while two others alternate.
+    assert served == [ALICE, BOB, CAROL] * 3
