@@ -38,3 +38,16 @@ def test_worker_imports_neither_the_bot_nor_the_composition_root() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == "", f"gpu_worker imported: {out}"
+
+
+def test_doctor_runs_on_a_bot_host_without_torch() -> None:
+    code = (
+        "import sys\n"
+        "import imagine.cli, imagine.commands.doctor\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'diffusers', 'transformers'))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "", f"imagine doctor imported heavy modules: {out}"

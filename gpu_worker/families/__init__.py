@@ -21,12 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from gpu_worker.families.cascade_jobs import CascadeRenderer
-from gpu_worker.task import CancelCheck, RenderResult, RenderTask, StepCallback
 from storage.families import CASCADE, SDXL
 
 if TYPE_CHECKING:
     from gpu_worker.models import ModelRegistry
+    from gpu_worker.task import CancelCheck, RenderResult, RenderTask, StepCallback
 
 
 class Renderer(Protocol):
@@ -54,4 +53,7 @@ def renderers(
 ) -> dict[str, Renderer]:
     """Each family's renderer; ``sdxl`` is the engine's own, whose render (``sdxl_render``)
     the other families upscale with."""
+    # Imported here: ``gpu_worker.families.detect`` stays free of torch for ``imagine doctor``.
+    from gpu_worker.families.cascade_jobs import CascadeRenderer
+
     return {SDXL: sdxl, CASCADE: CascadeRenderer(registry, sdxl_render)}

@@ -1,4 +1,5 @@
-"""``imagine doctor``: a checklist of configuration, database, migrations, model and token.
+"""``imagine doctor``: a checklist of configuration, database, migrations, models (where each
+comes from, whether it is there, its family) and token.
 
 Every check runs offline (nothing is sent to Discord or the model hub) and says what to do when
 it fails. Exit status 0 when nothing failed, 1 otherwise; warnings do not fail.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib.util
 import os
 from collections.abc import Iterator
@@ -15,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpu_worker.errors import ModelLoadError
+from gpu_worker.families.detect import detect
 from gpu_worker.sources import cached, is_modelscope, parse
 from imagine.settings import DISCORD_API_BASE, Settings
+from storage.families import LABELS
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -222,11 +226,19 @@ def _extra_source(label: str, source: str) -> Check:
     return Check(WARN, label, f"{source} (Hugging Face hub) is not cached yet")
 
 
+def _with_family(check: Check, settings: Settings, name: str, source: str) -> Check:
+    """A model that is there says which family it paints with (configured, else detected)."""
+    if check.status != OK:
+        return check
+    family = settings.model_families.get(name) or detect(source)
+    return dataclasses.replace(check, detail=f"{check.detail}; family {LABELS[family]}")
+
+
 def check_models(settings: Settings) -> Iterator[Check]:
-    """Where each configured model comes from, and whether it is there already."""
-    yield _model_source("default", settings.model)
-    for name, source in sorted(settings.model_aliases.items()):
-        yield _model_source(name, source)
+    """Where each configured model comes from, whether it is there already, and its family."""
+    models = [("default", settings.model), *sorted(settings.model_aliases.items())]
+    for name, source in models:
+        yield _with_family(_model_source(name, source), settings, name, source)
     for label, source in _extra_sources(settings):
         yield _extra_source(label, source)
 

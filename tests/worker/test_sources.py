@@ -105,9 +105,9 @@ def test_doctor_says_where_each_model_comes_from(
     out = capsys.readouterr().out
     assert (
         f"[ok]   model: modelscope:{REPO}@v1.0 (ModelScope ({REPO} at v1.0), "
-        f"in the ModelScope cache: {modelscope_cache})" in out
+        f"in the ModelScope cache: {modelscope_cache}); family SDXL" in out
     )
     assert "[warn] model gone: modelscope:AI-ModelScope/sdxl-turbo (ModelScope (" in out
     assert "is not in the ModelScope cache yet" in out
-    assert f"[ok]   model here: {tiny_model_dir} (a local diffusers model)" in out
+    assert f"[ok]   model here: {tiny_model_dir} (a local diffusers model); family SDXL" in out
     assert "[warn] controlnet canny: modelscope:AI-ModelScope/controlnet-canny-sdxl-1.0" in out
