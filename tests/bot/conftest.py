@@ -10,6 +10,7 @@ import pytest
 
 from imagine.settings import Settings
 from tests.bot.harness import BotRun, ScriptedWorker
+from tests.bot.internet import Internet, running_internet
 from tests.fakediscord import FakeDiscord, User
 
 
@@ -67,3 +68,23 @@ def bob(fake_discord: FakeDiscord) -> User:
 def boss(fake_discord: FakeDiscord) -> User:
     """A member with Manage Server."""
     return fake_discord.add_user("boss", manage_guild=True)
+
+
+@pytest.fixture
+async def internet() -> AsyncIterator[Internet]:
+    """The fake internet (``tests.bot.internet``), counting the requests that reach it."""
+    async with running_internet() as net:
+        yield net
+
+
+@pytest.fixture
+async def run(
+    fake_discord: FakeDiscord, bot_settings: Settings, internet: Internet
+) -> AsyncIterator[BotRun]:
+    """The bot, fetching image prompts and references from the fake internet."""
+    bot = BotRun(bot_settings, fetch_session=internet.session, resolver=internet.resolve)
+    await bot.start(fake_discord)
+    try:
+        yield bot
+    finally:
+        await bot.stop()

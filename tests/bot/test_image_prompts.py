@@ -9,40 +9,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 from PIL import Image
 
-from imagine.settings import Settings
 from storage.contract import JobStatus
 from storage.errors import BlobNotFound
 from tests.bot.harness import BotRun, ephemeral_reply
-from tests.bot.internet import SITE, Internet, picture, running_internet
+from tests.bot.internet import SITE, Internet, picture
 from tests.fakediscord import FakeDiscord, User
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture
-async def internet() -> AsyncIterator[Internet]:
-    async with running_internet() as net:
-        yield net
-
-
-@pytest.fixture
-async def run(
-    fake_discord: FakeDiscord, bot_settings: Settings, internet: Internet
-) -> AsyncIterator[BotRun]:
-    """The bot, fetching image prompts from the fake internet."""
-    bot = BotRun(bot_settings, fetch_session=internet.session, resolver=internet.resolve)
-    await bot.start(fake_discord)
-    try:
-        yield bot
-    finally:
-        await bot.stop()
 
 
 async def _reply(

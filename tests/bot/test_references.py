@@ -5,15 +5,13 @@ and variations; and V/🔄 clicks checked against the fleet as /imagine is."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from imagine.settings import Settings
 from storage.contract import Job, JobKind, JobStatus
 from tests.bot.harness import BotRun, ScriptedWorker, ephemeral_reply, eventually
-from tests.bot.internet import SITE, Internet, picture, running_internet
+from tests.bot.internet import SITE, Internet, picture
 from tests.fakediscord import FakeDiscord, Message, User
 
 PLAIN: dict[str, Any] = {"models": ["default"], "loras": {}, "ip_adapter": False}
@@ -23,25 +21,6 @@ INK: dict[str, Any] = {**PLAIN, "loras": {"ink-wash": {"trigger": "", "weight": 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture
-async def internet() -> AsyncIterator[Internet]:
-    async with running_internet() as net:
-        yield net
-
-
-@pytest.fixture
-async def run(
-    fake_discord: FakeDiscord, bot_settings: Settings, internet: Internet
-) -> AsyncIterator[BotRun]:
-    """The bot, fetching images from the fake internet."""
-    bot = BotRun(bot_settings, fetch_session=internet.session, resolver=internet.resolve)
-    await bot.start(fake_discord)
-    try:
-        yield bot
-    finally:
-        await bot.stop()
 
 
 @pytest.fixture
