@@ -24,6 +24,7 @@ from storage.db import Database
 from storage.images import FileImageStore
 from storage.queue import JobQueue
 from storage.quotas import Quotas
+from tests.bot.harness import eventually
 from tests.worker.conftest import pixels
 from tests.worker.holding import HoldingEngine
 from tests.worker.test_loop import (
@@ -172,12 +173,19 @@ async def test_cancelling_one_job_of_a_batch_renders_the_others_without_it(
     assert await asyncio.to_thread(holding.started.wait, 60)
     running = [await queue.get(job.id) for job in jobs]
     assert all(job.status is JobStatus.RUNNING and job.lease_owner for job in running)
+
+    async def first_step_reported() -> Job | None:
+        job = await queue.get(jobs[1].id)
+        return job if job.progress == 33 and job.preview is not None else None
+
+    # Each job of the batch reports its own first step (a cancel seen on a heartbeat first
+    # would end the job before its pending report is written).
+    await eventually(first_step_reported, within=30)
     await queue.request_cancel(jobs[1].id, user_id=BOB)
     await run
 
     cancelled = await queue.get(jobs[1].id)
     assert cancelled.status is JobStatus.CANCELLED and await queue.images(jobs[1].id) == []
-    assert cancelled.progress == 33 and cancelled.preview is not None  # its own first step
     assert holding.steps_after_hold == 0  # the shared call stopped at its next step
     quotas: Quotas = services["quotas"]
     assert (await quotas.status(BOB)).used == 0
