@@ -228,6 +228,11 @@ class ImageRecord(StoredImage):
 
     job_id: int
 
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> ImageRecord:
+        """From an ``images`` row."""
+        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
+
 
 @dataclass(frozen=True)
 class Job:

@@ -120,19 +120,7 @@ class JobHistory:
                     select(images).where(images.c.job_id == job_id).order_by(images.c.index)
                 )
             ).mappings()
-            stored = tuple(
-                ImageRecord(
-                    job_id=r["job_id"],
-                    index=r["index"],
-                    sha256=r["sha256"],
-                    width=r["width"],
-                    height=r["height"],
-                    seed=r["seed"],
-                    size_bytes=r["size_bytes"],
-                    path=r["path"],
-                )
-                for r in image_rows
-            )
+            stored = tuple(ImageRecord.from_row(r) for r in image_rows)
             entries = tuple(
                 LedgerEntry(
                     id=r["id"],

@@ -153,19 +153,7 @@ class Readers(QueueBase):
             )
             if not rows:
                 await get_job(conn, job_id)
-        return [
-            ImageRecord(
-                job_id=row["job_id"],
-                index=row["index"],
-                sha256=row["sha256"],
-                width=row["width"],
-                height=row["height"],
-                seed=row["seed"],
-                size_bytes=row["size_bytes"],
-                path=row["path"],
-            )
-            for row in rows
-        ]
+        return [ImageRecord.from_row(row) for row in rows]
 
     async def running_jobs(self) -> list[Job]:
         """Every running job, oldest first."""
