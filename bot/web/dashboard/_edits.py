@@ -18,12 +18,8 @@ from bot.web.dashboard._auth import session_of
 from bot.web.dashboard._pages import Pages
 from storage.audit import Actor
 from storage.errors import StorageError
+from storage.limits import MAX_CONCURRENT, MAX_IMAGES, MAX_QUEUED
 from storage.tables import PERIODS
-
-# The same bounds as the slash commands' options.
-MAX_IMAGES = 1_000_000
-MAX_CONCURRENT = 100
-MAX_QUEUED = 1000
 
 Route = tuple[str, str, Callable[[web.Request], Any]]
 Form = MultiDictProxy[Any]
