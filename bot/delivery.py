@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 import discord
 
+from bot.channel_access import CANNOT_POST_CODES
 from bot.render import job_content, pings
 from bot.services import Services
 from bot.uploads import UploadTooLarge, fit_upload
@@ -43,10 +44,10 @@ PROGRESS_POLL_INTERVAL = 0.5
 DELIVERY_POLL_INTERVAL = 0.5
 DELIVERY_CONCURRENCY = 10  # results being edited or posted at once
 UNKNOWN_MESSAGE = 10008
-# Statuses and error codes no retry can fix (Unknown Channel, Unknown Message, Missing Access,
-# Missing Permissions).
+# Statuses and error codes no retry can fix: the channel's (Unknown Channel, Missing Access,
+# Missing Permissions) and Unknown Message.
 TERMINAL_STATUSES = frozenset({400, 403, 404, 413})
-TERMINAL_CODES = frozenset({10003, UNKNOWN_MESSAGE, 50001, 50013})
+TERMINAL_CODES = CANNOT_POST_CODES | {UNKNOWN_MESSAGE}
 # Failures that are about the network or Discord, not a bug here: logged without a traceback.
 _EXPECTED_FAILURES = (
     discord.HTTPException,
