@@ -6,7 +6,7 @@ import discord
 
 from bot.actions import Action, Click, InvalidButton, check_fits, refusal, spec_for
 from bot.edit_clicks import button_edit_click, open_custom_zoom, region_link_click
-from bot.edit_jobs import check_clicker
+from bot.edit_jobs import check_clicker, user_mode
 from bot.edits import BUTTON_EDITS
 from bot.errors import UserFacingError, send_error
 from bot.jobs import enqueue, post_job_messages
@@ -14,7 +14,7 @@ from bot.offered import check_button_spec
 from bot.services import Services, services_of
 from bot.singles import post_single
 from storage.capabilities import read_offered
-from storage.contract import MAX_UPSCALE_SOURCE_PIXELS, Job, JobStatus, SpeedMode
+from storage.contract import MAX_UPSCALE_SOURCE_PIXELS, Job, JobStatus
 from storage.logcontext import bind
 
 
@@ -80,9 +80,7 @@ async def _new_job(
     if click.action in (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE):
         await _check_upscale_source(services, parent, click.index)
     user_settings = await services.users.get_settings(interaction.user.id)
-    mode = user_settings.mode
-    if mode is SpeedMode.RELAX and not services.settings.allow_relax:
-        mode = SpeedMode.FAST
+    mode = await user_mode(services, interaction.user.id, user_settings.mode)
     spec = spec_for(click, parent, variation=user_settings.variation, mode=mode)
     assert spec is not None, f"{click.action} makes no job and is handled before"
     # What the parent needed may be gone from the fleet since: refused as /imagine would be.
