@@ -6,11 +6,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from bot.render import WorkerView
+from bot.render import WorkerView, clip
 from storage.contract import Job
 from storage.routing import describe, serves
-
-MAX_CONTENT = 2000
 
 
 class FleetWorker(WorkerView, Protocol):
@@ -30,15 +28,15 @@ def workers_content(
     for job in running:
         if job.lease_owner:
             jobs.setdefault(job.lease_owner, []).append(job.id)
-    live = [w for w in workers if w.last_seen >= now - lease]
-    lines = [f"Workers: {len(live)} live, {len(workers) - len(live)} gone"]
-    for worker in sorted(workers, key=lambda w: (w.last_seen < now - lease, w.id)):
-        state = "live" if worker.last_seen >= now - lease else "gone"
+    cutoff = now - lease
+    live = sum(w.last_seen >= cutoff for w in workers)
+    lines = [f"Workers: {live} live, {len(workers) - live} gone"]
+    for worker in sorted(workers, key=lambda w: (w.last_seen < cutoff, w.id)):
+        state = "live" if worker.last_seen >= cutoff else "gone"
         seen = f"<t:{int(worker.last_seen.timestamp())}:R>"
         held = jobs.get(worker.id)
         doing = ", job " + ", ".join(f"#{i}" for i in held) if held else ", idle"
         lines.append(f"- {worker.id} on {worker.host} ({state}{doing}), last seen {seen}")
         extras = [describe(token) for token in serves(worker.capabilities)]
         lines.append(f"  serves: {worker.model}" + ("; " + ", ".join(extras) if extras else ""))
-    text = "\n".join(lines)
-    return text if len(text) <= MAX_CONTENT else text[: MAX_CONTENT - 1] + "…"
+    return clip("\n".join(lines))

@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from bot.errors import UserFacingError
+from bot.render import clip
 from storage.capabilities import Offered
 from storage.contract import GenerationRequest, JobKind, JobSpec, SpeedMode
 from storage.families import painted, refusal
@@ -151,5 +152,4 @@ def styles_content(offered: Offered) -> str:
     for name, trigger, weight in styles:
         words = f", trigger: {trigger}" if trigger else ""
         lines.append(f"- `{name}`: default weight {weight:g}{words}")
-    text = "\n".join(lines)
-    return text if len(text) <= 2000 else text[:1999] + "…"
+    return clip("\n".join(lines))

@@ -299,7 +299,11 @@ def queue_content(
         for reason, ids in by_reason.items():
             shown = ", ".join(f"#{i}" for i in ids[:10]) + (" …" if len(ids) > 10 else "")
             lines.append(f"- {len(ids)} {reason} ({shown})")
-    text = "\n".join(lines)
+    return clip("\n".join(lines))
+
+
+def clip(text: str) -> str:
+    """``text`` cut to one message's content limit, marked with "…" where it was cut."""
     return text if len(text) <= MAX_CONTENT else text[: MAX_CONTENT - 1] + "…"
 
 
