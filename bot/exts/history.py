@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -28,7 +27,7 @@ HISTORY_LENGTH = 10
 _PROMPT_CHARS = 60
 
 
-def history_line(job: Job, now: datetime) -> str:
+def history_line(job: Job) -> str:
     """One /history line: id (linked to its message), status, prompt, age."""
     prompt = escape_markdown(job.request.prompt)
     if len(prompt) > _PROMPT_CHARS:
@@ -94,9 +93,8 @@ class History(commands.Cog):
         if not jobs:
             await reply_private(interaction, "You have no jobs yet; try /imagine.")
             return
-        now = datetime.now(UTC)
         lines = [f"Your last {len(jobs)} job{'s' if len(jobs) != 1 else ''}:"]
-        lines += [history_line(job, now) for job in jobs]
+        lines += [history_line(job) for job in jobs]
         lines.append("Use /show with a job's number to post its result again.")
         text = "\n".join(lines)
         await reply_private(interaction, text[:2000])
