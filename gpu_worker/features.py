@@ -184,8 +184,6 @@ class Features:
         if reference is None:
             return control or Guide()
         steer = self.reference_guide(model, reference, plan)
-        if reference.role != "image":
-            steer = dataclasses.replace(steer, init_allowed=True)
         if control is None:
             return steer
         return dataclasses.replace(
@@ -235,7 +233,8 @@ class Features:
     def reference_guide(
         self, model: LoadedModel, reference: Reference, plan: SamplingPlan
     ) -> Guide:
-        """Condition through the IP-Adapter on ``reference`` instead of an img2img canvas."""
+        """Condition through the IP-Adapter on ``reference``: an image prompt instead of an
+        img2img canvas, a style or character reference beside it."""
         adapter = self.ip_adapter
         if adapter is None:
             raise ModelLoadError("image references need an IP-Adapter, which is not configured")
@@ -247,7 +246,7 @@ class Features:
             return {"ip_adapter_image_embeds": adapter.embeds(model, reference, batch, guided)}
 
         return Guide(
-            init_allowed=False,
+            init_allowed=reference.role != "image",
             per_batch=per_batch,
             info={"reference": {"role": reference.role, "scale": round(reference.scale, 4)}},
         )
