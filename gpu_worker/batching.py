@@ -34,11 +34,18 @@ import torch
 
 from gpu_worker.conditioning import Conditioning
 from gpu_worker.engine import Engine, _Run
-from gpu_worker.errors import JobCancelled
-from gpu_worker.features import Guide, Prepared
-from gpu_worker.task import CancelCheck, RenderResult, RenderTask, StepCallback, StepEvent
+from gpu_worker.errors import InvalidTask, JobCancelled
+from gpu_worker.features import Prepared
+from gpu_worker.task import (
+    CancelCheck,
+    RenderResult,
+    RenderTask,
+    StepCallback,
+    StepEvent,
+    check_task,
+)
 from gpu_worker.tiling import circular_padding
-from storage.contract import MAX_SEED, Job, JobKind
+from storage.contract import Job, JobKind
 from storage.families import SDXL
 
 log = logging.getLogger(__name__)
@@ -118,9 +125,10 @@ class BatchEngine(Engine):
                 groups.setdefault(member.key, []).append(member)
                 active = member.key
         for key, members in groups.items():
-            if key != active:
+            if len(members) > 1 and key != active:
                 self.features.prepare(self.registry, members[0].task.request)
-                active = key
+            # A lone member renders through ``render``, which prepares it itself.
+            active = key
             for member, result in zip(
                 members, self._shared(members, callbacks, cancelled), strict=True
             ):
@@ -140,15 +148,14 @@ class BatchEngine(Engine):
             return None
         if task.request.control is not None or task.strength is not None:
             return None
-        if not task.indices or any(not 0 <= i < 16 for i in task.indices):
+        try:
+            check_task(task)
+        except InvalidTask:
             return None  # rendered alone, where the error names the problem
-        if not 0 <= task.seed <= MAX_SEED:
-            return None
         prepared = self.features.prepare(self.registry, task.request)
         model, plan = prepared.model, prepared.plan
+        # Without image inputs or a ControlNet nothing but the prompt steers the task.
         width, height = task.size or self.render_size(model, task.request, prepared.native)
-        if self.features.guide(model, task, (width, height), plan) != Guide():
-            return None
         conditioning = self.conditioning(model, plan)
         run = _Run(model, plan, conditioning, width, height, None, cancelled, None, None)
         key = (

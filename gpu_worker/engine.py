@@ -55,12 +55,13 @@ from gpu_worker.task import (
     RenderTask,
     StepCallback,
     StepEvent,
+    check_task,
     img2img_steps,
 )
 from gpu_worker.tiling import circular_padding
 from gpu_worker.upscale import upscale
 from gpu_worker.warmup import CompileWatch, warm_up
-from storage.contract import MAX_SEED, GenerationRequest, JobKind, SpeedMode
+from storage.contract import GenerationRequest, JobKind, SpeedMode
 from storage.sampling import SamplingPlan, bilinear_std, composition_grid
 
 _CPU = torch.device("cpu")
@@ -155,10 +156,7 @@ class Engine:
                     on_step=on_step,
                     cancelled=cancelled,
                 )
-        if not task.indices or any(not 0 <= i < 16 for i in task.indices):
-            raise InvalidTask(f"image indices must be 0..15, got {list(task.indices)}")
-        if not 0 <= task.seed <= MAX_SEED:
-            raise InvalidTask(f"seed must be between 0 and {MAX_SEED}, got {task.seed}")
+        check_task(task)
         prepared = self.features.prepare(self.registry, task.request)
         model, plan = prepared.model, prepared.plan
         request = task.request

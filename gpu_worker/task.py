@@ -14,7 +14,8 @@ from typing import Any, Protocol
 import torch
 from PIL import Image
 
-from storage.contract import GRID_SIZE, Edit, GenerationRequest, JobKind
+from gpu_worker.errors import InvalidTask
+from storage.contract import GRID_SIZE, MAX_SEED, Edit, GenerationRequest, JobKind
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,14 @@ class RenderTask:
     # Outpaint and inpaint: the edit of ``init_images[0]``, and a region edit's mask image.
     edit: Edit | None = None
     mask: Image.Image | None = None
+
+
+def check_task(task: RenderTask) -> None:
+    """Refuse image indices outside 0..15 and seeds outside 0..MAX_SEED (``InvalidTask``)."""
+    if not task.indices or any(not 0 <= i < 16 for i in task.indices):
+        raise InvalidTask(f"image indices must be 0..15, got {list(task.indices)}")
+    if not 0 <= task.seed <= MAX_SEED:
+        raise InvalidTask(f"seed must be between 0 and {MAX_SEED}, got {task.seed}")
 
 
 @dataclass(frozen=True)

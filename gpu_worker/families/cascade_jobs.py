@@ -40,8 +40,15 @@ from gpu_worker.families.cascade import (
 )
 from gpu_worker.imaging import fit_cover
 from gpu_worker.sources import parse, resolve
-from gpu_worker.task import CancelCheck, RenderResult, RenderTask, StepCallback, StepEvent
-from storage.contract import MAX_SEED, JobKind
+from gpu_worker.task import (
+    CancelCheck,
+    RenderResult,
+    RenderTask,
+    StepCallback,
+    StepEvent,
+    check_task,
+)
+from storage.contract import JobKind
 from storage.families import CASCADE, SDXL, refusal
 from storage.sampling import sampling_plan
 
@@ -117,10 +124,7 @@ class CascadeRenderer:
             )
         if task.kind is JobKind.UPSCALE:
             return self._upscale(task, on_step, cancelled)
-        if not task.indices or any(not 0 <= i < 16 for i in task.indices):
-            raise InvalidTask(f"image indices must be 0..15, got {list(task.indices)}")
-        if not 0 <= task.seed <= MAX_SEED:
-            raise InvalidTask(f"seed must be between 0 and {MAX_SEED}, got {task.seed}")
+        check_task(task)
         model = self.model(request.model)
         plan = sampling_plan(request)
         width, height = task.size or model.size(request.width, request.height)
