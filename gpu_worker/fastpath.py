@@ -40,7 +40,7 @@ from diffusers.models.attention_processor import Attention
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from gpu_worker.errors import ModelLoadError
-from gpu_worker.vae_guard import KeepPrecision, VaeGuard
+from gpu_worker.vae_guard import KeepPrecision, VaeGuard, dtype_name
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 # Modes that capture CUDA graphs, which only exist on CUDA devices.
@@ -238,7 +238,7 @@ class FastPath:
         if vae_dtype != self.dtype:
             pipe.vae.to(dtype=vae_dtype)
             KeepPrecision(pipe.vae, vae_dtype).attach()
-        notes.append(f"VAE runs in {_name(vae_dtype)}: {reason}")
+        notes.append(f"VAE runs in {dtype_name(vae_dtype)}: {reason}")
         if vae_dtype != torch.float32:
             VaeGuard(pipe.vae).install()
             notes.append("VAE decodes giving NaN or inf are redone in float32 (and stay so)")
@@ -299,10 +299,6 @@ def compiled_graphs() -> int:
 
     counters: Any = torch._dynamo.utils.counters
     return int(counters["stats"]["unique_graphs"])
-
-
-def _name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
 
 
 def _text_length_dynamic(

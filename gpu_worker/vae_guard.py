@@ -33,7 +33,8 @@ class NonFiniteLatents(EngineError):
     """The denoised latents hold NaN or inf values, so no VAE can decode them."""
 
 
-def _name(dtype: torch.dtype) -> str:
+def dtype_name(dtype: torch.dtype) -> str:
+    """``float16`` for ``torch.float16``."""
     return str(dtype).removeprefix("torch.")
 
 
@@ -53,8 +54,8 @@ class KeepPrecision:
         if next(module.parameters()).dtype != self.dtype:
             log.info(
                 "the VAE was cast to %s; back to %s",
-                _name(next(module.parameters()).dtype),
-                _name(self.dtype),
+                dtype_name(next(module.parameters()).dtype),
+                dtype_name(self.dtype),
             )
             self.vae.to(dtype=self.dtype)
         return tuple(
@@ -90,7 +91,7 @@ class VaeGuard:
         if not torch.isfinite(latents).all():
             raise NonFiniteLatents(
                 "the denoised latents hold NaN or inf values (the UNet overflowed in "
-                f"{_name(latents.dtype)}), so the images would be black; run the model in "
+                f"{dtype_name(latents.dtype)}), so the images would be black; run the model in "
                 "bfloat16 or float32"
             )
         if self.upcast:
@@ -98,7 +99,7 @@ class VaeGuard:
         log.warning(
             "the VAE decoded NaN or inf values in %s; decoding again in float32, and in float32 "
             "from now on",
-            _name(next(self.vae.parameters()).dtype),
+            dtype_name(next(self.vae.parameters()).dtype),
         )
         self.upcast = True
         self.vae.to(dtype=torch.float32)
