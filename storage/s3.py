@@ -225,10 +225,7 @@ class S3ImageStore:
         return await self._io.run(self._delete(sha256))
 
     async def _delete(self, sha256: str) -> bool:
-        listing = await self._call(
-            "list_objects_v2", Prefix=self.location.key(sha256, "."), MaxKeys=10
-        )
-        keys = [str(item["Key"]) for item in listing.get("Contents", ())]
+        keys = await self._keys(sha256)
         for key in keys:
             await self._call("delete_object", Key=key)
         return bool(keys)
@@ -265,10 +262,15 @@ class S3ImageStore:
 
     async def _find(self, sha256: str) -> str | None:
         """The key of a blob stored with a suffix other than ``.png``."""
-        base = self.location.key(sha256, ".")
-        listing = await self._call("list_objects_v2", Prefix=base, MaxKeys=10)
-        keys = sorted(item["Key"] for item in listing.get("Contents", ()))
-        return str(keys[0]) if keys else None
+        keys = await self._keys(sha256)
+        return keys[0] if keys else None
+
+    async def _keys(self, sha256: str) -> list[str]:
+        """Every key holding ``sha256`` (any suffix), sorted."""
+        listing = await self._call(
+            "list_objects_v2", Prefix=self.location.key(sha256, "."), MaxKeys=10
+        )
+        return sorted(str(item["Key"]) for item in listing.get("Contents", ()))
 
     async def _read(self, key: str) -> bytes | None:
         """The object's bytes, or None; a body cut off on the way is fetched again."""
