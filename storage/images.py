@@ -112,10 +112,7 @@ class FileImageStore:
         return await asyncio.to_thread(self._delete, sha256)
 
     def _delete(self, sha256: str) -> bool:
-        directory = self._dir(sha256)
-        if not directory.is_dir():
-            return False
-        found = [p for p in directory.glob(f"{sha256}.*") if not p.name.startswith(".")]
+        found = self._files(sha256)
         for path in found:
             path.unlink(missing_ok=True)
         return bool(found)
@@ -131,8 +128,12 @@ class FileImageStore:
     def path(self, sha256: str) -> Path | None:
         """The file holding ``sha256`` (any suffix), or None (blocking: call off the loop)."""
         check_sha256(sha256)
+        matches = self._files(sha256)
+        return matches[0] if matches else None
+
+    def _files(self, sha256: str) -> list[Path]:
+        """Every file holding ``sha256`` (any suffix; temporary dot-files excluded), sorted."""
         directory = self._dir(sha256)
         if not directory.is_dir():
-            return None
-        matches = sorted(p for p in directory.glob(f"{sha256}.*") if not p.name.startswith("."))
-        return matches[0] if matches else None
+            return []
+        return sorted(p for p in directory.glob(f"{sha256}.*") if not p.name.startswith("."))
