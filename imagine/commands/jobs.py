@@ -19,12 +19,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.prompt import ParserOptions
 from bot.prompt import render as render_prompt
 from bot.render import message_link
+from imagine.commands._schema import schema_is_current
 from imagine.settings import Settings
 from storage.contract import Job
 from storage.db import Database
 from storage.errors import StorageError
 from storage.history import JobHistory, JobRecord
-from storage.migrate import current_revision, head_revision
 
 
 def _time(moment: datetime | None) -> str | None:
@@ -136,11 +136,7 @@ def _show_lines(detail: dict[str, Any]) -> list[str]:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """List jobs or show one; exit 2 for a bad filter or an unknown job."""
     try:
-        if current_revision(settings.database) != head_revision():
-            print(
-                "imagine jobs: the database schema is not up to date; run `imagine migrate`",
-                file=sys.stderr,
-            )
+        if not schema_is_current("jobs", settings):
             return 1
         output = asyncio.run(_read(args, settings))
     except StorageError as exc:

@@ -18,10 +18,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from imagine.commands._schema import schema_is_current
 from imagine.settings import Settings
 from storage.db import Database
 from storage.errors import ImageStoreError, StorageError
-from storage.migrate import current_revision, head_revision
 from storage.retention import PurgeReport, purge, store_contents
 from storage.stores import open_image_store
 from storage.weblinks import WebLogins
@@ -57,11 +57,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"imagine purge: {exc}", file=sys.stderr)
         return 2
     try:
-        if current_revision(settings.database) != head_revision():
-            print(
-                "imagine purge: the database schema is not up to date; run `imagine migrate`",
-                file=sys.stderr,
-            )
+        if not schema_is_current("purge", settings):
             return 1
         report = asyncio.run(_purge(settings, older_than, args.dry_run))
     except ImageStoreError as exc:

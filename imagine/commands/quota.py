@@ -8,22 +8,18 @@ import sys
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from imagine.commands._schema import schema_is_current
 from imagine.settings import Settings
 from storage.audit import OPERATOR, Actor
 from storage.bundle import open_storage
 from storage.errors import DatabaseUnavailable, StorageError
-from storage.migrate import current_revision, head_revision
 from storage.quotas import QuotaStatus
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one quota action and print the user's quota afterwards."""
     try:
-        if current_revision(settings.database) != head_revision():
-            print(
-                "imagine quota: the database schema is not up to date; run `imagine migrate`",
-                file=sys.stderr,
-            )
+        if not schema_is_current("quota", settings):
             return 1
         status = asyncio.run(_act(args, settings))
     except DatabaseUnavailable as exc:
