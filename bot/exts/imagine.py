@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import discord
@@ -30,8 +31,8 @@ from bot.offered import (
     with_style,
 )
 from bot.prompt import parse
-from storage.capabilities import read_offered
-from storage.contract import GRID_SIZE, JobKind, JobSpec
+from storage.capabilities import Offered, read_offered
+from storage.contract import GRID_SIZE, GenerationRequest, JobKind, JobSpec
 
 if TYPE_CHECKING:
     from bot.client import ImagineBot
@@ -114,7 +115,7 @@ class Imagine(commands.Cog):
         if services.metrics is not None:
             services.metrics.ack_seconds.observe(time.perf_counter() - started)
         try:
-            await self._queue(interaction, prompt, image, style)
+            await self._queue(interaction, prompt, requests, image, style)
         except Exception as exc:
             await send_error(interaction, exc)
 
@@ -132,16 +133,18 @@ class Imagine(commands.Cog):
         self,
         interaction: discord.Interaction,
         prompt: str,
+        requests: Sequence[GenerationRequest],
         image: discord.Attachment | None,
         style: str | None,
     ) -> None:
         services = self.services
-        requests = parse(prompt, options=services.parser, image_attached=image is not None)
         # Decided once per command: references no live worker can paint are dropped with a
         # note, so they are neither downloaded nor waited for.
         references = True
+        offered: Offered | None = None
         if any(request.style_refs or request.character_refs for request in requests):
-            references = (await read_offered(services.db, services.queue.now())).ip_adapter
+            offered = await read_offered(services.db, services.queue.now())
+            references = offered.ip_adapter
             requests = served_references(requests, ip_adapter=references)
         urls = fetched_urls(requests)
         images = CommandImages()
@@ -157,6 +160,7 @@ class Imagine(commands.Cog):
                         image_attached=image is not None,
                         style=style,
                         references=references,
+                        offered=offered,
                     ),
                     interaction_id=interaction.id,
                 )
@@ -182,15 +186,18 @@ class Imagine(commands.Cog):
         image_attached: bool,
         style: str | None,
         references: bool,
+        offered: Offered | None = None,
     ) -> list[JobSpec]:
-        """The command's jobs; with the inputs of ``images`` once they are stored."""
+        """The command's jobs; with the inputs of ``images`` once they are stored. ``offered``:
+        what live workers serve, when the caller has just read it."""
         services = self.services
         defaults = await services.users.get_settings(interaction.user.id)
         requests = parse(
             prompt, options=services.parser, defaults=defaults, image_attached=image_attached
         )
         # Styles, fast profiles and ControlNets exist where workers registered them.
-        offered = await read_offered(services.db, services.queue.now())
+        if offered is None:
+            offered = await read_offered(services.db, services.queue.now())
         requests = for_family(with_style(requests, style, offered), offered)
         requests = served_references(requests, ip_adapter=references)
         check_offered(requests, offered)
