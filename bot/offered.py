@@ -17,7 +17,7 @@ from bot.errors import UserFacingError
 from bot.render import clip
 from storage.capabilities import Offered
 from storage.contract import GenerationRequest, JobKind, JobSpec, SpeedMode
-from storage.families import painted, refusal
+from storage.families import painted, refusal, without_references
 
 MAX_CHOICES = 25
 _PROFILE_MODES = {SpeedMode.TURBO: "turbo", SpeedMode.DRAFT: "draft"}
@@ -90,30 +90,7 @@ def served_references(
     some live worker has one (``Offered.ip_adapter``)."""
     if ip_adapter:
         return list(requests)
-    return [_without_references(request) for request in requests]
-
-
-def _without_references(request: GenerationRequest) -> GenerationRequest:
-    notes = list(request.notes)
-    for flag, urls, role in (
-        ("--sref", request.style_refs, "style"),
-        ("--cref", request.character_refs, "character"),
-    ):
-        if urls:
-            notes.append(
-                f"{flag} {' '.join(urls)}: ignored; this server has no IP-Adapter for "
-                f"{role} references"
-            )
-    if len(notes) == len(request.notes):
-        return request
-    return dataclasses.replace(
-        request,
-        style_refs=(),
-        style_weight=100,
-        character_refs=(),
-        character_weight=100,
-        notes=tuple(notes),
-    )
+    return [without_references(request, "this server") for request in requests]
 
 
 def with_style(

@@ -81,20 +81,33 @@ def painted(request: GenerationRequest, family: str) -> GenerationRequest:
     """``request`` as ``family`` paints it: with its ``notes``, and, on a family without an
     IP-Adapter, less its style and character references (noted); the same object when
     nothing changes."""
-    extra = list(notes(request, family))
+    extra = notes(request, family)
+    if extra:
+        request = dataclasses.replace(request, notes=(*request.notes, *extra))
     if family == CASCADE:
+        request = without_references(request, "Stable Cascade")
+    return request
+
+
+def without_references(request: GenerationRequest, who: str) -> GenerationRequest:
+    """``request`` less its ``--sref``/``--cref`` references, each noted as ignored because
+    ``who`` (``this server``, ``Stable Cascade``) has no IP-Adapter; the same object when it
+    has none."""
+    dropped = [
+        f"{flag} {' '.join(urls)}: ignored; {who} has no IP-Adapter for {role} references"
         for flag, urls, role in (
             ("--sref", request.style_refs, "style"),
             ("--cref", request.character_refs, "character"),
-        ):
-            if urls:
-                extra.append(
-                    f"{flag} {' '.join(urls)}: ignored; Stable Cascade has no IP-Adapter for "
-                    f"{role} references"
-                )
-    if not extra:
+        )
+        if urls
+    ]
+    if not dropped:
         return request
-    changes: dict[str, object] = {"notes": (*request.notes, *extra)}
-    if family == CASCADE and (request.style_refs or request.character_refs):
-        changes.update(style_refs=(), style_weight=100, character_refs=(), character_weight=100)
-    return dataclasses.replace(request, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(
+        request,
+        style_refs=(),
+        style_weight=100,
+        character_refs=(),
+        character_weight=100,
+        notes=(*request.notes, *dropped),
+    )
