@@ -34,7 +34,7 @@ from pydantic_settings import (
 from pydantic_settings.sources.utils import parse_env_vars
 
 from bot.config import BotSettings
-from bot.prompt import ParserOptions
+from bot.prompt import NAMED_SIZES, ParserOptions
 from gpu_worker.config import MAX_BATCH_JOBS, EngineSettings, WorkerSettings
 from storage.config import StorageSettings
 from storage.errors import InvalidValue
@@ -48,13 +48,8 @@ DISCORD_GATEWAY_URL = "wss://gateway.discord.gg/"
 Period = Literal["day", "week", "month", "total"]
 Slice = TypeVar("Slice")
 # The SDXL sizes of the prompt language's named ratios (DESIGN section 4), landscape and portrait.
-SDXL_SIZES = (
-    "1024x1024",
-    *(
-        f"{w}x{h}"
-        for w, h in ((1152, 896), (1216, 832), (1344, 768), (1536, 640), (1408, 704), (1728, 576))
-        for w, h in ((w, h), (h, w))
-    ),
+SDXL_SIZES = tuple(
+    dict.fromkeys(f"{a}x{b}" for w, h in NAMED_SIZES.values() for a, b in ((w, h), (h, w)))
 )
 _SIZE = re.compile(r"([1-9][0-9]{1,4})x([1-9][0-9]{1,4})")
 

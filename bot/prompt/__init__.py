@@ -6,7 +6,7 @@ line shown to the user; ``render`` turns a request back into prompt text.
 
 from __future__ import annotations
 
-from bot.prompt._aspect import parse_aspect, sdxl_size
+from bot.prompt._aspect import NAMED_SIZES, parse_aspect, sdxl_size
 from bot.prompt._errors import PromptError
 from bot.prompt._help import language_help
 from bot.prompt._options import DEFAULT_STEPS_PER_QUALITY, ParserOptions
@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_STEPS_PER_QUALITY",
     "MAX_PROMPT_CHARS",
     "MAX_REQUESTS",
+    "NAMED_SIZES",
     "ParserOptions",
     "PromptError",
     "language_help",
