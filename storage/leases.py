@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import RowMapping, and_, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage._claim import CLAIM_SLACK, claim_statement
@@ -175,14 +175,7 @@ class Leases(QueueBase):
         now = self.now()
         async with self.db.write() as tx:
             conn = tx.conn
-            query = select(jobs).where(
-                jobs.c.id == job_id, jobs.c.status == "running", jobs.c.lease_owner == worker_id
-            )
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update()
-            held = (await conn.execute(query)).mappings().first()
-            if held is None:
-                raise await lease_lost(conn, job_id, worker_id)
+            held = await _held_row(conn, job_id, worker_id)
             if held["cancel_requested"]:
                 return await _end_cancelled(tx, job_id, now, f"cancelled; then failed: {error}")
             if retry and held["attempts"] < held["max_attempts"]:
@@ -320,21 +313,26 @@ class Leases(QueueBase):
         return len(rows)
 
 
-async def _cancel_requested(conn: AsyncConnection, job_id: int, worker_id: str) -> bool:
-    """Whether the held job's cancel was requested; LeaseLost when the worker does not hold it.
+async def _held_row(conn: AsyncConnection, job_id: int, worker_id: str) -> RowMapping:
+    """The job's row while ``worker_id`` holds it; LeaseLost when it does not.
 
     The row stays locked until commit (PostgreSQL: ``FOR UPDATE``; SQLite: ``BEGIN
     IMMEDIATE``), so a cancel either commits before this read or is refused after it.
     """
-    query = select(jobs.c.cancel_requested).where(
+    query = select(jobs).where(
         jobs.c.id == job_id, jobs.c.status == "running", jobs.c.lease_owner == worker_id
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(query)).mappings().first()
     if row is None:
         raise await lease_lost(conn, job_id, worker_id)
-    return bool(row.cancel_requested)
+    return row
+
+
+async def _cancel_requested(conn: AsyncConnection, job_id: int, worker_id: str) -> bool:
+    """Whether the held job's cancel was requested; LeaseLost when the worker does not hold it."""
+    return bool((await _held_row(conn, job_id, worker_id))["cancel_requested"])
 
 
 async def _end_cancelled(tx: Tx, job_id: int, now: datetime, note: str, **values: Any) -> Job:
