@@ -26,6 +26,7 @@ from typing import Protocol
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 
+from storage.blobs import NAMING_COLUMNS, named_hashes
 from storage.db import Database
 from storage.images import FileImageStore, ImageStore
 from storage.s3 import S3ImageStore, S3Object
@@ -195,7 +196,7 @@ def store_contents(store: ImageStore) -> StoreContents:
 
 
 async def _kept_hashes(db: Database, purged: set[int]) -> set[str]:
-    """Hashes referenced by jobs whose images are kept (results, inputs and references)."""
+    """Hashes referenced by jobs whose images are kept (results, inputs, references, edits)."""
     kept_job: ColumnElement[bool] = jobs.c.images_purged_at.is_(None)
     if purged:
         kept_job = and_(kept_job, jobs.c.id.not_in(purged))
@@ -208,29 +209,22 @@ async def _kept_hashes(db: Database, purged: set[int]) -> set[str]:
         )
         hashes = set(results.scalars())
         inputs = await conn.execute(
-            select(jobs.c.input_images, jobs.c.reference_images).where(
-                kept_job,
-                or_(jobs.c.input_images.is_not(None), jobs.c.reference_images.is_not(None)),
+            select(*NAMING_COLUMNS).where(
+                kept_job, or_(*(column.is_not(None) for column in NAMING_COLUMNS))
             )
         )
-        for listed, references in inputs:
-            hashes.update(str(sha) for sha in listed or ())
-            for role in (references or {}).values():
-                hashes.update(str(sha) for sha in role or ())
+        for listed, references, edit in inputs:
+            hashes.update(named_hashes(listed, references, edit))
     return hashes
 
 
 async def old_jobs(db: Database, cutoff: datetime) -> list[int]:
-    """Finished jobs older than ``cutoff`` still having images, inputs or references on record."""
+    """Finished jobs older than ``cutoff`` still having images, inputs, references or an edit
+    on record."""
     has_images = exists().where(images.c.job_id == jobs.c.id).correlate(jobs)
     async with db.read() as conn:
         rows = await conn.execute(
-            select(
-                jobs.c.id,
-                jobs.c.input_images,
-                jobs.c.reference_images,
-                has_images.label("has_images"),
-            )
+            select(jobs.c.id, has_images.label("has_images"), *NAMING_COLUMNS)
             .where(
                 jobs.c.status.in_(FINISHED_STATUSES),
                 jobs.c.finished_at < cutoff,
@@ -238,9 +232,7 @@ async def old_jobs(db: Database, cutoff: datetime) -> list[int]:
             )
             .order_by(jobs.c.id)
         )
-        return [
-            job_id for job_id, inputs, references, stored in rows if stored or inputs or references
-        ]
+        return [job_id for job_id, stored, *named in rows if stored or any(named)]
 
 
 async def purge(

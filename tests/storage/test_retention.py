@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from storage.contract import GenerationRequest, JobKind, JobSpec, StoredImage
 from storage.db import Database
+from storage.edits import region
 from storage.images import FileImageStore, ImageStore
 from storage.queue import JobQueue
 from storage.retention import FileBlobs, purge
@@ -188,3 +189,30 @@ async def test_purge_command_line(
         "imagine purge: --older-than takes a number with an optional unit s, m, h, d or w "
         "(like 30d or 12h); got 'thirty days'"
     )
+
+
+async def test_a_queued_region_edit_keeps_its_mask_until_its_job_is_purged(
+    db: Database, queue: JobQueue, image_store: FileImageStore, clock: FakeClock
+) -> None:
+    mask = await image_store.put(b"a region mask, white where to repaint")
+    path = image_store.path(mask.sha256)
+    assert path is not None
+    _age(path, 2 * DAY)  # older than the orphan grace: the job has waited in the queue
+    request = GenerationRequest(prompt="a harbour", width=1024, height=1024)
+    edit = region("a" * 64, (8, 8), mask.sha256)
+    (job,) = await queue.enqueue(
+        5, [JobSpec(JobKind.INPAINT, request, cost=4, strength=0.9, edit=edit)], interaction_id=None
+    )
+    blobs = FileBlobs(image_store.root)
+
+    report = await purge(db, blobs, now=clock(), older_than=timedelta(days=30))
+    assert report.orphans == 0 and image_store.path(mask.sha256) is not None
+
+    # Once the job ended long ago and is purged, its mask is an orphan like any other.
+    (claimed,) = await queue.claim("w")
+    await queue.fail(claimed.id, "w", "the GPU fell over", retry=False)
+    clock.advance(40 * DAY)
+    purged = await purge(db, blobs, now=clock(), older_than=timedelta(days=30))
+    assert (purged.jobs, purged.orphans) == (1, 1)
+    assert image_store.path(mask.sha256) is None
+    assert (await queue.get(job.id)).images_purged_at == clock()
