@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gpu_worker.errors import InvalidTask, ModelLoadError
+from gpu_worker.errors import InvalidTask, ModelLoadError, short_reason
 from gpu_worker.imaging import fit_cover
 from gpu_worker.models import LoadedModel, _quiet
 from gpu_worker.sources import resolve
@@ -107,7 +107,7 @@ class ControlNets:
                         resolve(source), dtype=model.dtype
                     )
             except (OSError, ValueError, RuntimeError, KeyError) as exc:
-                reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+                reason = short_reason(exc)
                 raise ModelLoadError(
                     f"cannot load the {kind} ControlNet {source!r}: {reason}"
                 ) from exc
@@ -128,7 +128,7 @@ class ControlNets:
                         "depth-estimation", model=resolve(self.depth_estimator), device=device
                     )
                 except (OSError, ValueError, RuntimeError, KeyError) as exc:
-                    reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+                    reason = short_reason(exc)
                     raise ModelLoadError(
                         f"cannot load depth_estimator {self.depth_estimator!r}: {reason}"
                     ) from exc

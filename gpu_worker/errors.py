@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def short_reason(exc: BaseException) -> str:
+    """An exception's message on one line, at most 300 characters (its type when empty)."""
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
 class EngineError(Exception):
     """Base class: the job cannot be rendered as asked."""
 

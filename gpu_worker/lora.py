@@ -28,7 +28,7 @@ from diffusers.loaders.lora_base import (
     set_adapters_for_text_encoder,
 )
 
-from gpu_worker.errors import InvalidTask, ModelLoadError
+from gpu_worker.errors import InvalidTask, ModelLoadError, short_reason
 from gpu_worker.extras import LoraStyle
 from gpu_worker.models import _quiet
 from gpu_worker.sources import resolve
@@ -112,7 +112,7 @@ class Adapters:
                 warnings.filterwarnings("ignore", "Already found a `peft_config`", UserWarning)
                 self._load_into(pipe, adapter)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+            reason = short_reason(exc)
             raise ModelLoadError(f"cannot load LoRA {adapter.path}: {reason}") from exc
         self.loads += 1
 

@@ -22,7 +22,7 @@ from typing import Any
 import diffusers
 import torch
 
-from gpu_worker.errors import InvalidTask, ModelLoadError
+from gpu_worker.errors import InvalidTask, ModelLoadError, short_reason
 from gpu_worker.extras import Profile
 from gpu_worker.models import LoadedModel, _quiet, _sdpa, make_scheduler
 from gpu_worker.sources import resolve
@@ -119,7 +119,7 @@ def _load_unet(profile: Profile, device: torch.device, dtype: torch.dtype) -> An
             resolve(str(profile.unet)), dtype=dtype
         )
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        reason = short_reason(exc)
         raise ModelLoadError(
             f"cannot load the {profile.name} profile's UNet from {profile.unet}: {reason}"
         ) from exc

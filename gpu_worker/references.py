@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from gpu_worker.errors import InvalidTask, ModelLoadError
+from gpu_worker.errors import InvalidTask, ModelLoadError, short_reason
 from gpu_worker.models import LoadedModel, _quiet
 from gpu_worker.sources import resolve, resolve_path
 
@@ -136,7 +136,7 @@ class IpAdapter:
                             image_encoder_folder=None,
                         )
                 except (OSError, ValueError, RuntimeError, KeyError) as exc:
-                    reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+                    reason = short_reason(exc)
                     raise ModelLoadError(
                         f"cannot load IP-Adapter {self.weights}: {reason}"
                     ) from exc
@@ -155,7 +155,7 @@ class IpAdapter:
                 resolve(self.encoder_source), dtype=model.dtype
             )
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+            reason = short_reason(exc)
             raise ModelLoadError(
                 f"cannot load the IP-Adapter image encoder {self.encoder_source!r}: {reason}"
             ) from exc

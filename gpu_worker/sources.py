@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpu_worker.errors import ModelLoadError
+from gpu_worker.errors import ModelLoadError, short_reason
 
 MODELSCOPE_PREFIX = "modelscope:"
 _MODELSCOPE = re.compile(
@@ -172,7 +172,7 @@ def _modelscope_snapshot(source: Source, allow_download: bool) -> str:
     try:
         return str(download(source.repo, revision=source.revision, cache_dir=cache))
     except (HubError, OSError, ValueError) as exc:
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        reason = short_reason(exc)
         raise ModelLoadError(
             f"cannot load model {source.text!r}: ModelScope download of {source.repo} "
             f"failed: {reason}; check the id, network access to modelscope.cn and "

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from gpu_worker.errors import ModelLoadError
+from gpu_worker.errors import ModelLoadError, short_reason
 from gpu_worker.sources import resolve
 
 MAX_NEW_TOKENS = 256
@@ -86,7 +86,7 @@ class Translator:
             self._tokenizer = AutoTokenizer.from_pretrained(local)
             model = AutoModelForSeq2SeqLM.from_pretrained(local)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+            reason = short_reason(exc)
             raise ModelLoadError(
                 f"cannot load translation_model {self.source!r}: {reason}"
             ) from exc

@@ -33,7 +33,7 @@ import transformers
 from diffusers.pipelines.deprecated.wuerstchen.modeling_paella_vq_model import PaellaVQModel
 from PIL import Image
 
-from gpu_worker.errors import JobCancelled, ModelLoadError
+from gpu_worker.errors import JobCancelled, ModelLoadError, short_reason
 
 _diffusers: Any = diffusers
 _transformers: Any = transformers
@@ -116,7 +116,7 @@ def load(
         prior = _parts(source, prior_index, prior_at, prefix, _PRIOR_PARTS, _OPTIONAL, prior_dtype)
         decoder = _parts(source, index, directory, "", _DECODER_PARTS, (), decoder_dtype)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        reason = short_reason(exc)
         raise ModelLoadError(f"cannot load model {source!r} (Stable Cascade): {reason}") from exc
     pipes = (
         _diffusers.StableCascadePriorPipeline(**prior),

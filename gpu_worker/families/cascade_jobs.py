@@ -29,7 +29,7 @@ from diffusers.utils import logging as diffusers_logging
 from PIL import Image
 from transformers.utils import logging as _transformers_logging
 
-from gpu_worker.errors import InvalidTask, ModelLoadError
+from gpu_worker.errors import InvalidTask, ModelLoadError, short_reason
 from gpu_worker.families.cascade import (
     DECODER_STEPS,
     CascadeModel,
@@ -232,7 +232,7 @@ def _directory(source: str, files: list[str]) -> Path:
     try:
         return Path(snapshot_download(resolved, allow_patterns=files))
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as exc:
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        reason = short_reason(exc)
         raise ModelLoadError(
             f"cannot load model {source!r} (Stable Cascade) from the Hugging Face hub: "
             f"{reason}; check the id and network access, or point it at a local directory"
