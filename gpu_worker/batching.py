@@ -219,17 +219,7 @@ class BatchEngine(Engine):
         sizes = [len(member.task.indices) for member in members]
         schedule, stop_after = run.schedule_steps()
         steps = _SharedSteps(stop_after, sizes, [callbacks[m.index] for m in members], cancelled)
-        conditioning = Conditioning(
-            *(
-                torch.cat([getattr(part, name) for part in parts])
-                for name in (
-                    "prompt_embeds",
-                    "pooled_prompt_embeds",
-                    "negative_prompt_embeds",
-                    "negative_pooled_prompt_embeds",
-                )
-            )
-        )
+        conditioning = Conditioning.cat(parts)
         tiling = circular_padding(model.txt2img.unet, model.txt2img.vae) if plan.tile else None
         rendering = self.compiles.rendering(model.fast, run.width, run.height, len(generators))
         with tiling or contextlib.nullcontext(), rendering:

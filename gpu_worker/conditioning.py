@@ -41,6 +41,13 @@ class Conditioning:
             *(t.repeat(count, *([1] * (t.ndim - 1))) for t in self._tensors()),
         )
 
+    @staticmethod
+    def cat(parts: Sequence[Conditioning]) -> Conditioning:
+        """The conditionings of several batches, one after the other (a shared call)."""
+        return Conditioning(
+            *(torch.cat(tensors) for tensors in zip(*(p._tensors() for p in parts), strict=True))
+        )
+
     def _tensors(self) -> tuple[torch.Tensor, ...]:
         return (
             self.prompt_embeds,
