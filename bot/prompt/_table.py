@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.prompt._values import Check, choice, codes, flag, number, references, whole
+from bot.prompt._values import Check, choice, codes, flag, image_urls, number, whole
 
 
 class Treatment(StrEnum):
@@ -165,9 +165,7 @@ SPECS: tuple[Spec, ...] = (
         _N,
         "an image URL",
         "omni references are not supported yet",
-        check=references(
-            codes=False, urls_reason="omni references are not supported yet", codes_reason=""
-        ),
+        check=image_urls("omni references are not supported yet"),
         many=True,
     ),
     Spec(
@@ -232,7 +230,7 @@ SPECS: tuple[Spec, ...] = (
         _N,
         "an image URL",
         "videos are not available here",
-        check=references(codes=False, urls_reason="videos are not available here", codes_reason=""),
+        check=image_urls("videos are not available here"),
     ),
     Spec(("bs",), _N, "1, 2 or 4", "videos are not available here", check=choice("1", "2", "4")),
     Spec(("zoom",), _N, "1..2", "use Custom Zoom under an image", check=number(1.0, 2.0, "1.5")),

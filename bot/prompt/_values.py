@@ -165,27 +165,19 @@ def choice(*allowed: str) -> Check:
     return check
 
 
-def references(
-    *, codes: bool, urls_reason: str, codes_reason: str, optional: bool = False
-) -> Check:
-    """One or more image URLs (``<...>`` and ``::weight`` allowed) or, if ``codes``, codes."""
-    example = "123456789" if codes else "https://example.com/ref.png"
-    what = "image URLs or codes" if codes else "image URLs"
+def image_urls(reason: str) -> Check:
+    """One or more image URLs (``<...>`` and ``::weight`` allowed), noted with ``reason``."""
 
-    def check(parameter: Parameter) -> str | None:
+    def check(parameter: Parameter) -> str:
         if not parameter.value:
-            if optional:
-                return None
             raise PromptError(
-                f"`{parameter.flag}` needs a value, like `{parameter.flag} {example}`"
+                f"`{parameter.flag}` needs a value, like "
+                f"`{parameter.flag} https://example.com/ref.png`"
             )
-        tokens = parameter.value.split()
-        for token in tokens:
-            if _URL.fullmatch(token) is None and not (codes and _CODE.fullmatch(token)):
-                raise PromptError(f"`{parameter.flag}` takes {what}; got `{token}`")
-        if all(_URL.fullmatch(token) for token in tokens):
-            return urls_reason
-        return codes_reason
+        for token in parameter.value.split():
+            if _URL.fullmatch(token) is None:
+                raise PromptError(f"`{parameter.flag}` takes image URLs; got `{token}`")
+        return reason
 
     return check
 
