@@ -92,6 +92,19 @@ class WebServer:
         tail = f"?{urllib.parse.urlencode(query)}" if query else ""
         return f"{self.base_url}{path}{tail}"
 
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether cookies are marked Secure: the links point at an https address."""
+        return self.base_url.startswith("https://")
+
+    def foreign_origin(self, request: web.Request) -> str | None:
+        """A form's ``Origin`` when it is neither the links' address nor the one the request
+        came to (a form sent from another site); None when it is one of them, or absent."""
+        origin = request.headers.get("Origin")
+        if origin is None or origin in (_origin(self.base_url), _origin(str(request.url))):
+            return None
+        return origin
+
     async def start(self) -> None:
         """Listen on the configured address."""
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
@@ -112,3 +125,8 @@ class WebServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+def _origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -79,7 +78,7 @@ class Auth:
             path="/admin",
             httponly=True,
             samesite="Strict",
-            secure=self.server.base_url.startswith("https://"),
+            secure=self.server.secure_cookies,
         )
         return response
 
@@ -117,22 +116,13 @@ class Auth:
         return checked
 
     async def _forged(self, request: web.Request, session: WebSession) -> str | None:
-        origin = request.headers.get("Origin")
-        if (
-            origin is not None
-            and origin != _origin(self.server.base_url)
-            and origin != _origin(str(request.url))
-        ):
+        origin = self.server.foreign_origin(request)
+        if origin is not None:
             return f"This form was sent from {origin}, not from the dashboard; nothing changed."
         form = await request.post()
         if not hmac.compare_digest(str(form.get("csrf", "")), session.csrf):
             return "This form is stale or was not sent by the dashboard; nothing changed."
         return None
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def session_of(request: web.Request) -> WebSession:

@@ -15,7 +15,6 @@ import asyncio
 import hmac
 import logging
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from aiohttp import BodyPartReader, web
 
@@ -100,7 +99,7 @@ class RegionEditor:
             path="/edit/region",
             httponly=True,
             samesite="Strict",
-            secure=self.server.base_url.startswith("https://"),
+            secure=self.server.secure_cookies,
         )
         return response
 
@@ -192,11 +191,8 @@ class RegionEditor:
 
     def _same_page(self, request: web.Request, link: SignedLink, csrf: str) -> None:
         """Refuse a form that did not come from this link's page on this server."""
-        origin = request.headers.get("Origin")
-        if origin is not None and origin not in (
-            _origin(self.server.base_url),
-            _origin(str(request.url)),
-        ):
+        origin = self.server.foreign_origin(request)
+        if origin is not None:
             raise Refused(403, f"This form was sent from {origin}, not from the editor.")
         expected = csrf_token(self.server.config.secret, link.nonce)
         cookie = request.cookies.get(COOKIE, "")
@@ -230,11 +226,6 @@ async def _read_form(request: web.Request) -> tuple[dict[str, str], bytes]:
     if not mask:
         raise Refused(400, "The form has no mask: paint over the part of the image to change.")
     return fields, mask
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _image_type(data: bytes) -> str:
