@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from tests.fakediscord import FakeDiscord
-
-# How long a bot's last event handlers may take once the fake Discord is gone.
-HANDLER_GRACE = 5.0
 
 
 @pytest.fixture
@@ -31,22 +27,8 @@ async def fake_discord() -> AsyncIterator[FakeDiscord]:
     finally:
         await fake.stop()
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
-        await _settle_event_handlers()
     if fake.server_errors:
         pytest.fail(f"the fake Discord itself failed: {fake.server_errors!r}")
-
-
-async def _settle_event_handlers() -> None:
-    """Let the event handlers discord.py scheduled as a bot went away (a last dispatch while it
-    closed) run to their end, or cancel them: a task the loop never started would be dropped
-    unawaited when the test's loop closes, and reported against whichever test runs next."""
-    handlers = [t for t in asyncio.all_tasks() if t.get_name().startswith("discord.py: ")]
-    if not handlers:
-        return
-    _, late = await asyncio.wait(handlers, timeout=HANDLER_GRACE)
-    for task in late:
-        task.cancel()
-    await asyncio.gather(*handlers, return_exceptions=True)
 
 
 @pytest.fixture
