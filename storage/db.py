@@ -113,6 +113,18 @@ def create_engine(
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
 
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _keep_cancelled(context: Any) -> None:
+        # A task cancelled in the middle of a statement (a lease renewal stopped when its job
+        # finishes) would make SQLAlchemy close the connection mid-transaction. SQLite defers
+        # such a close while the statement is still referenced (the cancelled task's
+        # traceback holds it), and keeps the write lock that long: every later write found the
+        # file locked. aiosqlite runs each call to its end on the connection's own thread
+        # whatever happens to the awaiting task, so the connection is still sound: keep it,
+        # and let the transaction roll back as any failed one does.
+        if not isinstance(context.original_exception, Exception):
+            context.is_disconnect = False
+
     return engine
 
 
