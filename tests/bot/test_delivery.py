@@ -164,8 +164,15 @@ async def test_delivery_is_given_up_after_the_attempt_limit_and_the_quota_stays_
     await run.start(fake_discord)
     try:
         message = await _imagine(fake_discord, alice, "never gets through")
+        # Only the result uploads fail: a progress edit may or may not be caught in between.
         outage = fake_discord.fail(
-            "PATCH", EDITS, status=503, code=0, message="upstream connect error", times=1000
+            "PATCH",
+            EDITS,
+            status=503,
+            code=0,
+            message="upstream connect error",
+            times=1000,
+            uploads_only=True,
         )
         assert run.storage is not None
         worker = ScriptedWorker(run.storage)

@@ -124,7 +124,7 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
         (
             f
             for f in fake.faults
-            if f.method == request.method and f.path in (route, concrete) and f.hits < f.times
+            if f.matches(request.method, (route, concrete), request.content_type)
         ),
         None,
     ):

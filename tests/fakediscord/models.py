@@ -365,6 +365,16 @@ class FaultRule:
     code: int
     message: str
     hits: int = 0
+    # Only requests that upload files (multipart bodies), e.g. a result, not a progress edit.
+    uploads_only: bool = False
+
+    def matches(self, method: str, paths: tuple[str, str], content_type: str) -> bool:
+        return (
+            self.method == method
+            and self.path in paths
+            and self.hits < self.times
+            and (not self.uploads_only or content_type.startswith("multipart/"))
+        )
 
 
 __all__ = [

@@ -555,10 +555,14 @@ class FakeDiscord(Injector):
         code: int,
         message: str,
         times: int = 1,
+        uploads_only: bool = False,
     ) -> FaultRule:
         """Answer the next ``times`` requests to ``path`` (a route template or a concrete path)
-        with an error in Discord's shape, e.g. ``status=403, code=50013``."""
-        rule = FaultRule(method.upper(), path, times, status, code, message)
+        with an error in Discord's shape, e.g. ``status=403, code=50013``; with
+        ``uploads_only``, only the requests among them that upload files."""
+        rule = FaultRule(
+            method.upper(), path, times, status, code, message, uploads_only=uploads_only
+        )
         self.faults.append(rule)
         return rule
 
