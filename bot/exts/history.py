@@ -79,7 +79,7 @@ class History(commands.Cog):
             # A re-post pings nobody, not even the job's owner.
             "allowed_mentions": discord.AllowedMentions.none(),
         }
-        view = job_view(found)
+        view = job_view(found, region=services.settings.region_editor)
         if view is not None:
             kwargs["view"] = view
         message = await channel_of(interaction).send(job_content(found, services.parser), **kwargs)
