@@ -44,6 +44,11 @@ async def source_image(services: Services, job: Job, index: int) -> ImageRecord:
     """Image ``index`` of a finished job, the one an edit starts from."""
     if job.status is not JobStatus.SUCCEEDED:
         raise UserFacingError(f"Job #{job.id} has no images yet ({job.status}).")
+    if job.images_purged_at is not None:
+        raise UserFacingError(
+            f"The stored images of job #{job.id} were removed after the retention period, "
+            "so they can no longer be edited; the images in its message remain."
+        )
     for record in await services.queue.images(job.id):
         if record.index == index:
             return record

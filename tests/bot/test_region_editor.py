@@ -19,8 +19,9 @@ import aiohttp
 from bot.web.region import PURPOSE, EditorTarget, editor_link
 from bot.web.server import WebServer
 from imagine.settings import Settings
-from storage.contract import EditAction, JobKind
-from tests.bot.harness import BotRun, button_rows, ephemeral_reply
+from storage.contract import EditAction, JobKind, StoredImage
+from storage.retention import FileBlobs, purge
+from tests.bot.harness import BotRun, ScriptedWorker, button_rows, ephemeral_reply, png
 from tests.bot.region import (
     csrf_of,
     editor_bot,
@@ -296,3 +297,62 @@ async def test_the_link_lifetime_is_a_setting(
         assert timedelta(minutes=4, seconds=50) < remaining <= timedelta(minutes=5)
     finally:
         await run.stop()
+
+
+async def test_show_of_an_upscale_offers_the_same_buttons_as_its_delivery(
+    fake_discord: FakeDiscord, editor_bot: BotRun, alice: User
+) -> None:
+    single = await single_image(fake_discord, editor_bot, alice, "a windmill")
+    assert editor_bot.storage is not None
+    worker = ScriptedWorker(editor_bot.storage)
+    click = await fake_discord.click(
+        single.message, single.message.button("Upscale (Subtle)").custom_id or "", user=alice
+    )
+    await click.wait_acked()
+    delivered = await fake_discord.wait_for_message(
+        lambda m: m.id != single.message.id and "Waiting to start" in m.content
+    )
+    job = await worker.claim()
+    assert job.kind is JobKind.UPSCALE
+    blob = await editor_bot.storage.images.put(png((90, 90, 90), (64, 64)))
+    stored = [StoredImage(0, blob.sha256, 64, 64, job.seed, blob.size, str(blob.path))]
+    await editor_bot.storage.queue.finish(job.id, worker.worker_id, stored, gpu_seconds=0.5)
+    await fake_discord.wait_for(lambda: bool(delivered.buttons and delivered.attachments))
+    assert "Vary (Region)" in button_rows(delivered)[0]
+
+    before = {m.id for m in fake_discord.channel_messages()}
+    show = await fake_discord.invoke_command("show", {"job": job.id}, user=alice)
+    assert (await ephemeral_reply(fake_discord, show)).startswith(f"Posted job #{job.id} again")
+    again = next(
+        m for m in fake_discord.channel_messages() if m.id not in before and not m.ephemeral
+    )
+    assert button_rows(again) == button_rows(delivered)
+    # The re-posted Vary (Region) works like the first: it hands out an editor link.
+    _, url = await region_link(fake_discord, again, alice)
+    assert f"/edit/region/{job.id}/0?t=" in url
+
+
+async def test_an_image_removed_by_retention_cannot_be_edited_any_more(
+    fake_discord: FakeDiscord, editor_bot: BotRun, alice: User
+) -> None:
+    single = await single_image(fake_discord, editor_bot, alice, "an old mill")
+    _, url = await region_link(fake_discord, single.message, alice)
+    assert editor_bot.storage is not None
+    async with _session() as session:
+        _, page = await _open(session, url)
+        # The images are removed while the page is open.
+        store = FileBlobs(editor_bot.settings.data_dir / "images")
+        later = datetime.now(UTC) + timedelta(days=31)
+        report = await purge(editor_bot.storage.db, store, now=later, older_than=timedelta(days=30))
+        assert report.jobs == 1
+        posted, refused = await _submit(
+            session, url, token=_token(url), csrf=csrf_of(page), mask=mask_png((0, 0, 8, 8))
+        )
+        reopened, reopened_page = await _open(session, url)
+    removed = (
+        f"The stored images of job #{single.job.id} were removed after the retention period, "
+        "so they can no longer be edited; the images in its message remain."
+    )
+    assert (posted, _message(refused)) == (403, removed)
+    assert (reopened, _message(reopened_page)) == (403, removed)
+    assert [job.kind for job in await user_jobs(editor_bot, alice)] == [JobKind.IMAGINE]
