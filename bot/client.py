@@ -17,7 +17,7 @@ from bot.buttons import JobButton, orphan_problem, refuse
 from bot.clicks import handle_click
 from bot.delivery import Courier
 from bot.errors import ErrorTree
-from bot.retention import retention_loop
+from bot.retention import housekeeping_loop
 from bot.safety import Resolver, system_resolver
 from bot.services import Services
 from bot.settings_menu import SettingsSelect
@@ -130,8 +130,7 @@ class ImagineBot(commands.Bot):
         if self.services.metrics is not None:
             self._start(self._refresh_queue_gauges(), "queue-gauges")
         retention = self.services.settings.image_retention_days
-        if retention is not None:
-            self._start(retention_loop(self.services, retention), "retention")
+        self._start(housekeeping_loop(self.services, retention), "housekeeping")
         await self.sync_commands()
 
     def _start(self, coro: Coroutine[Any, Any, None], name: str) -> None:

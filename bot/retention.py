@@ -1,4 +1,5 @@
-"""The bot applies ``image_retention_days`` by itself, once an hour (``imagine purge`` too)."""
+"""The bot's hourly housekeeping: it forgets expired web sessions and used-up link nonces,
+and applies ``image_retention_days`` by itself when it is set (``imagine purge`` does too)."""
 
 from __future__ import annotations
 
@@ -12,24 +13,28 @@ from storage.weblinks import WebLogins
 
 log = logging.getLogger(__name__)
 
-RETENTION_INTERVAL = 3600.0
+HOUSEKEEPING_INTERVAL = 3600.0
 
 
-async def retention_loop(services: Services, days: float) -> None:
-    """Purge images of jobs older than ``days`` every hour until cancelled."""
-    blobs = store_contents(services.images)
+async def housekeeping_loop(services: Services, retention_days: float | None) -> None:
+    """Every hour until cancelled: forget expired logins and, with ``retention_days``, purge
+    the images of jobs older than that."""
+    blobs = store_contents(services.images) if retention_days is not None else None
     while True:
         try:
-            report = await purge(
-                services.db,
-                blobs,
-                now=datetime.now(UTC),
-                older_than=timedelta(days=days),
-            )
-            await WebLogins(services.db).forget_expired()
-            if report.jobs or report.temp_files or report.orphans:
-                log.info("retention: %s", "; ".join(report.lines()))
+            forgotten = await WebLogins(services.db).forget_expired()
+            if forgotten:
+                log.info("forgot %d expired web session(s) and link(s)", forgotten)
+            if blobs is not None and retention_days is not None:
+                report = await purge(
+                    services.db,
+                    blobs,
+                    now=datetime.now(UTC),
+                    older_than=timedelta(days=retention_days),
+                )
+                if report.jobs or report.temp_files or report.orphans:
+                    log.info("retention: %s", "; ".join(report.lines()))
         except Exception:
             # The next hour tries again; an image store or database hiccup is no reason to stop.
-            log.exception("retention purge failed")
-        await asyncio.sleep(RETENTION_INTERVAL)
+            log.exception("housekeeping failed")
+        await asyncio.sleep(HOUSEKEEPING_INTERVAL)
