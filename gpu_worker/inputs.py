@@ -12,6 +12,7 @@ from typing import Protocol
 
 from PIL import Image
 
+from gpu_worker.edit_inputs import edit_task
 from gpu_worker.errors import InvalidTask
 from gpu_worker.imaging import decode_image
 from gpu_worker.task import RenderTask
@@ -31,11 +32,14 @@ class StoredImages(Protocol):
 async def task_for(
     job: Job, queue: StoredImages, store: ImageStore, *, decoder: Executor | None = None
 ) -> RenderTask:
-    """The render task for a job, with its input images loaded from the store.
+    """The render task for a job, with its input images loaded from the store (an edit's
+    source and mask by ``gpu_worker.edit_inputs``).
 
     Inputs are decoded one at a time on ``decoder`` (the worker's idle device thread; the
     default pool when None), each no larger than the render needs (an upscale needs all of it).
     """
+    if job.edit is not None:
+        return await edit_task(job, store)
     request = job.request
     if job.kind in (JobKind.VARIATION, JobKind.UPSCALE):
         if job.parent_job_id is not None:

@@ -45,7 +45,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gpu_worker.batch_jobs import check_batching, claim_batch, run_batch
 from gpu_worker.config import WorkerSettings
-from gpu_worker.edit_inputs import edit_task
 from gpu_worker.errors import EngineError, JobCancelled, ModelLoadError
 from gpu_worker.failures import Failure
 from gpu_worker.health import WorkerHealth, health_server
@@ -289,8 +288,6 @@ class Worker:
 
     async def _task_for(self, job: Job) -> RenderTask:
         """The render task for a job, with its input images loaded from the store."""
-        if job.edit is not None:
-            return await edit_task(job, self.images)
         # Decoded in the idle device thread, so the next input reuses the memory just freed.
         return await task_for(job, self.queue, self.images, decoder=self._device)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from pathlib import Path
 
@@ -14,8 +15,41 @@ from gpu_worker.tiny import write_tiny_model
 from imagine.cli import main
 from storage.contract import GenerationRequest, JobKind, JobSpec
 from storage.db import Database
+from storage.edits import region
+from storage.images import FileImageStore
 from storage.migrate import upgrade
 from storage.queue import JobQueue
+
+
+def _enqueue_region_edit(url: str, data: Path, request: GenerationRequest, parent: int) -> int:
+    """A Vary (Region) job of image 1 of ``parent``, with a painted mask in the image store."""
+
+    async def go() -> int:
+        db = await Database.open(url)
+        try:
+            queue = JobQueue(db)
+            source = next(r for r in await queue.images(parent) if r.index == 0)
+            mask = Image.new("L", (source.width, source.height), 0)
+            mask.paste(255, (8, 8, 40, 40))
+            out = io.BytesIO()
+            mask.save(out, format="PNG")
+            stored = await FileImageStore(data / "images").put(out.getvalue(), ".png")
+            edit = region(source.sha256, (source.width, source.height), stored.sha256)
+            spec = JobSpec(
+                JobKind.INPAINT,
+                request,
+                cost=4,
+                parent_job_id=parent,
+                parent_index=0,
+                strength=0.99,
+                edit=edit,
+            )
+            (job,) = await queue.enqueue(7, [spec], interaction_id=3)
+            return job.id
+        finally:
+            await db.close()
+
+    return asyncio.run(go())
 
 
 def _enqueue(url: str, spec: JobSpec, interaction_id: int) -> int:
@@ -85,6 +119,14 @@ def test_replay_reproduces_grids_and_variations_bit_for_bit(
 
     assert main(["replay", str(variation)]) == 0
     assert json.loads(capsys.readouterr().out)["equal"] is True
+
+    # An edit is rebuilt from its stored source and mask, as the worker built it.
+    edited = _enqueue_region_edit(url, data, request, grid)
+    assert main(["worker", "--once"]) == 0
+    capsys.readouterr()
+    assert main(["replay", str(edited)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["equal"] is True and len(report["images"]) == 5
 
     assert main(["replay", "99"]) == 2
     assert capsys.readouterr().err.strip() == "imagine replay: There is no job 99."
