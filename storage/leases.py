@@ -129,23 +129,22 @@ class Leases(QueueBase):
             )
         now = self.now()
         async with self.db.write() as tx:
-            if await _cancel_requested(tx.conn, job_id, worker_id):
+            job = await _unless_cancelled(
+                tx.conn,
+                job_id,
+                worker_id,
+                status="succeeded",
+                progress=100,
+                lease_expires_at=None,
+                gpu_seconds=float(gpu_seconds),
+                rendered=dict(rendered) if rendered else None,
+                finished_at=now,
+            )
+            if job is None:
                 # The images are not kept: the job ends as the user was told, refunded.
                 return await _end_cancelled(
                     tx, job_id, now, "cancelled while finishing", gpu_seconds=float(gpu_seconds)
                 )
-            job = await returning(
-                tx.conn,
-                held(job_id, worker_id).values(
-                    status="succeeded",
-                    progress=100,
-                    lease_expires_at=None,
-                    gpu_seconds=float(gpu_seconds),
-                    rendered=dict(rendered) if rendered else None,
-                    finished_at=now,
-                ),
-            )
-            assert job is not None, "the row is locked by this transaction"
             if images:
                 await tx.conn.execute(
                     images_table.insert(),
@@ -199,21 +198,20 @@ class Leases(QueueBase):
         _check_worker(worker_id)
         now = self.now()
         async with self.db.write() as tx:
-            if await _cancel_requested(tx.conn, job_id, worker_id):
-                return await _end_cancelled(tx, job_id, now, "cancelled while running")
-            job = await returning(
+            job = await _unless_cancelled(
                 tx.conn,
-                held(job_id, worker_id).values(
-                    status="queued",
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    attempts=jobs.c.attempts - 1,
-                    started_at=None,
-                    progress=0,
-                    preview=None,
-                ),
+                job_id,
+                worker_id,
+                status="queued",
+                lease_owner=None,
+                lease_expires_at=None,
+                attempts=jobs.c.attempts - 1,
+                started_at=None,
+                progress=0,
+                preview=None,
             )
-            assert job is not None, "the row is locked by this transaction"
+            if job is None:
+                return await _end_cancelled(tx, job_id, now, "cancelled while running")
             tx.notify(JOBS_CHANNEL)
         return job
 
@@ -330,9 +328,24 @@ async def _held_row(conn: AsyncConnection, job_id: int, worker_id: str) -> RowMa
     return row
 
 
-async def _cancel_requested(conn: AsyncConnection, job_id: int, worker_id: str) -> bool:
-    """Whether the held job's cancel was requested; LeaseLost when the worker does not hold it."""
-    return bool((await _held_row(conn, job_id, worker_id))["cancel_requested"])
+async def _unless_cancelled(
+    conn: AsyncConnection, job_id: int, worker_id: str, **values: Any
+) -> Job | None:
+    """Update the held job with ``values`` unless its cancel was requested: the job, or None
+    when a cancel was requested; LeaseLost when the worker does not hold it.
+
+    One statement on the usual path. The update locks the row, so a cancel either commits
+    before it (the update matches nothing) or waits for this transaction and is refused.
+    """
+    job = await returning(
+        conn, held(job_id, worker_id).where(jobs.c.cancel_requested.is_(False)).values(**values)
+    )
+    if job is None:
+        # Not held any more (LeaseLost), or held with its cancel requested (a request is never
+        # taken back, so the row says so still).
+        row = await _held_row(conn, job_id, worker_id)
+        assert row["cancel_requested"], "a held job the update missed has its cancel requested"
+    return job
 
 
 async def _end_cancelled(tx: Tx, job_id: int, now: datetime, note: str, **values: Any) -> Job:
