@@ -1,9 +1,9 @@
 """Cutting ``text --ar 16:9 --no x`` into the prompt part and its parameters.
 
 Loose syntax people really type is accepted here: em and en dashes (and the doubled ones a
-Chinese keyboard types) for ``--``, punctuation right after a value (``--ar 16:9,``), a
-dangling ``--`` at the end, and prompt text that continues after a parameter behind ``::``
-(``URL --iw 0.75 :: text :: more text``).
+Chinese keyboard types) for ``--``, a parameter typed right after the text (``一只猫，--ar 16:9``),
+punctuation right after a value (``--ar 16:9,``), a dangling ``--`` at the end, and prompt text
+that continues after a parameter behind ``::`` (``URL --iw 0.75 :: text :: more text``).
 """
 
 from __future__ import annotations
@@ -29,13 +29,25 @@ _SYNONYMS = {
 _DASH = "\u2014\u2013\u2012\u2015\u2212\uff0d"  # em, en, figure, bar, minus, full-width hyphen
 # A parameter starts a word, or directly follows a `::` weight marker (`a cat::--ar 2:1`).
 _START = r"(?:(?<!\S)|(?<=::))"
-_DASHES = re.compile(rf"{_START}(?:[{_DASH}]{{1,2}}|[{_DASH}]-|-[{_DASH}])(?=[A-Za-z])")
-_PARAMETER = re.compile(rf"{_START}--([A-Za-z]\S*)")
+# A known name typed right after the text, as a whole word: `一只猫，--ar 16:9`, `a cat.--v 6`,
+# `a cat--ar 2:1`. Not inside a URL or a word (`--v.png`, `well--known`).
+_KNOWN = "|".join(sorted(map(re.escape, BY_NAME), key=len, reverse=True))
+_GLUED_NAME = rf"(?:{_KNOWN})(?=\s|$|::|[.,;!?。，、；！？)](?:\s|$))"
+# Dashes glued to the text turn into `--` only after punctuation or CJK text: in English an em
+# dash before a word is prose (`a quiet street—no people`).
+_AFTER_CJK_OR_PUNCTUATION = r"(?<=[^\w\s]|[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef])"
+_DASH_RUN = rf"(?:[{_DASH}]{{1,2}}|[{_DASH}]-|-[{_DASH}])"
+_DASHES = re.compile(rf"{_START}{_DASH_RUN}(?=[A-Za-z])")
+_PARAMETER = re.compile(
+    rf"{_START}--([A-Za-z]\S*)|(?<=\S)--({_GLUED_NAME})"
+    rf"|{_AFTER_CJK_OR_PUNCTUATION}{_DASH_RUN}({_GLUED_NAME})"
+)
 # Prompt text resumes after a parameter at a `::`; in reference lists only at one that starts
 # a word, since `--sref URL::2` weighs that reference.
 _RESUME = re.compile(r"::")
 _RESUME_WORD = re.compile(r"(?<!\S)::")
 _REFERENCE_SLOTS = frozenset({"sref", "cref", "oref", "p", "end"})
+_OPENING = ("(", "（", "「", "【")
 _TRAILING = ".,;!?。，、；！？\"'`”’」』)"
 _DANGLING = re.compile(rf"(?:\s+[-{_DASH}]+)+$")
 # Values that are free text keep their punctuation.
@@ -82,12 +94,16 @@ def split_parameters(text: str) -> tuple[str, list[Parameter], list[str]]:
     the prompt.
     """
     matches = list(_PARAMETER.finditer(text))
+    # Cutting the parameters off can leave a known name glued at the new end of the text
+    # (`a cat--c--tile`): that is a parameter too, so look at the text before them again.
+    while matches and (more := list(_PARAMETER.finditer(text, 0, matches[0].start()))):
+        matches = more + matches
     if not matches:
         return text, [], []
     parameters = []
     resumed: list[str] = []
     for index, match in enumerate(matches):
-        name, typed = _name(match[1])
+        name, typed = _name(match[1] or match[2] or match[3])
         end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
         value = text[match.end() : end]
         spec = BY_NAME[name]
@@ -99,7 +115,11 @@ def split_parameters(text: str) -> tuple[str, list[Parameter], list[str]]:
             value = _DANGLING.sub("", " " + value.rstrip()).rstrip().rstrip(_TRAILING)
         value = " ".join(value.split())
         parameters.append(Parameter(name, spec.key, value, f"--{typed}"))
-    return text[: matches[0].start()], parameters, resumed
+    prompt = text[: matches[0].start()]
+    if matches[0].lastindex != 1 and prompt.endswith(_OPENING):
+        # A bracket opened right before the parameters (`a cat (--ar 16:9)`) closes after them.
+        prompt = prompt[:-1].rstrip()
+    return prompt, parameters, resumed
 
 
 def resolve_sizes(parameters: list[Parameter]) -> list[Parameter]:

@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 
 from bot.prompt import MAX_PROMPT_CHARS, ParserOptions, PromptError, parse
+from bot.prompt._table import BY_NAME
 
 CORPUS = Path(__file__).parent / "corpus" / "shared_prompts.txt"
-_LEFTOVER = re.compile(r"(?<!\S)--[A-Za-z]")
+# A parameter left in the text: any `--name` starting a word, or a known name glued to the text.
+_KNOWN = "|".join(sorted(map(re.escape, BY_NAME), key=len, reverse=True))
+_LEFTOVER = re.compile(rf"(?<!\S)--[A-Za-z]|--(?:{_KNOWN})(?![A-Za-z])")
 
 
 def _prompts() -> list[str]:
@@ -26,7 +29,16 @@ REFUSED = [line.removeprefix("! ") for line in PROMPTS if line.startswith("! ")]
 def test_the_corpus_has_the_styles_people_use() -> None:
     assert len(PROMPTS) >= 150
     text = "\n".join(PROMPTS)
-    for needle in ("--v 7", "--niji 6", "::-", "{", "<https://", "\u2014ar", "\u2014\u2014ar"):
+    for needle in (
+        "--v 7",
+        "--niji 6",
+        "::-",
+        "{",
+        "<https://",
+        "\u2014ar",
+        "\u2014\u2014ar",
+        "\uff0c--",
+    ):
         assert needle in text, needle
     assert re.search(r"[\u4e00-\u9fff]", text) and re.search(r"[\u3040-\u30ff]", text)
     assert re.search(r"[\U0001f300-\U0001faff]", text)

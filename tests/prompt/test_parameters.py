@@ -240,6 +240,21 @@ def test_options_from_settings() -> None:
         ("a fox \u2014\u2014ar 16:9 \u2014\u2014seed 3", {"aspect": "16:9", "seed": 3}),
         ("a fox \uff0d\uff0dar 2:1", {"aspect": "2:1"}),
         ("a fox \u2013-tile", {"tile": True}),
+        # a parameter typed right after the text, in Chinese, Japanese and English
+        ("一只猫，--ar 16:9 --seed 3", {"prompt": "一只猫，", "aspect": "16:9", "seed": 3}),
+        ("夕焼けの猫。--tile", {"prompt": "夕焼けの猫。", "tile": True}),
+        ("猫，\u2014ar 2:1", {"prompt": "猫，", "aspect": "2:1"}),
+        ("a fox,--ar 16:9", {"prompt": "a fox,", "aspect": "16:9"}),
+        ("a fox.--seed 7", {"prompt": "a fox.", "seed": 7}),
+        ("a fox--ar 2:1", {"prompt": "a fox", "aspect": "2:1"}),
+        ("a fox (--ar 16:9)", {"prompt": "a fox", "aspect": "16:9"}),
+        # ...but not a dash in English prose, a URL or a word
+        ("a quiet street\u2014no people", {"prompt": "a quiet street\u2014no people"}),
+        ("well--known foxes", {"prompt": "well--known foxes"}),
+        (
+            "https://x.example/fox--v.png a fox",
+            {"prompt": "a fox", "image_urls": ["https://x.example/fox--v.png"]},
+        ),
         # colons and spaces in ratios
         ("a fox --ar 16\uff1a9", {"aspect": "16:9"}),
         ("a fox --ar 16 : 9", {"aspect": "16:9"}),
