@@ -149,6 +149,13 @@ def _parse_one(
             f"`{control.shown}` needs an image: put an image URL at the start of the prompt "
             "or attach an image"
         )
+    image_weight = found.winners.get("iw")
+    if image_weight is not None and not image_urls and not image_attached:
+        found.notes.append(
+            f"{image_weight.shown}: ignored; there is no image prompt (an image URL at the start "
+            "of the prompt, or an attached image)"
+        )
+        values.pop("image_weight", None)
     values["loras"] = _loras(style, found)
     _apply_references(found)
     _apply_defaults(values, defaults, options)

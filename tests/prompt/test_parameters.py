@@ -428,6 +428,15 @@ def test_control_with_an_attached_image() -> None:
             ["--cw 20: ignored; there is no character reference image (--cref URL)"],
         ),
         (
+            "a fox --iw .5",
+            {"image_weight": 1.0},
+            [
+                "--iw .5: ignored; there is no image prompt (an image URL at the start of the "
+                "prompt, or an attached image)"
+            ],
+        ),
+        ("https://x.example/a.png a fox --iw .5", {"image_weight": 0.5}, []),
+        (
             "a fox --sref https://x.example/a.png::2 https://x.example/b.png::1",
             {"style_refs": ["https://x.example/a.png", "https://x.example/b.png"]},
             [

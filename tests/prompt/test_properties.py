@@ -116,7 +116,8 @@ def requests(draw: st.DrawFn) -> GenerationRequest:
         segments=segments,
         negative_prompt=", ".join(negatives) or None,
         image_urls=image_urls,
-        image_weight=draw(st.integers(0, 300).map(lambda n: n / 100)),
+        # An image weight with no image prompt is noted and dropped, so only with URLs.
+        image_weight=draw(st.integers(0, 300).map(lambda n: n / 100)) if image_urls else 1.0,
         aspect=aspect,
         width=width,
         height=height,
