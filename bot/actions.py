@@ -172,9 +172,10 @@ def spec_for(
 ) -> JobSpec | None:
     """The job a click enqueues, or ``None`` for clicks that make no job (U buttons, cancel).
 
-    The new job keeps the parent's request with its seed cleared (enqueue picks a fresh one) and
-    runs in the clicker's speed mode; its cost is in images. New grids (re-rolls, variations, E)
-    keep the parent's style and character references: the request's URLs and their blobs.
+    The new job keeps the parent's request with its seed cleared (enqueue picks a fresh one);
+    its speed mode is ``grid_mode``'s for new grids, ``default_profile_mode``'s for E, and the
+    clicker's for upscales; its cost is in images. New grids (re-rolls, variations, E) keep the
+    parent's style and character references: the request's URLs and their blobs.
     """
     spec = _spec_for(click, parent, variation=variation, mode=mode)
     if spec is None or spec.kind not in REFERENCE_KINDS:
@@ -184,6 +185,28 @@ def spec_for(
     )
 
 
+def default_profile_mode(clicker: SpeedMode) -> SpeedMode:
+    """The speed mode of a job painted with the default profile for a clicker in ``clicker``
+    mode: relax stays relax, and every other mode (turbo too) is fast."""
+    return SpeedMode.RELAX if clicker is SpeedMode.RELAX else SpeedMode.FAST
+
+
+def grid_mode(parent: Job, clicker: SpeedMode) -> SpeedMode:
+    """The speed mode of a re-roll or variation of ``parent`` clicked in ``clicker`` mode.
+
+    The profile comes from the parent, as E's (the default one) comes from the button: a draft
+    or turbo grid's 🔄 and V paint with its profile again, whatever the clicker's mode. Only a
+    parent painted with the default profile takes the clicker's fast or relax
+    (``default_profile_mode``). A profile has no relax, so a relax clicker's re-roll of a draft
+    grid is a draft grid, charged as one, as ``--draft`` wins over relax in /settings; where the
+    server does not allow relax the clicker's mode is already fast. An upscale refines with the
+    default profile whatever its request's mode says, so it passes on no profile.
+    """
+    if parent.kind is not JobKind.UPSCALE and parent.request.mode in FAST_PROFILE_MODES:
+        return parent.request.mode
+    return default_profile_mode(clicker)
+
+
 def _spec_for(
     click: Click,
     parent: Job,
@@ -191,17 +214,15 @@ def _spec_for(
     variation: VariationStrength,
     mode: SpeedMode,
 ) -> JobSpec | None:
-    request = dataclasses.replace(parent.request, seed=None, mode=mode)
     if click.action in (Action.UPSCALE, Action.CANCEL):
         return None
+    request = dataclasses.replace(parent.request, seed=None, mode=grid_mode(parent, mode))
     if click.action is Action.ENHANCE:
         # The cell's own seed, the default profile (relax stays relax), composition kept.
         return JobSpec(
             kind=JobKind.VARIATION,
             request=dataclasses.replace(
-                request,
-                seed=parent.seed + click.index,
-                mode=SpeedMode.RELAX if mode is SpeedMode.RELAX else SpeedMode.FAST,
+                request, seed=parent.seed + click.index, mode=default_profile_mode(mode)
             ),
             cost=GRID_SIZE,
             parent_job_id=parent.id,
@@ -258,7 +279,8 @@ def _spec_for(
     strength = UPSCALE_SUBTLE if click.action is Action.UPSCALE_SUBTLE else UPSCALE_CREATIVE
     return JobSpec(
         kind=JobKind.UPSCALE,
-        request=request,
+        # An upscale refines with the default profile whatever its mode; it runs in the clicker's.
+        request=dataclasses.replace(request, mode=mode),
         cost=1,
         parent_job_id=parent.id,
         parent_index=click.index,

@@ -231,6 +231,54 @@ def test_reroll_of_a_variation_varies_the_same_source_again() -> None:
     )
 
 
+NEW_GRIDS = [Action.REROLL, Action.VARIATION, Action.VARY_SUBTLE, Action.VARY_STRONG]
+
+
+@pytest.mark.parametrize("action", NEW_GRIDS)
+@pytest.mark.parametrize(
+    ("painted", "clicker"),
+    [
+        (SpeedMode.DRAFT, SpeedMode.FAST),
+        (SpeedMode.DRAFT, SpeedMode.RELAX),
+        (SpeedMode.DRAFT, SpeedMode.TURBO),
+        (SpeedMode.TURBO, SpeedMode.FAST),
+        (SpeedMode.TURBO, SpeedMode.RELAX),
+    ],
+)
+@pytest.mark.parametrize("kind", [JobKind.IMAGINE, JobKind.VARIATION])
+def test_rerolls_and_variations_of_a_draft_or_turbo_grid_keep_its_profile(
+    action: Action, painted: SpeedMode, clicker: SpeedMode, kind: JobKind
+) -> None:
+    draft_or_turbo = GenerationRequest(prompt="a red fox", seed=1234, mode=painted)
+    parent = _job(kind=kind, request=draft_or_turbo, parent_job_id=3, parent_index=1)
+    spec = spec_for(Click(action, 7, 1), parent, variation=VariationStrength.STRONG, mode=clicker)
+    assert spec is not None and spec.cost == 4
+    assert spec.request.mode is painted
+
+
+@pytest.mark.parametrize("action", NEW_GRIDS)
+def test_a_turbo_clicker_rerolls_and_varies_a_default_profile_grid_in_fast_mode(
+    action: Action,
+) -> None:
+    spec = spec_for(
+        Click(action, 7, 1), _job(), variation=VariationStrength.STRONG, mode=SpeedMode.TURBO
+    )
+    assert spec is not None
+    assert spec.request.mode is SpeedMode.FAST
+
+
+@pytest.mark.parametrize("action", [Action.VARY_SUBTLE, Action.VARY_STRONG])
+def test_an_upscale_passes_on_no_profile_to_its_variations(action: Action) -> None:
+    # Upscales refine with the default profile, whatever mode their request records.
+    turbo = GenerationRequest(prompt="a red fox", seed=1234, mode=SpeedMode.TURBO)
+    parent = _job(kind=JobKind.UPSCALE, request=turbo, parent_job_id=3, parent_index=1)
+    spec = spec_for(
+        Click(action, 7, 0), parent, variation=VariationStrength.STRONG, mode=SpeedMode.TURBO
+    )
+    assert spec is not None
+    assert spec.request.mode is SpeedMode.FAST
+
+
 @pytest.mark.parametrize(
     ("action", "strength"), [(Action.UPSCALE_SUBTLE, 0.2), (Action.UPSCALE_CREATIVE, 0.4)]
 )

@@ -18,7 +18,7 @@ from storage.contract import (
 )
 from storage.errors import JobNotFound
 from tests.bot.harness import BotRun, ScriptedWorker, button_rows, ephemeral_reply, eventually, png
-from tests.fakediscord import FakeDiscord, User
+from tests.fakediscord import FakeDiscord, Message, User
 
 SERVED = {
     "profiles": {"draft": {"steps": 4, "guidance": 1.0, "size": 512}},
@@ -229,6 +229,93 @@ async def test_a_draft_grid_gets_e_buttons_that_enhance_a_cell(
     )
     assert posted.content.endswith(f"Enhanced image #2 by <@{alice.id}> (Waiting to start)")
     assert [j.id for j in await queue.user_jobs(alice.id, [JobStatus.QUEUED])] == [2]
+
+
+async def _finished_grid(
+    fake: FakeDiscord, worker: ScriptedWorker, user: User, prompt: str, *, buttons: int
+) -> Message:
+    interaction = await fake.invoke_command("imagine", {"prompt": prompt}, user=user)
+    await interaction.wait_acked()
+    message = await fake.wait_for_message(
+        lambda m: m.content.startswith(f"**{prompt.split(' --')[0]}") and m.interaction is None
+    )
+    await worker.finish(await worker.claim())
+    await fake.wait_for(lambda: len(message.buttons) == buttons, what="the grid buttons")
+    return message
+
+
+async def _speed_mode(fake: FakeDiscord, user: User, mode: str) -> None:
+    """Choose ``mode`` in the user's /settings speed mode menu."""
+    shown = await fake.invoke_command("settings", user=user)
+    await ephemeral_reply(fake, shown)
+    menu = shown.original
+    assert menu is not None
+    await (await fake.select(menu, "imagine-settings:mode", [mode], user=user)).wait_acked()
+    await fake.wait_for(lambda: f"Speed mode: {mode}" in menu.content, what="the new mode")
+
+
+async def _click(
+    fake: FakeDiscord, run: BotRun, user: User, message: Message, label: str, job_id: int
+) -> Job:
+    """Click ``label`` on ``message`` as ``user`` and return the job it queued."""
+    await (await fake.click(message, message.button(label).custom_id or "", user=user)).wait_acked()
+    return await eventually(lambda: _job(run, job_id))
+
+
+async def test_rerolls_and_variations_of_a_draft_grid_are_draft_grids_in_any_speed_mode(
+    fake_discord: FakeDiscord, bot_run: BotRun, worker: ScriptedWorker, alice: User
+) -> None:
+    await _register(bot_run)
+    assert bot_run.storage is not None
+    message = await _finished_grid(
+        fake_discord, worker, alice, "a harbour --draft --seed 40", buttons=13
+    )
+    # The profile is the parent's: relax in /settings does not turn the draft into a full render.
+    await _speed_mode(fake_discord, alice, "relax")
+    reroll = await _click(fake_discord, bot_run, alice, message, "🔄", 2)
+    variation = await _click(fake_discord, bot_run, alice, message, "V2", 3)
+    assert (reroll.kind, reroll.request.mode, reroll.seed != 40) == (
+        JobKind.REROLL,
+        SpeedMode.DRAFT,
+        True,
+    )
+    assert (variation.kind, variation.parent_index, variation.request.mode) == (
+        JobKind.VARIATION,
+        1,
+        SpeedMode.DRAFT,
+    )
+    # Charged as the draft grids they are (relax would cost nothing).
+    assert (await bot_run.storage.quotas.status(alice.id)).used == 12
+    for _ in range(2):
+        await worker.finish(await worker.claim())
+    posted = {(await bot_run.storage.queue.get(job_id)).message_id for job_id in (2, 3)}
+    grids = [m for m in fake_discord.channel_messages() if m.id in posted]
+    # Draft grids again, so they offer Enhance as their parent did.
+    await fake_discord.wait_for(
+        lambda: [len(m.buttons) for m in grids] == [13, 13], what="E buttons on the new grids"
+    )
+
+
+async def test_the_clickers_speed_mode_gives_only_fast_or_relax_to_a_default_profile_grid(
+    fake_discord: FakeDiscord, bot_run: BotRun, worker: ScriptedWorker, alice: User
+) -> None:
+    await _register(bot_run)
+    assert bot_run.storage is not None
+    turbo_host = {"models": ["default"], "profiles": {"turbo": {"steps": 2}}}
+    await bot_run.storage.queue.register_worker("gpu-2", "host", "sdxl", turbo_host)
+    message = await _finished_grid(fake_discord, worker, alice, "a castle --seed 5", buttons=9)
+    await _speed_mode(fake_discord, alice, "turbo")
+    turbo_reroll = await _click(fake_discord, bot_run, alice, message, "🔄", 2)
+    turbo_variation = await _click(fake_discord, bot_run, alice, message, "V1", 3)
+    await _speed_mode(fake_discord, alice, "relax")
+    relax_reroll = await _click(fake_discord, bot_run, alice, message, "🔄", 4)
+    # Turbo is a profile, and a grid painted with the default one is re-rolled with it.
+    assert [job.request.mode for job in (turbo_reroll, turbo_variation, relax_reroll)] == [
+        SpeedMode.FAST,
+        SpeedMode.FAST,
+        SpeedMode.RELAX,
+    ]
+    assert (await bot_run.storage.quotas.status(alice.id)).used == 12
 
 
 async def _job(run: BotRun, job_id: int) -> Job | None:
