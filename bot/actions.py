@@ -279,8 +279,8 @@ def _spec_for(
     strength = UPSCALE_SUBTLE if click.action is Action.UPSCALE_SUBTLE else UPSCALE_CREATIVE
     return JobSpec(
         kind=JobKind.UPSCALE,
-        # An upscale refines with the default profile whatever its mode; it runs in the clicker's.
-        request=dataclasses.replace(request, mode=mode),
+        # An upscale refines with the default profile, in the clicker's fast or relax.
+        request=dataclasses.replace(request, mode=default_profile_mode(mode)),
         cost=1,
         parent_job_id=parent.id,
         parent_index=click.index,

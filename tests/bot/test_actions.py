@@ -279,6 +279,24 @@ def test_an_upscale_passes_on_no_profile_to_its_variations(action: Action) -> No
     assert spec.request.mode is SpeedMode.FAST
 
 
+@pytest.mark.parametrize("action", [Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE])
+@pytest.mark.parametrize(
+    ("clicker", "mode"),
+    [
+        (SpeedMode.FAST, SpeedMode.FAST),
+        (SpeedMode.RELAX, SpeedMode.RELAX),
+        (SpeedMode.TURBO, SpeedMode.FAST),
+        (SpeedMode.DRAFT, SpeedMode.FAST),
+    ],
+)
+def test_an_upscale_runs_in_the_clickers_fast_or_relax(
+    action: Action, clicker: SpeedMode, mode: SpeedMode
+) -> None:
+    # It refines with the default profile, so it is queued and shown as that, never as turbo.
+    spec = spec_for(Click(action, 7, 0), _job(), variation=VariationStrength.STRONG, mode=clicker)
+    assert spec is not None and spec.request.mode is mode
+
+
 @pytest.mark.parametrize(
     ("action", "strength"), [(Action.UPSCALE_SUBTLE, 0.2), (Action.UPSCALE_CREATIVE, 0.4)]
 )
