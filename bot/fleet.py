@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from bot.render import WorkerView, clip
+from bot.render import WorkerView, clip, worker_states, workers_heading
 from storage.contract import Job
 from storage.routing import describe, serves
 
@@ -28,11 +28,9 @@ def workers_content(
     for job in running:
         if job.lease_owner:
             jobs.setdefault(job.lease_owner, []).append(job.id)
-    cutoff = now - lease
-    live = sum(w.last_seen >= cutoff for w in workers)
-    lines = [f"Workers: {live} live, {len(workers) - live} gone"]
-    for worker in sorted(workers, key=lambda w: (w.last_seen < cutoff, w.id)):
-        state = "live" if worker.last_seen >= cutoff else "gone"
+    states = worker_states(workers, now, lease)
+    lines = [workers_heading(states)]
+    for worker, state in states:
         seen = f"<t:{int(worker.last_seen.timestamp())}:R>"
         held = jobs.get(worker.id)
         doing = ", job " + ", ".join(f"#{i}" for i in held) if held else ", idle"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol, TypeVar
 
 import discord
 from discord.utils import escape_markdown, escape_mentions
@@ -15,6 +15,7 @@ from bot.prompt import ParserOptions
 from bot.prompt import render as render_prompt
 from storage.contract import Job, JobKind, JobStatus, UserSettings
 from storage.edits import describe as describe_edit
+from storage.routing import live
 
 MAX_CONTENT = 2000
 _SUMMARY_CHARS = 180
@@ -261,6 +262,24 @@ class WorkerView(Protocol):
     def last_seen(self) -> datetime: ...
 
 
+_W = TypeVar("_W", bound=WorkerView)
+
+
+def worker_states(workers: Iterable[_W], now: datetime, lease: timedelta) -> list[tuple[_W, str]]:
+    """Each worker with "live" (seen within one ``lease`` of ``now``, as routing counts it) or
+    "gone": the live ones first, each part by id."""
+    states = [
+        (w, "live" if live(w.last_seen, now, lease.total_seconds()) else "gone") for w in workers
+    ]
+    return sorted(states, key=lambda pair: (pair[1] == "gone", pair[0].id))
+
+
+def workers_heading(states: Sequence[tuple[WorkerView, str]]) -> str:
+    """``Workers: 2 live, 1 gone`` for ``worker_states``."""
+    alive = sum(state == "live" for _, state in states)
+    return f"Workers: {alive} live, {len(states) - alive} gone"
+
+
 class QueueStatsView(Protocol):
     """The fields of queue statistics that /admin queue shows."""
 
@@ -273,16 +292,22 @@ class QueueStatsView(Protocol):
 
 
 def queue_content(
-    stats: QueueStatsView, running: Sequence[Job], waiting: Mapping[int, str] | None = None
+    stats: QueueStatsView,
+    running: Sequence[Job],
+    now: datetime,
+    lease: timedelta,
+    waiting: Mapping[int, str] | None = None,
 ) -> str:
-    """The /admin queue reply: depth, workers with last seen, running jobs, and the queued
-    jobs that no live worker serves (``waiting``: job id -> why)."""
+    """The /admin queue reply: depth, workers live or gone (unseen for longer than ``lease``)
+    with last seen, running jobs, and the queued jobs that no live worker serves (``waiting``:
+    job id -> why)."""
     lines = [f"Queue: {stats.queued} waiting, {stats.running} running"]
     if stats.workers:
-        lines.append("Workers:")
+        states = worker_states(stats.workers, now, lease)
+        lines.append(workers_heading(states))
         lines += [
-            f"- {w.id} on {w.host} ({w.model}), last seen {_when(w.last_seen)}"
-            for w in stats.workers
+            f"- {w.id} on {w.host} ({state}, {w.model}), last seen {_when(w.last_seen)}"
+            for w, state in states
         ]
     else:
         lines.append("Workers: none has checked in")

@@ -158,10 +158,12 @@ class Admin(commands.Cog):
     async def queue(self, interaction: discord.Interaction) -> None:
         """What the service is doing now."""
         await defer_private(interaction)
-        stats = await self.services.queue.stats()
-        running = await self.services.queue.running_jobs()
-        waiting = await self.services.queue.waiting()
-        await self._reply(interaction, queue_content(stats, running, waiting))
+        queue = self.services.queue
+        stats = await queue.stats()
+        running = await queue.running_jobs()
+        waiting = await queue.waiting()
+        text = queue_content(stats, running, queue.now(), queue.lease, waiting)
+        await self._reply(interaction, text)
 
     @admin.command(name="workers", description="Workers, what they serve and what they do")
     async def workers(self, interaction: discord.Interaction) -> None:

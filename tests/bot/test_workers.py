@@ -1,4 +1,5 @@
-"""/admin workers and the routing reasons in /info and /admin queue, through the fake Discord."""
+"""/admin workers, live and gone workers in /admin queue, and the routing reasons in /info and
+/admin queue, through the fake Discord."""
 
 from __future__ import annotations
 
@@ -61,6 +62,8 @@ async def test_admin_workers_and_why_a_job_waits(
         assert f"#{held.id + 1} an inked harbour (queued, position 1; {stuck})" in text
         admin = await fake_discord.invoke_command("admin queue", user=bob, check_permissions=False)
         text = await ephemeral_reply(fake_discord, admin)
+        assert "\nWorkers: 2 live, 1 gone\n- gpu-ink on host-a (live, sdxl), last seen <t:" in text
+        assert "\n- gpu-old on host-c (gone, sdxl), last seen <t:" in text
         assert f"Stuck:\n- 1 {stuck} (#{held.id + 1})" in text
     finally:
         await run.stop()
