@@ -8,7 +8,8 @@ configured with. A request that leaves a thing to the
 default (the default model, the default profile) needs nothing for it: every worker has one.
 Image prompts need no IP-Adapter (without one they are the img2img canvas); the bot keeps a
 request's ``--sref``/``--cref`` only while some live worker has one (``bot.offered``), and such a
-job then waits for a worker with an adapter rather than losing its references.
+job then waits for a worker with an adapter rather than losing its references. While no worker
+is live at all, every queued job waits: one that needs nothing special says so (``NO_WORKER``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from storage.contract import GenerationRequest, JobKind, SpeedMode
 
 _PROFILES = {SpeedMode.TURBO: "turbo", SpeedMode.DRAFT: "draft"}
 IP_ADAPTER = "ip_adapter"
+NO_WORKER = "waiting for a worker: none is running right now"
 # The kinds that paint with a request's references (upscales and edits refine one image).
 _REFERENCE_KINDS = frozenset({JobKind.IMAGINE, JobKind.REROLL, JobKind.VARIATION})
 
@@ -66,11 +68,13 @@ def describe(token: str) -> str:
 
 def waiting_reason(wanted: Iterable[str], served: Iterable[Iterable[str]]) -> str | None:
     """Why a queued job with needs ``wanted`` waits, given each live worker's tokens; None when
-    some live worker serves all of it, or when it needs nothing special (any worker will do)."""
+    some live worker serves all of it (a job that needs nothing special: any live worker)."""
     wanted = sorted(set(wanted))
     sets = [set(tokens) for tokens in served]
-    if not wanted or any(set(wanted) <= tokens for tokens in sets):
+    if any(set(wanted) <= tokens for tokens in sets):
         return None
+    if not wanted:
+        return NO_WORKER
     missing = [token for token in wanted if not any(token in tokens for tokens in sets)]
     # Every thing is served somewhere, only not together: name the whole combination.
     named = missing or wanted

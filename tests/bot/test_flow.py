@@ -304,6 +304,8 @@ async def test_admin_by_configured_user_id(
 async def test_info_lists_running_and_queued_jobs(
     fake_discord: FakeDiscord, bot_run: BotRun, worker: ScriptedWorker, alice: User
 ) -> None:
+    assert bot_run.storage is not None
+    await bot_run.storage.queue.register_worker(worker.worker_id, "gpu-host", "sdxl")
     await _imagine(fake_discord, alice, "first")
     await _imagine(fake_discord, alice, "second")
     job = await worker.claim()

@@ -1,4 +1,4 @@
-"""/admin workers, live and gone workers in /admin queue, and the routing reasons in /info and
+"""/admin workers, live and gone workers in /admin queue, and why a job waits in /info and
 /admin queue, through the fake Discord."""
 
 from __future__ import annotations
@@ -65,5 +65,34 @@ async def test_admin_workers_and_why_a_job_waits(
         assert "\nWorkers: 2 live, 1 gone\n- gpu-ink on host-a (live, sdxl), last seen <t:" in text
         assert "\n- gpu-old on host-c (gone, sdxl), last seen <t:" in text
         assert f"Stuck:\n- 1 {stuck} (#{held.id + 1})" in text
+    finally:
+        await run.stop()
+
+
+async def test_a_queued_job_says_why_while_no_worker_is_live(
+    fake_discord: FakeDiscord, bot_environ: dict[str, str], alice: User, bob: User
+) -> None:
+    run = BotRun(Settings.load({**bot_environ, "IMAGINE_ADMIN_USER_IDS": f"[{bob.id}]"}))
+    await run.start(fake_discord)
+    try:
+        assert run.storage is not None
+        queue = run.storage.queue
+        await queue.register_worker("gpu-a", "host-a", "sdxl", {"models": ["default"]})
+        await _queued(fake_discord, alice, "a plain harbour")
+        # Its only worker stopped a lease ago: nothing will paint the job until one returns.
+        async with queue.db.write() as tx:
+            await tx.conn.execute(
+                update(workers).values(last_seen=queue.now() - queue.lease - timedelta(seconds=5))
+            )
+
+        why = "waiting for a worker: none is running right now"
+        info = await fake_discord.invoke_command("info", user=alice)
+        text = await ephemeral_reply(fake_discord, info)
+        assert f"#1 a plain harbour (queued, position 1; {why})" in text
+        admin = await fake_discord.invoke_command("admin queue", user=bob, check_permissions=False)
+        lines = (await ephemeral_reply(fake_discord, admin)).splitlines()
+        assert lines[:2] == ["Queue: 1 waiting, 0 running", "Workers: 0 live, 1 gone"]
+        assert lines[2].startswith("- gpu-a on host-a (gone, sdxl), last seen <t:")
+        assert lines[3:] == ["Stuck:", f"- 1 {why} (#1)"]
     finally:
         await run.stop()

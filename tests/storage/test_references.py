@@ -13,7 +13,7 @@ from storage.db import Database
 from storage.images import FileImageStore
 from storage.queue import JobQueue
 from storage.retention import FileBlobs, purge
-from storage.routing import needs, serves
+from storage.routing import NO_WORKER, needs, serves
 from tests.plugins.database import FakeClock
 
 ALICE = 3001
@@ -58,7 +58,10 @@ async def test_references_are_stored_with_the_job_and_only_an_adapter_host_claim
     assert stored.request.character_refs == ("https://example.com/c.png",)
     assert stored.request.character_weight == 40
     assert (await queue.get(plain.id)).character_images == ()
-    assert await queue.waiting() == {styled.id: "waiting for a worker that serves an IP-Adapter"}
+    assert await queue.waiting() == {
+        styled.id: "waiting for a worker that serves an IP-Adapter",
+        plain.id: NO_WORKER,  # no worker has checked in yet
+    }
     # The host without an adapter takes only the plain job; the styled one waits for an adapter.
     assert [job.id for job in await queue.claim("plain", limit=5, capabilities=PLAIN)] == [plain.id]
     claimed = await queue.claim("adapter", limit=5, capabilities=ADAPTER)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from storage.contract import Control, ControlKind, GenerationRequest, JobKind, JobSpec, SpeedMode
 from storage.queue import JobQueue
 from storage.quotas import Quotas
-from storage.routing import needs, serves, waiting_reason
+from storage.routing import NO_WORKER, needs, serves, waiting_reason
 from tests.plugins.database import FakeClock
 
 ALICE, BOB = 2001, 2002
@@ -46,8 +46,10 @@ def test_waiting_reason_names_what_no_live_worker_serves() -> None:
         "waiting for a worker that serves model niji and profile turbo"
     )
     assert waiting_reason(["lora:ink"], []) == "waiting for a worker that serves style ink"
-    # A job that needs nothing special waits for any worker: there is nothing to route.
-    assert waiting_reason([], []) is None
+    # A job that needs nothing special waits only while no worker is live at all.
+    assert waiting_reason([], [TURBO_HOST]) is None
+    assert waiting_reason([], [[]]) is None  # a worker that registered no capabilities
+    assert waiting_reason([], []) == NO_WORKER == "waiting for a worker: none is running right now"
 
 
 async def test_two_workers_each_claim_only_their_jobs(queue: JobQueue, quotas: Quotas) -> None:
@@ -104,8 +106,11 @@ async def test_each_users_oldest_eligible_job_first(queue: JobQueue, quotas: Quo
 async def test_waiting_says_why_a_job_stays_queued(
     queue: JobQueue, quotas: Quotas, clock: FakeClock
 ) -> None:
-    niji, _plain = await queue.enqueue(ALICE, [_spec(model="niji"), _spec()], interaction_id=4)
-    assert await queue.waiting() == {niji.id: "waiting for a worker that serves model niji"}
+    niji, plain = await queue.enqueue(ALICE, [_spec(model="niji"), _spec()], interaction_id=4)
+    assert await queue.waiting() == {
+        niji.id: "waiting for a worker that serves model niji",
+        plain.id: NO_WORKER,
+    }
     await queue.register_worker("turbo-host", "a", "tiny", {"models": ["default"]})
     assert await queue.waiting() == {niji.id: "waiting for a worker that serves model niji"}
     await queue.register_worker("niji-host", "b", "tiny", {"models": ["default", "niji"]})
@@ -113,4 +118,26 @@ async def test_waiting_says_why_a_job_stays_queued(
     # Unseen for longer than a lease, the niji host no longer counts.
     clock.advance(queue.lease.total_seconds() + 1)
     await queue.register_worker("turbo-host", "a", "tiny", {"models": ["default"]})
+    assert await queue.waiting() == {niji.id: "waiting for a worker that serves model niji"}
+
+
+async def test_every_queued_job_waits_while_no_worker_is_live(
+    queue: JobQueue, quotas: Quotas, clock: FakeClock
+) -> None:
+    await quotas.set_caps(ALICE, max_concurrent=10, max_queued=20)
+    plain, turbo, niji = await queue.enqueue(
+        ALICE, [_spec(), _spec(mode=SpeedMode.TURBO), _spec(model="niji")], interaction_id=5
+    )
+    await queue.register_worker("turbo-host", "a", "tiny", TURBO)
+    assert await queue.waiting() == {niji.id: "waiting for a worker that serves model niji"}
+    # Drained, stopped or crashed: unseen for longer than a lease, the host no longer counts,
+    # and even a job any worker could paint says why it waits.
+    clock.advance(queue.lease.total_seconds() + 1)
+    assert await queue.waiting() == {
+        plain.id: NO_WORKER,
+        turbo.id: "waiting for a worker that serves profile turbo",
+        niji.id: "waiting for a worker that serves model niji",
+    }
+    # Seen again, it serves the plain and turbo jobs once more.
+    await queue.register_worker("turbo-host", "a", "tiny", TURBO)
     assert await queue.waiting() == {niji.id: "waiting for a worker that serves model niji"}
