@@ -23,6 +23,7 @@ from bot.edits import (
 )
 from bot.errors import UserFacingError, send_error
 from bot.jobs import Origin
+from bot.moderation import banned_refusal
 from bot.prompt import MAX_PROMPT_CHARS
 from bot.services import Services, services_of
 from bot.web.region import EditorTarget, editor_link
@@ -122,15 +123,16 @@ async def submit_custom_zoom(
     # Pure checks first, so a typo is answered at once and nothing is stored.
     text, typed_zoom = zoom_from_prompt(prompt)
     zoom = typed_zoom if typed_zoom is not None else parse_zoom(zoom_text)
-    banned = services.banned.find(text)
-    if banned is not None:
-        raise UserFacingError(f"Your prompt was refused: “{banned}” is not allowed on this server.")
     await interaction.response.defer()
     parent = await services.queue.get(click.job_id)
     check_clicker(interaction.user.id, services, parent)
     source = await source_image(services, parent, click.index)
     defaults = await services.users.get_settings(interaction.user.id)
     request, aspect = edited_request(text, options=services.parser, defaults=defaults)
+    # Checked as /imagine checks: permutations join words the typed text keeps apart.
+    banned = services.banned.find_in_command(text, [request])
+    if banned is not None:
+        raise UserFacingError(banned_refusal(banned))
     shape = None
     if aspect is not None:
         wide, _, high = aspect.partition(":")

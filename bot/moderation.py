@@ -73,3 +73,8 @@ def find_banned_in(texts: Iterable[str], words: Iterable[str]) -> str | None:
         if found is not None:
             return found
     return None
+
+
+def banned_refusal(word: str) -> str:
+    """What a user is told when their prompt contains the banned ``word``."""
+    return f"Your prompt was refused: “{word}” is not allowed on this server."

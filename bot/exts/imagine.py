@@ -23,6 +23,7 @@ from bot.inputs import (
     render_size,
 )
 from bot.jobs import enqueue, post_job_messages, queued_text
+from bot.moderation import banned_refusal
 from bot.offered import (
     check_offered,
     for_family,
@@ -98,9 +99,7 @@ class Imagine(commands.Cog):
             requests = parse(prompt, options=services.parser, image_attached=image is not None)
             banned = services.banned.find_in_command(prompt, requests)
             if banned is not None:
-                raise UserFacingError(
-                    f"Your prompt was refused: “{banned}” is not allowed on this server."
-                )
+                raise UserFacingError(banned_refusal(banned))
             check_image_count(
                 requests, attached=image is not None, limit=services.settings.max_image_prompts
             )

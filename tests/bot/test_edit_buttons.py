@@ -242,6 +242,28 @@ async def test_custom_zoom_refuses_bad_prompts_and_other_peoples_images(
         await run.stop()
 
 
+async def test_custom_zoom_refuses_banned_words_hidden_in_permutations(
+    fake_discord: FakeDiscord, bot_run: BotRun, worker: ScriptedWorker, alice: User, boss: User
+) -> None:
+    _, single = await _single(fake_discord, worker, alice, "a kite", size=(32, 32))
+    add = await fake_discord.invoke_command("admin words add", {"word": "cat"}, user=boss)
+    assert "now refused" in await ephemeral_reply(fake_discord, add)
+    posted = len(fake_discord.channel_messages())
+    for prompt in ("a {ca}t on a roof", "a kite --no {c}at", "a kite --zoom 1.5 --no c{a}t"):
+        opened = await fake_discord.click(
+            single, single.button("Custom Zoom").custom_id or "", user=alice
+        )
+        await opened.wait_acked()
+        submitted = await fake_discord.submit_modal(opened, {"prompt": prompt})
+        assert await ephemeral_reply(fake_discord, submitted) == (
+            "Your prompt was refused: “cat” is not allowed on this server."
+        ), prompt
+    assert bot_run.storage is not None
+    assert len(await bot_run.storage.queue.user_jobs(alice.id, list(JobStatus))) == 1
+    assert (await bot_run.storage.quotas.status(alice.id)).used == 4  # the first grid only
+    assert len(fake_discord.channel_messages()) == posted
+
+
 def _inputs(modal: dict[str, object]) -> list[dict[str, str]]:
     from tests.fakediscord._modals import text_inputs
 

@@ -175,6 +175,46 @@ async def test_a_used_link_is_refused_and_queues_nothing_more(
     ]
 
 
+async def test_banned_words_hidden_in_permutations_are_refused_and_the_link_survives(
+    fake_discord: FakeDiscord, editor_bot: BotRun, alice: User, boss: User
+) -> None:
+    single = await single_image(fake_discord, editor_bot, alice, "a pond")
+    add = await fake_discord.invoke_command("admin words add", {"word": "dog"}, user=boss)
+    assert "now refused" in await ephemeral_reply(fake_discord, add)
+    _, url = await region_link(fake_discord, single.message, alice)
+    posted = len(fake_discord.channel_messages())
+    async with _session() as session:
+        _, page = await _open(session, url)
+        for prompt in ("a {do}g by the pond", "a pond --no {do}g", "a {do}g::2 a pond"):
+            got, refused = await _submit(
+                session,
+                url,
+                token=_token(url),
+                csrf=csrf_of(page),
+                prompt=prompt,
+                mask=mask_png((0, 0, 8, 8)),
+            )
+            assert (got, _message(refused)) == (
+                400,
+                "Your prompt was refused: “dog” is not allowed on this server. "
+                "Change it and submit again.",
+            ), prompt
+        assert [job.kind for job in await user_jobs(editor_bot, alice)] == [JobKind.IMAGINE]
+        assert editor_bot.storage is not None
+        assert (await editor_bot.storage.quotas.status(alice.id)).used == 4
+        assert len(fake_discord.channel_messages()) == posted
+        # Nothing was used up: the same link still queues an allowed prompt.
+        got, done = await _submit(
+            session, url, token=_token(url), csrf=csrf_of(page), mask=mask_png((0, 0, 8, 8))
+        )
+    assert got == 200, done
+    assert [job.kind for job in await user_jobs(editor_bot, alice)] == [
+        JobKind.IMAGINE,
+        JobKind.INPAINT,
+    ]
+    await fake_discord.wait_for(lambda: len(fake_discord.channel_messages()) == posted + 1)
+
+
 async def test_tampered_expired_and_foreign_links_get_a_clear_page(
     fake_discord: FakeDiscord, editor_bot: BotRun, alice: User
 ) -> None:

@@ -22,6 +22,7 @@ from bot.edit_jobs import MessagePoster, check_clicker, queue_edit, source_image
 from bot.edits import edited_request, prompt_for_editing
 from bot.errors import UserFacingError, message_for
 from bot.jobs import Origin
+from bot.moderation import banned_refusal
 from bot.prompt import MAX_PROMPT_CHARS, PromptError
 from bot.services import Services
 from bot.web.region._links import PURPOSE, EditorTarget, csrf_token, job_key
@@ -136,12 +137,13 @@ class RegionEditor:
         parent, source = await self._image_of(link, target)
         services = self.services
         text = fields.get("prompt", "")
-        banned = services.banned.find(text)
         try:
-            if banned is not None:
-                raise UserFacingError(f"The prompt was refused: “{banned}” is not allowed here.")
             defaults = await services.users.get_settings(link.user_id)
             edited, _ = edited_request(text, options=services.parser, defaults=defaults)
+            # Checked as /imagine checks: permutations join words the typed text keeps apart.
+            banned = services.banned.find_in_command(text, [edited])
+            if banned is not None:
+                raise UserFacingError(banned_refusal(banned))
         except (PromptError, UserFacingError) as exc:
             raise Refused(400, f"{message_for(exc)} Change it and submit again.") from None
         try:
