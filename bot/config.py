@@ -28,7 +28,7 @@ class BotSettings:
     allowed_guild_ids: list[int]
     max_image_prompts: int
     allow_foreign_clicks: bool
-    # A user may post one single image (U buttons) this often.
+    # A user may post one image publicly (U buttons, /show) this often.
     u_cooldown_seconds: float
     upload_limit_bytes: int
     allow_relax: bool

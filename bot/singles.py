@@ -2,7 +2,8 @@
 
 A repeat click on the same U of the same grid (by anyone, after any restart) gets a private link
 to the earlier post instead of a second public copy: posts are recorded in storage. A user may
-post one image every ``u_cooldown_seconds``; banned users may not post at all.
+post one image every ``u_cooldown_seconds``; banned users may not post at all. ``/show`` posts
+under the same two rules (``check_poster``, ``take_post_turn``), sharing the cooldown.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 import discord
 
 from bot.errors import UserFacingError
+from bot.gates import PostGate
 from bot.jobs import channel_of
 from bot.render import pings, single_image_content
 from bot.services import Services
@@ -34,12 +36,27 @@ def already_posted(job: Job, index: int, post: SinglePost) -> str:
     return f"Image #{index + 1} of job #{job.id} is already posted: {link}"
 
 
+async def check_poster(services: Services, user_id: int) -> None:
+    """Refuse a banned user's public post."""
+    if await services.users.is_banned(user_id):
+        raise UserFacingError("You are banned from generating images here.")
+
+
+def take_post_turn(gate: PostGate, user_id: int) -> None:
+    """Start the user's post cooldown now, or refuse a post that comes before it ends."""
+    wait = gate.take(user_id)
+    if wait > 0:
+        raise UserFacingError(
+            f"You can post one image every {gate.cooldown:g} seconds; "
+            f"try again in {math.ceil(wait)} s."
+        )
+
+
 async def post_single(
     interaction: discord.Interaction, services: Services, job: Job, index: int
 ) -> None:
     """Post image ``index`` of ``job`` alone with its buttons, or say why not (privately)."""
-    if await services.users.is_banned(interaction.user.id):
-        raise UserFacingError("You are banned from generating images here.")
+    await check_poster(services, interaction.user.id)
     if job.status is not JobStatus.SUCCEEDED:
         raise UserFacingError(f"Job #{job.id} has no images yet ({job.status}).")
     gate = services.posts_gate
@@ -53,12 +70,7 @@ async def post_single(
         if earlier is not None:
             await interaction.followup.send(already_posted(job, index, earlier), ephemeral=True)
             return
-        wait = gate.take(interaction.user.id)
-        if wait > 0:
-            raise UserFacingError(
-                f"You can post one image every {gate.cooldown:g} seconds; "
-                f"try again in {math.ceil(wait)} s."
-            )
+        take_post_turn(gate, interaction.user.id)
         await _post(interaction, services, job, index)
     finally:
         gate.end(job.id, index)

@@ -1,4 +1,8 @@
-"""``/show job:<id>`` re-posts a job's result with working buttons; ``/history`` lists yours."""
+"""``/show job:<id>`` re-posts a job's result with working buttons; ``/history`` lists yours.
+
+A re-post is a public post like a U button's: banned users may not make one, and it counts
+against the same per-user cooldown.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from bot.delivery import result_index
 from bot.errors import UserFacingError, defer_private, reply_private
 from bot.jobs import channel_of
 from bot.render import job_content, message_link
+from bot.singles import check_poster, take_post_turn
 from bot.uploads import fit_upload
 from bot.views import job_view
 from storage.contract import Job, JobStatus
@@ -54,6 +59,7 @@ class History(commands.Cog):
         """Re-post a finished job's image with the buttons it had."""
         await defer_private(interaction)
         services = self.services
+        await check_poster(services, interaction.user.id)
         found = await services.queue.get(job)
         if found.user_id != interaction.user.id and not services.settings.allow_foreign_clicks:
             raise UserFacingError(f"Job #{job} belongs to another user; you can show only yours.")
@@ -70,6 +76,7 @@ class History(commands.Cog):
         record = records.get(result_index(found)) or records.get(0)
         if record is None:
             raise UserFacingError(f"Job #{job} has no stored image to show.")
+        take_post_turn(services.posts_gate, interaction.user.id)
         data = await services.images.get(record.sha256)
         payload, name = await asyncio.to_thread(
             fit_upload, data, services.settings.upload_limit_bytes, f"imagine_{found.id}"

@@ -32,7 +32,7 @@ async def _finished_grid(
 
 
 async def test_show_reposts_the_result_with_buttons_that_work(
-    fake_discord: FakeDiscord, bot_run: BotRun, worker: ScriptedWorker, alice: User
+    fake_discord: FakeDiscord, bot_run: BotRun, worker: ScriptedWorker, alice: User, bob: User
 ) -> None:
     original = await _finished_grid(
         fake_discord, bot_run, worker, alice, "a quiet harbour --seed 4"
@@ -50,12 +50,13 @@ async def test_show_reposts_the_result_with_buttons_that_work(
     assert again.attachments[0].data == original.attachments[0].data
     assert button_rows(again) == [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4"]]
 
-    # Its buttons are the job's buttons: U3 posts image 3.
+    # Its buttons are the job's buttons: U3 posts image 3 (Bob's click: Alice's re-post started
+    # her post cooldown).
     seen = {m.id for m in fake_discord.channel_messages()}
-    click = await fake_discord.click(again, again.button("U3").custom_id or "", user=alice)
+    click = await fake_discord.click(again, again.button("U3").custom_id or "", user=bob)
     await click.wait_acked()
     single = await fake_discord.wait_for_message(lambda m: m.id not in seen and not m.ephemeral)
-    assert single.content == f"**a quiet harbour --seed 4** - Image #3 <@{alice.id}>"
+    assert single.content == f"**a quiet harbour --seed 4** - Image #3 <@{bob.id}>"
     assert single.attachments[0].data == png(worker.colors[2])
     # The job still points at its first message.
     assert bot_run.storage is not None
@@ -89,6 +90,48 @@ async def test_show_of_someone_elses_job_follows_allow_foreign_clicks(
             "Job #1 belongs to another user; you can show only yours."
         )
         assert len(fake_discord.channel_messages()) == count
+    finally:
+        await run.stop()
+
+
+async def test_a_banned_user_cannot_show_a_job(
+    fake_discord: FakeDiscord, bot_run: BotRun, worker: ScriptedWorker, alice: User
+) -> None:
+    await _finished_grid(fake_discord, bot_run, worker, alice, "a banned harbour")
+    assert bot_run.storage is not None
+    await bot_run.storage.users.ban(alice.id)
+    before = [m.id for m in fake_discord.channel_messages()]
+    show = await fake_discord.invoke_command("show", {"job": 1}, user=alice)
+    response = await show.wait_acked()
+    assert response.ephemeral
+    assert await ephemeral_reply(fake_discord, show) == (
+        "You are banned from generating images here."
+    )
+    assert [m.id for m in fake_discord.channel_messages()] == before
+
+
+async def test_show_shares_the_u_buttons_cooldown_per_user(
+    fake_discord: FakeDiscord, bot_environ: dict[str, str], alice: User, bob: User
+) -> None:
+    run = BotRun(Settings.load({**bot_environ, "IMAGINE_U_COOLDOWN_SECONDS": "3600"}))
+    await run.start(fake_discord)
+    try:
+        assert run.storage is not None
+        grid = await _finished_grid(fake_discord, run, ScriptedWorker(run.storage), alice, "calm")
+        first = await fake_discord.invoke_command("show", {"job": 1}, user=alice)
+        assert (await ephemeral_reply(fake_discord, first)).startswith("Posted job #1 again: ")
+        posted = [m.id for m in fake_discord.channel_messages()]
+        too_soon = "You can post one image every 3600 seconds; try again in 3600 s."
+        again = await fake_discord.invoke_command("show", {"job": 1}, user=alice)
+        assert await ephemeral_reply(fake_discord, again) == too_soon
+        # A U post is a post too: the same cooldown refuses it.
+        click = await fake_discord.click(grid, grid.button("U1").custom_id or "", user=alice)
+        assert await ephemeral_reply(fake_discord, click) == too_soon
+        assert [m.id for m in fake_discord.channel_messages()] == posted
+        # The cooldown is the user's own: Bob may show the job.
+        other = await fake_discord.invoke_command("show", {"job": 1}, user=bob)
+        assert (await ephemeral_reply(fake_discord, other)).startswith("Posted job #1 again: ")
+        assert len(fake_discord.channel_messages()) == len(posted) + 1
     finally:
         await run.stop()
 

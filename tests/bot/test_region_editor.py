@@ -340,7 +340,7 @@ async def test_the_link_lifetime_is_a_setting(
 
 
 async def test_show_of_an_upscale_offers_the_same_buttons_as_its_delivery(
-    fake_discord: FakeDiscord, editor_bot: BotRun, alice: User
+    fake_discord: FakeDiscord, editor_bot: BotRun, alice: User, bob: User
 ) -> None:
     single = await single_image(fake_discord, editor_bot, alice, "a windmill")
     assert editor_bot.storage is not None
@@ -361,7 +361,8 @@ async def test_show_of_an_upscale_offers_the_same_buttons_as_its_delivery(
     assert "Vary (Region)" in button_rows(delivered)[0]
 
     before = {m.id for m in fake_discord.channel_messages()}
-    show = await fake_discord.invoke_command("show", {"job": job.id}, user=alice)
+    # Bob shows it: Alice's U1 post started her post cooldown.
+    show = await fake_discord.invoke_command("show", {"job": job.id}, user=bob)
     assert (await ephemeral_reply(fake_discord, show)).startswith(f"Posted job #{job.id} again")
     again = next(
         m for m in fake_discord.channel_messages() if m.id not in before and not m.ephemeral
