@@ -1,7 +1,8 @@
 """Many hosts for real: one bot and two workers that share only PostgreSQL and the S3 server.
 
-The bot runs in-process against the fake Discord; each worker is an ``imagine worker`` process
-with a data directory of its own, on the tiny SDXL. Three users send 20 ``/imagine`` commands
+The bot is an ``imagine bot`` process connected to the fake Discord; each worker is an
+``imagine worker`` process on the tiny SDXL; every host has a data directory of its own. Three
+users send 20 ``/imagine`` commands
 (each user's all at once, one user after another, so a first-come queue would run all of
 Alice's before any of Carol's). One worker is killed with SIGKILL while it holds a job; its
 lease runs out and the other worker paints the job. Every job is delivered exactly once, each
@@ -25,8 +26,9 @@ import pytest
 from sqlalchemy import select
 
 from imagine.settings import Settings
+from storage.bundle import Storage, open_storage
 from storage.tables import jobs, ledger
-from tests.bot.harness import BotRun, ephemeral_reply, eventually
+from tests.bot.harness import ephemeral_reply, eventually
 from tests.fakediscord import FakeDiscord, User
 from tests.s3server import S3Server
 
@@ -56,31 +58,15 @@ def shared_environ(postgres_url: str, s3_environ: dict[str, str], tmp_path: Path
     }
 
 
-@pytest.fixture
-async def bot(
-    shared_environ: dict[str, str], fake_discord: FakeDiscord, tmp_path: Path
-) -> AsyncIterator[BotRun]:
-    """The bot host: its own data dir, the fake Discord."""
-    environ = {
-        **shared_environ,
-        **fake_discord.environ(),
-        "IMAGINE_DATA_DIR": str(tmp_path / "bot-host"),
-    }
-    run = BotRun(Settings.load(environ))
-    try:
-        await run.start(fake_discord)
-        yield run
-    finally:
-        await run.stop()
-
-
 @dataclass
-class WorkerHost:
-    """An ``imagine worker`` process with its own data dir; its log goes to a file."""
+class Host:
+    """An ``imagine bot`` or ``imagine worker`` process with its own data dir; its log goes to a
+    file."""
 
     name: str
     data_dir: Path
     log_path: Path
+    command: str = "worker"
     process: asyncio.subprocess.Process | None = None
 
     async def start(self, environ: dict[str, str]) -> None:
@@ -90,8 +76,8 @@ class WorkerHost:
                 sys.executable,
                 "-m",
                 "imagine",
-                "worker",
-                env=environ,
+                self.command,
+                env={**environ, "IMAGINE_DATA_DIR": str(self.data_dir)},
                 cwd=ROOT,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
@@ -109,42 +95,73 @@ class WorkerHost:
             self.process.send_signal(signal.SIGTERM)
         return await asyncio.wait_for(self.process.wait(), 60)
 
+    async def kill(self) -> None:
+        """SIGKILL whatever still runs."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
 
 @pytest.fixture
-def worker_environ(shared_environ: dict[str, str], tiny_model_dir: Path) -> dict[str, str]:
-    """The process environment of a worker host, less its own id and data dir."""
+def host_environ(shared_environ: dict[str, str]) -> dict[str, str]:
+    """The process environment every host starts from: the shared settings, no stray ones."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGINE_", "AWS_"))}
-    return {
-        **base,
-        **shared_environ,
-        "IMAGINE_MODEL": str(tiny_model_dir),
-        "IMAGINE_LOG_LEVEL": "WARNING",
-        "OMP_NUM_THREADS": "1",
-    }
+    return {**base, **shared_environ, "IMAGINE_LOG_LEVEL": "WARNING", "OMP_NUM_THREADS": "1"}
+
+
+@dataclass
+class BotHost:
+    """The bot's process, and the shared storage the test reads what happened from."""
+
+    host: Host
+    storage: Storage
 
 
 @pytest.fixture
-async def worker_hosts(tmp_path: Path) -> AsyncIterator[list[WorkerHost]]:
+async def bot(
+    host_environ: dict[str, str], fake_discord: FakeDiscord, tmp_path: Path
+) -> AsyncIterator[BotHost]:
+    """The bot host, connected to the fake Discord with its commands synced."""
+    host = Host("bot", tmp_path / "bot-host", tmp_path / "bot.log", command="bot")
+    environ = {**host_environ, **fake_discord.environ()}
+    storage = await open_storage(Settings.load(environ).storage())
+    try:
+        await host.start(environ)
+        await fake_discord.wait_for(
+            lambda: fake_discord.synced_commands(), timeout=120, what="commands synced"
+        )
+        await fake_discord.wait_until_connected(60)
+        yield BotHost(host, storage)
+        assert await host.stop() == 0, host.tail()
+    finally:
+        await host.kill()
+        await storage.close()
+
+
+@pytest.fixture
+def worker_environ(host_environ: dict[str, str], tiny_model_dir: Path) -> dict[str, str]:
+    """The process environment of a worker host, less its own id."""
+    return {**host_environ, "IMAGINE_MODEL": str(tiny_model_dir)}
+
+
+@pytest.fixture
+async def worker_hosts(tmp_path: Path) -> AsyncIterator[list[Host]]:
     """Two worker hosts (not started); whatever still runs is killed afterwards."""
     hosts = [
-        WorkerHost(name, tmp_path / f"{name}-data", tmp_path / f"{name}.log")
+        Host(name, tmp_path / f"{name}-data", tmp_path / f"{name}.log")
         for name in ("host-a", "host-b")
     ]
     yield hosts
     for host in hosts:
-        if host.process is not None and host.process.returncode is None:
-            host.process.kill()
-            await host.process.wait()
+        await host.kill()
 
 
-async def _job_rows(bot: BotRun) -> list[Any]:
-    assert bot.storage is not None
+async def _job_rows(bot: BotHost) -> list[Any]:
     async with bot.storage.db.read() as conn:
         return list((await conn.execute(select(jobs).order_by(jobs.c.id))).mappings())
 
 
-async def _ledger_rows(bot: BotRun) -> list[Any]:
-    assert bot.storage is not None
+async def _ledger_rows(bot: BotHost) -> list[Any]:
     async with bot.storage.db.read() as conn:
         return list((await conn.execute(select(ledger).order_by(ledger.c.id))).mappings())
 
@@ -164,8 +181,8 @@ def _largest_gap(order: list[int], totals: dict[int, int]) -> int:
 
 async def test_two_worker_hosts_one_killed_every_job_delivered_and_charged_once(
     fake_discord: FakeDiscord,
-    bot: BotRun,
-    worker_hosts: list[WorkerHost],
+    bot: BotHost,
+    worker_hosts: list[Host],
     worker_environ: dict[str, str],
     s3_server: S3Server,
     s3_bucket: str,
@@ -201,13 +218,7 @@ async def test_two_worker_hosts_one_killed_every_job_delivered_and_charged_once(
     assert sorted(m.content.split("**")[1] for m in job_messages) == sorted(prompts)
 
     for host in worker_hosts:
-        await host.start(
-            {
-                **worker_environ,
-                "IMAGINE_WORKER_ID": host.name,
-                "IMAGINE_DATA_DIR": str(host.data_dir),
-            }
-        )
+        await host.start({**worker_environ, "IMAGINE_WORKER_ID": host.name})
     victim, survivor = worker_hosts
 
     # Kill host A while it holds a job, once both hosts have delivered results.
@@ -274,7 +285,6 @@ async def test_two_worker_hosts_one_killed_every_job_delivered_and_charged_once(
         assert len(message.attachments) == 1
     # The grids came through the bucket: every image row names an object in it, the posted
     # grid is the grid object's bytes, and no host kept an image on its own disk.
-    assert bot.storage is not None
     keys = set(s3_server.keys(s3_bucket))
     client = s3_server.client()
     posted = {m.id: m.attachments[0].data for m in job_messages}
@@ -284,7 +294,7 @@ async def test_two_worker_hosts_one_killed_every_job_delivered_and_charged_once(
         assert all(r.path.split("/", 3)[3] in keys for r in records.values())
         grid = client.get_object(Bucket=s3_bucket, Key=records[-1].path.split("/", 3)[3])
         assert posted[row["message_id"]] == grid["Body"].read()
-    for data_dir in (bot.settings.data_dir, victim.data_dir, survivor.data_dir):
+    for data_dir in (bot.host.data_dir, victim.data_dir, survivor.data_dir):
         assert not (data_dir / "images").exists()
 
     # Charged exactly once per job: one reservation of a grid each, nothing refunded, and each
