@@ -1,4 +1,7 @@
-"""``/admin workers`` text: each worker with what it serves, its current job and last seen."""
+"""``/admin workers`` text: each worker with what it serves, its current job and last seen.
+
+``serves_text`` is also the dashboard's "serves" column.
+"""
 
 from __future__ import annotations
 
@@ -35,6 +38,12 @@ def workers_content(
         held = jobs.get(worker.id)
         doing = ", job " + ", ".join(f"#{i}" for i in held) if held else ", idle"
         lines.append(f"- {worker.id} on {worker.host} ({state}{doing}), last seen {seen}")
-        extras = [describe(token) for token in serves(worker.capabilities)]
-        lines.append(f"  serves: {worker.model}" + ("; " + ", ".join(extras) if extras else ""))
+        lines.append(f"  serves: {serves_text(worker)}")
     return clip("\n".join(lines))
+
+
+def serves_text(worker: FleetWorker) -> str:
+    """What a worker serves: its model, then the profiles, styles and ControlNets it registered
+    (``sdxl; profile turbo, style ink-wash, ControlNet canny``)."""
+    extras = [describe(token) for token in serves(worker.capabilities)]
+    return worker.model + ("; " + ", ".join(extras) if extras else "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -134,6 +135,56 @@ def painted_english(job: Job) -> str | None:
         return None
     english = translation.get("prompt")
     return english if isinstance(english, str) and english.strip() else None
+
+
+def painted_items(job: Job) -> list[tuple[str, str]]:
+    """What a worker recorded painting ``job`` with (``jobs.rendered``), as (label, text) rows:
+    profile, styles, ControlNet, reference, the English of a translated prompt, batching.
+
+    Keys this does not know are listed as stored, so the record never hides anything.
+    """
+    rendered = dict(job.rendered or {})
+    items: list[tuple[str, str]] = []
+    if "profile" in rendered:
+        items.append(("profile", str(rendered.pop("profile"))))
+    loras = rendered.pop("loras", None)
+    if loras:
+        items.append(("styles", ", ".join(f"{name} at {_number(w)}" for name, w in loras)))
+    control = rendered.pop("control", None)
+    if isinstance(control, dict):
+        kind, scale = control.get("kind"), _number(control.get("scale"))
+        items.append(("ControlNet", f"{kind} at scale {scale}"))
+    reference = rendered.pop("reference", None)
+    if isinstance(reference, dict):
+        role, scale = reference.get("role"), _number(reference.get("scale"))
+        items.append(("IP-Adapter", f"{role} reference at scale {scale}"))
+    translation = rendered.pop("translation", None)
+    english = painted_english(job)
+    if english is not None:
+        items.append(("painted in English", english))
+    if isinstance(translation, dict):
+        segments = translation.get("segments") or []
+        if len(segments) > 1:
+            text = " · ".join(f"{text} (weight {_number(w)})" for text, w in segments)
+            items.append(("English segments", text))
+        negative = translation.get("negative_prompt")
+        if negative and negative != job.request.negative_prompt:
+            items.append(("--no in English", negative))
+    batch = rendered.pop("batch", None)
+    if isinstance(batch, dict):
+        items.append(
+            ("batched", f"{batch.get('images')} images of {batch.get('jobs')} jobs in one call")
+        )
+    items += [
+        (key, value if isinstance(value, str) else json.dumps(value))
+        for key, value in sorted(rendered.items())
+    ]
+    return items
+
+
+def _number(value: object) -> str:
+    """A stored weight or scale as written: 0.8, 1, 2.4."""
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
 
 
 def single_image_content(

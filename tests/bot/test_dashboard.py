@@ -1,8 +1,10 @@
 """The admin dashboard in headless Chromium: signed login, a job with its thumbnail, a quota
-edit that reaches the database and /info; refused links and sessions change nothing."""
+edit that reaches the database and /info; a job's record with what painted it and the
+workers with what they serve; refused links and sessions change nothing."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -17,18 +19,22 @@ from imagine.settings import Settings
 from storage.audit import AuditLog
 from storage.tables import web_sessions
 from tests.bot.harness import BotRun, ScriptedWorker, ephemeral_reply
+from tests.bot.internet import SITE, Internet, picture
 from tests.fakediscord import FakeDiscord, User
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-async def web_run(fake_discord: FakeDiscord, bot_environ: dict[str, str]) -> AsyncIterator[BotRun]:
-    """The bot with its web server on a free port of 127.0.0.1."""
+async def web_run(
+    fake_discord: FakeDiscord, bot_environ: dict[str, str], internet: Internet
+) -> AsyncIterator[BotRun]:
+    """The bot with its web server on a free port of 127.0.0.1, fetching references from the
+    fake internet."""
     settings = Settings.load(
         {**bot_environ, "IMAGINE_WEB_PORT": "0", "IMAGINE_WEB_HOST": "127.0.0.1"}
     )
-    run = BotRun(settings)
+    run = BotRun(settings, fetch_session=internet.session, resolver=internet.resolve)
     try:
         await run.start(fake_discord)
         yield run
@@ -117,6 +123,86 @@ async def test_an_admin_signs_in_sees_a_job_and_changes_a_quota(
 
     info = await fake_discord.invoke_command("info", user=alice)
     assert "Quota: 4 of 7 images used per week, 3 left" in await ephemeral_reply(fake_discord, info)
+
+
+SERVED: dict[str, Any] = {
+    "models": ["default"],
+    "profiles": {"turbo": {"steps": 4, "guidance": 0.0}},
+    "loras": {"ink-wash": {"trigger": "", "weight": 1.0}},
+    "controlnets": ["canny"],
+    "ip_adapter": True,
+    "translation": True,
+}
+
+
+async def test_a_job_page_shows_what_painted_it_and_the_queue_what_workers_serve(
+    fake_discord: FakeDiscord, web_run: BotRun, browser: Any, alice: User, boss: User
+) -> None:
+    assert web_run.storage is not None
+    worker = ScriptedWorker(web_run.storage)
+    await web_run.storage.queue.register_worker(worker.worker_id, "gpu-host", "sdxl", SERVED)
+    prompt = f"一只红色的狐狸 --no 模糊 --lora ink-wash:0.8 --sref {SITE}/style.png --seed 5"
+    interaction = await fake_discord.invoke_command("imagine", {"prompt": prompt}, user=alice)
+    assert await ephemeral_reply(fake_discord, interaction) == "Queued 1 job: #1."
+    message = await fake_discord.wait_for_message(
+        lambda m: m.content.startswith("**一只红色的狐狸") and m.interaction is None
+    )
+    job = await worker.claim()
+    # What a worker stores for such a job (gpu_worker.features, tests/worker/test_loop.py).
+    rendered = {
+        "profile": "default",
+        "loras": [["ink-wash", 0.8]],
+        "reference": {"role": "style", "scale": 0.6},
+        "translation": {
+            "prompt": "a red fox",
+            "segments": [["a red fox", 1.0]],
+            "negative_prompt": "blur",
+        },
+    }
+    await worker.finish(job, rendered=rendered)
+    await fake_discord.wait_for(
+        lambda: message.content.endswith("\nPainted in English: a red fox"), what="the result"
+    )
+
+    page = await _sign_in(browser, await _dashboard_link(fake_discord, boss))
+    cells = await page.eval_on_selector_all(
+        "#workers tr", "rows => rows.map(r => Array.from(r.cells, c => c.innerText))"
+    )
+    assert cells[1][:3] == [
+        worker.worker_id,
+        "gpu-host",
+        "sdxl; ControlNet canny, an IP-Adapter, style ink-wash, model default, profile turbo",
+    ]
+
+    await page.goto(f"{_base(web_run)}/admin/jobs/{job.id}")
+    assert await page.inner_text("#typed") == prompt
+    painted = await page.eval_on_selector_all(
+        "#painted tr", "rows => rows.map(r => [r.cells[0].innerText, r.cells[1].innerText])"
+    )
+    assert painted == [
+        ["profile", "default"],
+        ["styles", "ink-wash at 0.8"],
+        ["IP-Adapter", "style reference at scale 0.6"],
+        ["painted in English", "a red fox"],
+        ["--no in English", "blur"],
+    ]
+    assert await page.inner_text("#input-images") == "—"
+    style = hashlib.sha256(picture("style.png")).hexdigest()
+    assert await page.inner_text("#style-images") == style
+    assert await page.inner_text("#character-images") == "—"
+
+    # A job still waiting: its character reference, and no record of what painted it yet.
+    waiting = f"a fox --cref {SITE}/face.png"
+    interaction = await fake_discord.invoke_command("imagine", {"prompt": waiting}, user=alice)
+    assert await ephemeral_reply(fake_discord, interaction) == "Queued 1 job: #2."
+    await page.goto(f"{_base(web_run)}/admin/jobs/2")
+    assert await page.inner_text("#character-images") == (
+        hashlib.sha256(picture("face.png")).hexdigest()
+    )
+    assert await page.inner_text("#style-images") == "—"
+    assert await page.inner_text("#painted") == (
+        "Not recorded: the worker records what painted a job when it finishes it."
+    )
 
 
 async def test_expired_or_used_links_and_missing_sessions_are_refused(

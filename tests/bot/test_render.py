@@ -12,6 +12,7 @@ from bot.render import (
     failure_summary,
     info_content,
     job_content,
+    painted_items,
     quota_lines,
     single_image_content,
 )
@@ -74,6 +75,36 @@ def test_a_translated_prompt_shows_the_original_and_the_english_painted() -> Non
     content = job_content(huge)
     assert len(content) <= 2000 and content.endswith("…")
     assert content.startswith("**一只红色的狐狸 --seed 3** - <@42> (fast)\nPainted in English: fox")
+
+
+def test_what_painted_a_job_reads_as_rows_and_hides_nothing() -> None:
+    weighted = GenerationRequest(
+        prompt="狐狸 月亮", segments=(("狐狸", 2.0), ("月亮", 1.0)), negative_prompt="blur", seed=3
+    )
+    rendered = {
+        "profile": "draft",
+        "reference": {"role": "image", "scale": 0.5},
+        "translation": {
+            "prompt": "fox moon",
+            "segments": [["fox", 2.0], ["moon", 1.0]],
+            "negative_prompt": "blur",
+        },
+    }
+    done = _job(status=JobStatus.SUCCEEDED, request=weighted, rendered=rendered)
+    assert painted_items(done) == [
+        ("profile", "draft"),
+        ("IP-Adapter", "image reference at scale 0.5"),
+        ("painted in English", "fox moon"),
+        ("English segments", "fox (weight 2) · moon (weight 1)"),
+    ]
+    # A family's own keys (the Stable Cascade worker's) are shown as stored.
+    cascade = {"family": "cascade", "prior_guidance": 4.0, "decoder_steps": 10}
+    assert painted_items(_job(status=JobStatus.SUCCEEDED, rendered=cascade)) == [
+        ("decoder_steps", "10"),
+        ("family", "cascade"),
+        ("prior_guidance", "4.0"),
+    ]
+    assert painted_items(_job()) == []
 
 
 def test_failed_job_says_why_and_that_it_was_refunded() -> None:

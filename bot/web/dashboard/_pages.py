@@ -12,8 +12,9 @@ import jinja2
 from aiohttp import web
 from PIL import Image
 
+from bot.fleet import serves_text
 from bot.prompt import render as render_prompt
-from bot.render import message_link
+from bot.render import message_link, painted_items
 from bot.services import Services
 from bot.web.dashboard._auth import session_of
 from bot.web.dashboard._charts import bar_chart
@@ -117,6 +118,7 @@ class Pages:
             stats=stats,
             running=running,
             current=current,
+            serves=serves_text,
             now=datetime.now(UTC),
             jobs_chart=bar_chart("Jobs per hour, last 7 days", hourly, label_every=24),
             gpu_chart=bar_chart("GPU seconds per day, last 7 days", daily, unit=" s"),
@@ -182,6 +184,7 @@ class Pages:
             record=record,
             job=job,
             rendered=self._render(job),
+            painted=painted_items(job),
             parameters=sorted(job.request.to_dict().items()),
             link=message_link(job),
             wait=_seconds(job.created_at, job.started_at),
