@@ -2,7 +2,8 @@
 
 ``list`` prints the newest jobs first (``--user``, ``--status``, ``--kind``, ``--limit``);
 ``show ID`` prints one job's whole record: prompt as typed and as rendered, parameters, seeds,
-timings, worker, attempts, error, images, ledger rows, parent and children.
+timings, worker, attempts, error, what painted it (``rendered``: profile, styles, ControlNet,
+the English of a translated prompt), images, ledger rows, parent and children.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.prompt import ParserOptions
 from bot.prompt import render as render_prompt
-from bot.render import message_link
+from bot.render import message_link, painted_items
 from imagine.commands._schema import schema_is_current
 from imagine.settings import Settings
 from storage.contract import Job
@@ -76,6 +77,7 @@ def job_detail(record: JobRecord, options: ParserOptions) -> dict[str, Any]:
         "message_id": job.message_id,
         "worker_host": record.worker.host if record.worker else None,
         "worker_model": record.worker.model if record.worker else None,
+        "rendered": job.rendered,
         "images": [
             {
                 "index": image.index,
@@ -115,10 +117,12 @@ def _list_line(summary: dict[str, Any]) -> str:
     )
 
 
-def _show_lines(detail: dict[str, Any]) -> list[str]:
-    skip = {"request", "images", "ledger"}
+def _show_lines(detail: dict[str, Any], painted: list[tuple[str, str]]) -> list[str]:
+    skip = {"request", "rendered", "images", "ledger"}
     lines = [f"{key}: {value}" for key, value in detail.items() if key not in skip]
     lines.append("parameters: " + json.dumps(detail["request"], sort_keys=True))
+    lines.append("painted with:")
+    lines += [f"  {label}: {text}" for label, text in painted] or ["  (not recorded)"]
     lines.append("images:")
     lines += [
         f"  {i['index']:>2} {i['width']}x{i['height']} seed {i['seed']} {i['sha256']}"
@@ -155,8 +159,11 @@ async def _read(args: argparse.Namespace, settings: Settings) -> str:
     try:
         history = JobHistory(db)
         if args.jobs_command == "show":
-            detail = job_detail(await history.record(args.job_id), options)
-            return json.dumps(detail, indent=2) if args.json else "\n".join(_show_lines(detail))
+            record = await history.record(args.job_id)
+            detail = job_detail(record, options)
+            if args.json:
+                return json.dumps(detail, indent=2)
+            return "\n".join(_show_lines(detail, painted_items(record.job)))
         found = await history.find(
             user_id=args.user, status=args.status, kind=args.kind, limit=args.limit
         )

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from storage.contract import GenerationRequest, JobKind, JobSpec, StoredImage
+from storage.contract import (
+    Control,
+    ControlKind,
+    GenerationRequest,
+    JobKind,
+    JobSpec,
+    StoredImage,
+)
 from storage.images import FileImageStore
 from storage.queue import JobQueue
 from tests.storage.test_cli import _imagine
@@ -78,10 +85,59 @@ async def test_jobs_list_and_show(
     assert detail["children"] == [2]
     child = json.loads(_imagine("jobs", "show", "2", "--json", environ=env).stdout)
     assert (child["parent_job_id"], child["parent_index"], child["strength"]) == (1, 2, 0.85)
+    assert detail["rendered"] is None and child["rendered"] is None
 
     lines = _imagine("jobs", "show", "1", environ=env).stdout.splitlines()
     assert "status: succeeded" in lines and "prompt_text: a red fox --ar 3:2 --seed 7" in lines
     assert "ledger:" in lines and any(line.strip().startswith("1 reserve +4") for line in lines)
+    assert lines[lines.index("painted with:") + 1] == "  (not recorded)"
+
+
+async def test_jobs_show_says_what_painted_the_job(
+    queue: JobQueue, database_environ: dict[str, str]
+) -> None:
+    fox = GenerationRequest(
+        prompt="一只红色的狐狸",
+        segments=(("一只红色的狐狸", 1.0),),
+        negative_prompt="模糊",
+        loras=(("ink-wash", 0.8),),
+        control=Control(ControlKind.CANNY, 0.5),
+        seed=5,
+    )
+    await queue.enqueue(42, [JobSpec(JobKind.IMAGINE, fox, cost=4)], interaction_id=1)
+    (job,) = await queue.claim("w1")
+    # What a worker stores for such a job (gpu_worker.features, gpu_worker.batching).
+    rendered = {
+        "profile": "turbo",
+        "loras": [["ink-wash", 0.8]],
+        "control": {"kind": "canny", "scale": 0.5},
+        "translation": {
+            "prompt": "a red fox",
+            "segments": [["a red fox", 1.0]],
+            "negative_prompt": "blur",
+        },
+        "batch": {"jobs": 2, "images": 8},
+    }
+    images = [StoredImage(i, SHA, 64, 64, 5 + i, 100, f"/x/{i}.png") for i in range(-1, 4)]
+    await queue.finish(job.id, "w1", images, gpu_seconds=0.5, rendered=rendered)
+
+    shown = _imagine("jobs", "show", str(job.id), "--json", environ=database_environ)
+    assert shown.returncode == 0, shown.stderr
+    detail = json.loads(shown.stdout)
+    assert detail["rendered"] == rendered
+    as_rendered = "一只红色的狐狸 --seed 5 --lora ink-wash:0.8 --control canny:0.5 --no 模糊"
+    assert detail["prompt"] == as_rendered
+
+    text = _imagine("jobs", "show", str(job.id), environ=database_environ).stdout.splitlines()
+    start = text.index("painted with:")
+    assert text[start + 1 : text.index("images:")] == [
+        "  profile: turbo",
+        "  styles: ink-wash at 0.8",
+        "  ControlNet: canny at scale 0.5",
+        "  painted in English: a red fox",
+        "  --no in English: blur",
+        "  batched: 8 images of 2 jobs in one call",
+    ]
 
 
 def test_jobs_bad_input_is_one_clear_line(database_environ: dict[str, str]) -> None:
