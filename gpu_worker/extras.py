@@ -17,6 +17,15 @@ Profiles (setting ``profiles``, a table per profile, named after the speed mode 
 LoRA styles (setting ``loras``: name -> ``{path, trigger, weight}``; setting ``lora_dir``: every
 ``*.safetensors`` in it is a style named after the file, trigger empty, weight 1). A named entry
 wins over a file of the same name. Names are lower case ``a-z 0-9 _ -``, at most 32 characters.
+
+Every weights location takes the three forms of ``gpu_worker.sources`` (local path, hub id,
+``modelscope:``). A hub or ModelScope repository given whole is, for a UNet, a repository whose
+top holds the UNet's ``config.json``; for a LoRA, the repository's LoRA file as diffusers picks
+it (``pytorch_lora_weights.safetensors``, else its one top-level ``.safetensors``); the
+IP-Adapter's weights must be named as a file inside the repository
+(``h94/IP-Adapter/sdxl_models/ip-adapter_sdxl.safetensors``). Only local paths are checked here:
+a remote one is fetched when a job first needs it, and one that cannot be fetched fails that
+attempt as a load error naming the id and the reason.
 """
 
 from __future__ import annotations
@@ -27,7 +36,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from gpu_worker.sources import is_modelscope
+from gpu_worker.errors import ModelLoadError
+from gpu_worker.sources import is_modelscope, names_no_file, parse
 
 PROFILE_NAMES = ("turbo", "draft")
 PROFILE_SCHEDULERS = ("euler_trailing", "lcm", "dpmpp_2m_karras", "euler_a")
@@ -74,9 +84,9 @@ class Profile:
 
     def missing(self) -> str | None:
         """Why this worker cannot paint with the profile (missing weights), or None."""
-        if self.unet is not None and _file_missing(self.unet / "config.json"):
+        if self.unet is not None and _local_missing(str(self.unet), "config.json"):
             return f"profile {self.name}: no UNet at {self.unet} (expected a config.json there)"
-        if self.lora is not None and _file_missing(self.lora):
+        if self.lora is not None and _local_missing(str(self.lora), None):
             return f"profile {self.name}: no LoRA file at {self.lora}"
         return None
 
@@ -128,6 +138,8 @@ class Extras:
                 "ip_adapter and ip_adapter_image_encoder go together: set both (weights file "
                 "and image encoder directory) or neither"
             )
+        if settings.ip_adapter:
+            _check_weights_file(settings.ip_adapter)
         return cls(
             profiles=profiles,
             loras=loras,
@@ -144,7 +156,7 @@ class Extras:
         lines += [
             f"LoRA style {style.name}: no file at {style.path}"
             for style in self.loras.values()
-            if _file_missing(style.path)
+            if _local_missing(str(style.path), None)
         ]
         for kind, source in self.controlnets.items():
             if _local_missing(source, "config.json"):
@@ -175,7 +187,7 @@ class Extras:
         return replace(
             self,
             profiles={n: p for n, p in self.profiles.items() if p.missing() is None},
-            loras={n: s for n, s in self.loras.items() if not _file_missing(s.path)},
+            loras={n: s for n, s in self.loras.items() if not _local_missing(str(s.path), None)},
             controlnets={
                 kind: source
                 for kind, source in self.controlnets.items()
@@ -200,11 +212,6 @@ class Extras:
         }
 
 
-def _file_missing(path: Path) -> bool:
-    """True when a local file is not there (ModelScope sources are fetched when loaded)."""
-    return not is_modelscope(path) and not path.is_file()
-
-
 def _local_missing(source: str, marker: str | None) -> bool:
     """True when ``source`` names a local path (not a hub id or ModelScope) that is not there."""
     if is_modelscope(source):
@@ -215,6 +222,29 @@ def _local_missing(source: str, marker: str | None) -> bool:
     if marker is None:
         return not path.is_file()
     return not (path / marker).is_file()
+
+
+def _location(raw: Any) -> Path:
+    """A configured weights location; a local one is made absolute, so that ``./x`` stays a
+    local path when held as a ``Path`` (which drops the ``./``) even where nothing is there."""
+    text = str(raw)
+    if is_modelscope(text) or parse(text).kind != "local":
+        return Path(text)
+    return Path(text).expanduser().absolute()
+
+
+def _check_weights_file(source: str) -> None:
+    try:
+        whole_repository = names_no_file(source)
+    except ModelLoadError as exc:
+        raise ValueError(f"ip_adapter: {exc}") from None
+    if whole_repository:
+        raise ValueError(
+            f"ip_adapter {source!r} names a whole repository; name the weights file in it: "
+            "ORG/NAME/PATH/FILE.safetensors for the Hugging Face hub "
+            "(h94/IP-Adapter/sdxl_models/ip-adapter_sdxl.safetensors) or "
+            "modelscope:ORG/NAME[@REVISION]/PATH/FILE.safetensors"
+        )
 
 
 def _check_keys(what: str, raw: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
@@ -257,8 +287,8 @@ def _profile(name: str, raw: Mapping[str, Any]) -> Profile:
     return Profile(
         name=name,
         model=str(raw["model"]) if raw.get("model") else None,
-        unet=Path(raw["unet"]).expanduser() if raw.get("unet") else None,
-        lora=Path(raw["lora"]).expanduser() if raw.get("lora") else None,
+        unet=_location(raw["unet"]) if raw.get("unet") else None,
+        lora=_location(raw["lora"]) if raw.get("lora") else None,
         scheduler=scheduler,
         steps=steps,
         guidance=float(guidance),
@@ -282,7 +312,7 @@ def _lora(name: str, raw: Mapping[str, Any]) -> LoraStyle:
         raise ValueError(f"{what}.weight must be a number 0..2, got {weight!r}")
     return LoraStyle(
         name=name,
-        path=Path(raw["path"]).expanduser(),
+        path=_location(raw["path"]),
         trigger=str(raw.get("trigger", "")).strip(),
         weight=float(weight),
     )

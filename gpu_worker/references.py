@@ -1,8 +1,10 @@
 """Image references through an IP-Adapter: image prompts as content and style, not as a canvas.
 
-With ``ip_adapter`` (an SDXL IP-Adapter weights file, ``.safetensors`` or ``.bin``) and
-``ip_adapter_image_encoder`` (its CLIP vision encoder directory) configured, a job's image
-prompts condition the UNet through the adapter instead of starting img2img from them:
+With ``ip_adapter`` (an SDXL IP-Adapter weights file, ``.safetensors`` or ``.bin``: a local one
+or one inside a hub or ModelScope repository, ``h94/IP-Adapter/sdxl_models/FILE``, fetched into
+its cache) and ``ip_adapter_image_encoder`` (its CLIP vision encoder directory, likewise
+``h94/IP-Adapter/sdxl_models/image_encoder``) configured, a job's image prompts condition the
+UNet through the adapter instead of starting img2img from them:
 - image prompts: adapter scale ``0.5 x --iw`` (0..1.5; the default ``--iw 1`` gives 0.5, even
   with the text);
 - a style reference: the same embedding, but only in the layers that carry style
@@ -126,8 +128,12 @@ class IpAdapter:
                 self._load_encoder(model)
             if id(unet) not in self._states:
                 original = dict(unet.attn_processors)
+                weights = resolve_path(self.weights)
+                if not weights.is_file():
+                    raise ModelLoadError(
+                        f"cannot load IP-Adapter {self.weights}: {weights} is not a weights file"
+                    )
                 try:
-                    weights = resolve_path(self.weights)
                     with _quiet():
                         pipe.load_ip_adapter(
                             str(weights.parent),

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpu_worker.errors import ModelLoadError
+from gpu_worker.extras import Extras
 from gpu_worker.families.detect import detect
-from gpu_worker.sources import cached, is_modelscope, parse
+from gpu_worker.sources import cached, hub_cache, is_modelscope, offline, parse
 from imagine.settings import DISCORD_API_BASE, Settings
 from storage.families import LABELS
 
@@ -145,6 +146,13 @@ def check_image_store(settings: Settings) -> Check:
     return Check(OK, "image store", f"{where}: bucket found, credentials accepted")
 
 
+def _not_cached_offline() -> str:
+    return (
+        f"is not in the Hugging Face cache ({hub_cache()}) and downloads are off "
+        "(HF_HUB_OFFLINE); download it there first or unset HF_HUB_OFFLINE"
+    )
+
+
 def _model_source(name: str, source: str) -> Check:
     label = f"model {name}" if name != "default" else "model"
     if is_modelscope(source):
@@ -160,14 +168,12 @@ def _model_source(name: str, source: str) -> Check:
         )
     if source.startswith((".", "/", "~")):
         return Check(FAIL, label, f"{path} does not exist")
-    if importlib.util.find_spec("huggingface_hub") is None:
-        return Check(WARN, label, f"{source} (hub id; install the worker extra to check the cache)")
-    from huggingface_hub import try_to_load_from_cache
-
     via = f" via {os.environ['HF_ENDPOINT']}" if os.environ.get("HF_ENDPOINT") else ""
-    cached = try_to_load_from_cache(source, "model_index.json")
-    if isinstance(cached, str):
+    local = cached(source)
+    if local is not None and (Path(local) / "model_index.json").is_file():
         return Check(OK, label, f"{source} (Hugging Face hub{via}, in the local hub cache)")
+    if offline():
+        return Check(FAIL, label, f"{source} (Hugging Face hub) {_not_cached_offline()}")
     return Check(
         WARN,
         label,
@@ -221,9 +227,26 @@ def _extra_source(label: str, source: str) -> Check:
         return Check(OK, label, f"{path} (a local path)")
     if source.startswith((".", "/", "~")):
         return Check(FAIL, label, f"{path} does not exist")
-    if cached(source) is not None:
-        return Check(OK, label, f"{source} (Hugging Face hub, in the local hub cache)")
-    return Check(WARN, label, f"{source} (Hugging Face hub) is not cached yet")
+    local = cached(source)
+    if local is not None:
+        return Check(OK, label, f"{source} (Hugging Face hub, in the local hub cache: {local})")
+    if offline():
+        return Check(WARN, label, f"{source} (Hugging Face hub) {_not_cached_offline()}")
+    return Check(
+        WARN,
+        label,
+        f"{source} (Hugging Face hub) is not cached yet; the worker downloads it when a job "
+        "first needs it",
+    )
+
+
+def check_extras(settings: Settings) -> Check:
+    """The optional features' settings parse as the worker parses them at start."""
+    try:
+        Extras.from_settings(settings)
+    except ValueError as exc:
+        return Check(FAIL, "optional features", f"{exc}; the worker refuses to start")
+    return Check(OK, "optional features", "settings are valid")
 
 
 def _with_family(check: Check, settings: Settings, name: str, source: str) -> Check:
@@ -267,6 +290,7 @@ def checklist(settings: Settings) -> list[Check]:
         check_image_store(settings),
         *check_database(settings),
         *check_models(settings),
+        check_extras(settings),
         check_worker_extra(),
     ]
 
