@@ -154,10 +154,14 @@ def painted_items(job: Job) -> list[tuple[str, str]]:
     if isinstance(control, dict):
         kind, scale = control.get("kind"), _number(control.get("scale"))
         items.append(("ControlNet", f"{kind} at scale {scale}"))
-    reference = rendered.pop("reference", None)
-    if isinstance(reference, dict):
-        role, scale = reference.get("role"), _number(reference.get("scale"))
-        items.append(("IP-Adapter", f"{role} reference at scale {scale}"))
+    references = [rendered.pop("reference", None), *(rendered.pop("references", None) or ())]
+    shown = [
+        f"{reference.get('role')} reference at scale {_number(reference.get('scale'))}"
+        for reference in references
+        if isinstance(reference, dict)
+    ]
+    if shown:
+        items.append(("IP-Adapter", ", ".join(shown)))
     translation = rendered.pop("translation", None)
     english = painted_english(job)
     if english is not None:

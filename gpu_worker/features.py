@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -132,7 +132,7 @@ class Features:
         self.adapters(base).use(model.txt2img, adapters)
         if self.ip_adapter is not None:
             # Off unless this job's references switch it on (see ``guide``).
-            self.ip_adapter.use(model, None)
+            self.ip_adapter.use(model, ())
         triggers = [self.extras.loras[name].trigger for name, _ in request.loras]
         plan = profile_plan(plan, profile, request.stop)
         plan = dataclasses.replace(plan, segments=with_triggers(plan.segments, triggers))
@@ -180,26 +180,31 @@ class Features:
         variation still starts from its source image.
         """
         control = self._control(model, task, size) if task.request.control else None
-        reference = self._reference(task, prompts_taken=control is not None)
-        if reference is None:
+        references = self._references(task, prompts_taken=control is not None)
+        if not references:
             return control or Guide()
-        steer = self.reference_guide(model, reference, plan)
+        steer = self.reference_guide(model, references, plan)
         if control is None:
             return steer
         return dataclasses.replace(
             control, per_batch=steer.per_batch, info={**control.info, **steer.info}
         )
 
-    def _reference(self, task: RenderTask, *, prompts_taken: bool) -> Reference | None:
+    def _references(self, task: RenderTask, *, prompts_taken: bool) -> tuple[Reference, ...]:
+        """The IP-Adapter references of ``task``: its style and character references (both
+        together, each in its own slot), else its image prompts, else none."""
         if self.ip_adapter is None:
-            return None
-        if task.character_images:
-            return character_reference(task.character_images, task.character_weight)
+            return ()
+        given = []
         if task.style_images:
-            return style_reference(task.style_images, task.style_weight)
+            given.append(style_reference(task.style_images, task.style_weight))
+        if task.character_images:
+            given.append(character_reference(task.character_images, task.character_weight))
+        if given:
+            return tuple(given)
         if prompts_taken or task.kind is JobKind.VARIATION or not task.init_images:
-            return None
-        return image_prompt_reference(task.init_images, task.request.image_weight)
+            return ()
+        return (image_prompt_reference(task.init_images, task.request.image_weight),)
 
     def _control(self, model: LoadedModel, task: RenderTask, size: tuple[int, int]) -> Guide:
         control = task.request.control
@@ -231,22 +236,23 @@ class Features:
         )
 
     def reference_guide(
-        self, model: LoadedModel, reference: Reference, plan: SamplingPlan
+        self, model: LoadedModel, references: Sequence[Reference], plan: SamplingPlan
     ) -> Guide:
-        """Condition through the IP-Adapter on ``reference``: an image prompt instead of an
-        img2img canvas, a style or character reference beside it."""
+        """Condition through the IP-Adapter on ``references``: image prompts instead of an
+        img2img canvas, or style and character references beside it."""
         adapter = self.ip_adapter
         if adapter is None:
             raise ModelLoadError("image references need an IP-Adapter, which is not configured")
-        adapter.use(model, reference)
+        adapter.use(model, references)
         unet_config = model.txt2img.unet.config
         guided = plan.guidance_scale > 1 and unet_config.get("time_cond_proj_dim") is None
 
         def per_batch(batch: int) -> dict[str, Any]:
-            return {"ip_adapter_image_embeds": adapter.embeds(model, reference, batch, guided)}
+            return {"ip_adapter_image_embeds": adapter.embeds(model, references, batch, guided)}
 
+        shown = [{"role": r.role, "scale": round(r.scale, 4)} for r in references]
         return Guide(
-            init_allowed=reference.role != "image",
+            init_allowed=all(reference.role != "image" for reference in references),
             per_batch=per_batch,
-            info={"reference": {"role": reference.role, "scale": round(reference.scale, 4)}},
+            info={"reference": shown[0]} if len(shown) == 1 else {"references": shown},
         )

@@ -39,6 +39,8 @@ STYLE_LAYERS = ("up_blocks.0.attentions.1",)
 IMAGE_PROMPT_SCALE = 0.5
 STYLE_SCALE = 0.6
 CHARACTER_SCALE = 0.8
+# A style and a character reference paint together, each in its own adapter slot.
+MAX_REFERENCES = 2
 
 
 @dataclass(frozen=True)
@@ -86,39 +88,60 @@ class IpAdapter:
         self._processor: Any = None
         # Per UNet (by id): (its original processors, the adapter's processors, projection).
         self._states: dict[int, tuple[dict[str, Any], dict[str, Any], Any]] = {}
+        # Per UNet: the two-slot processors and projection built from its state (``_pair``).
+        self._pairs: dict[int, tuple[dict[str, Any], Any]] = {}
         self._lock = threading.Lock()
 
-    def use(self, model: LoadedModel, reference: Reference | None) -> None:
-        """Put the adapter in (at the reference's scale) or take it out of ``model``'s UNet."""
+    def use(self, model: LoadedModel, references: Sequence[Reference]) -> None:
+        """Put the adapter in (at the references' scales) or, with none, take it out of
+        ``model``'s UNet. Two references (a style and a character one) take one slot each."""
         unet = model.txt2img.unet
-        if reference is None:
+        if not references:
             state = self._states.get(id(unet))
             if state is not None:
                 unet.set_attn_processor(dict(state[0]))
                 unet.encoder_hid_proj = None
                 unet.config.encoder_hid_dim_type = None
             return
-        _, adapter, projection = self._attach(model)
+        if len(references) > MAX_REFERENCES:
+            raise InvalidTask(f"at most {MAX_REFERENCES} image references paint together")
+        adapter, projection = self._attach(model)[1:] if len(references) == 1 else self._pair(model)
         unet.set_attn_processor(dict(adapter))
         unet.encoder_hid_proj = projection
         unet.config.encoder_hid_dim_type = "ip_image_proj"
         for name, processor in unet.attn_processors.items():
             if hasattr(processor, "to_k_ip"):
-                keep = not reference.style_only or any(layer in name for layer in STYLE_LAYERS)
-                processor.scale = [reference.scale if keep else 0.0]
+                in_style = any(layer in name for layer in STYLE_LAYERS)
+                processor.scale = [
+                    ref.scale if in_style or not ref.style_only else 0.0 for ref in references
+                ]
 
     def embeds(
-        self, model: LoadedModel, reference: Reference, batch: int, guided: bool
+        self, model: LoadedModel, references: Sequence[Reference], batch: int, guided: bool
     ) -> list[torch.Tensor]:
-        """``ip_adapter_image_embeds`` for ``batch`` images (unconditional rows when ``guided``)."""
+        """``ip_adapter_image_embeds`` for ``batch`` images, one tensor per reference
+        (unconditional rows first when ``guided``)."""
         self._attach(model)
-        pixels = self._processor(images=list(reference.images), return_tensors="pt").pixel_values
-        with torch.no_grad():
-            encoded = self._encoder(pixels.to(model.device, self._encoder.dtype)).image_embeds
-        rows = encoded[None].repeat(batch, 1, 1).to(model.dtype)
-        if guided:
-            rows = torch.cat([torch.zeros_like(rows), rows])
-        return [rows]
+        embeds = []
+        for reference in references:
+            pixels = self._processor(images=list(reference.images), return_tensors="pt")
+            with torch.no_grad():
+                encoded = self._encoder(
+                    pixels.pixel_values.to(model.device, self._encoder.dtype)
+                ).image_embeds
+            rows = encoded[None].repeat(batch, 1, 1).to(model.dtype)
+            embeds.append(torch.cat([torch.zeros_like(rows), rows]) if guided else rows)
+        return embeds
+
+    def _pair(self, model: LoadedModel) -> tuple[dict[str, Any], Any]:
+        """Two-slot processors and projection for ``model``'s UNet, sharing the one-slot
+        state's weights (the same adapter twice, so no second copy in memory)."""
+        _, single, projection = self._attach(model)
+        unet = model.txt2img.unet
+        with self._lock:
+            if id(unet) not in self._pairs:
+                self._pairs[id(unet)] = _two_slots(single, projection)
+            return self._pairs[id(unet)]
 
     def _attach(self, model: LoadedModel) -> tuple[dict[str, Any], dict[str, Any], Any]:
         pipe = model.txt2img
@@ -169,3 +192,28 @@ class IpAdapter:
         # The published encoders ship without a preprocessor file: CLIP's defaults at its size.
         self._processor = CLIPImageProcessor(size=size, crop_size=size)
         self._encoder = encoder.to(model.device).eval()
+
+
+def _two_slots(processors: dict[str, Any], projection: Any) -> tuple[dict[str, Any], Any]:
+    """The adapter's processors and projection with a second slot that shares the first's
+    weights: each slot takes its own images and scale."""
+    from diffusers.models.embeddings import MultiIPAdapterImageProjection
+
+    paired: dict[str, Any] = {}
+    for name, processor in processors.items():
+        if not hasattr(processor, "to_k_ip"):
+            paired[name] = processor
+            continue
+        # Built on the meta device: its own projections are replaced by the shared ones.
+        with torch.device("meta"):
+            twin = type(processor)(
+                hidden_size=processor.hidden_size,
+                cross_attention_dim=processor.cross_attention_dim,
+                num_tokens=[*processor.num_tokens] * 2,
+                scale=[0.0, 0.0],
+            )
+        twin.to_k_ip = torch.nn.ModuleList([processor.to_k_ip[0]] * 2)
+        twin.to_v_ip = torch.nn.ModuleList([processor.to_v_ip[0]] * 2)
+        paired[name] = twin
+    layer = projection.image_projection_layers[0]
+    return paired, MultiIPAdapterImageProjection([layer, layer])

@@ -222,16 +222,6 @@ def _apply_references(found: _Found) -> None:
     """``--sref``/``--cref`` URLs with their weights; a weight with nothing to weigh is noted."""
     style = tuple(dict.fromkeys(found.references["sref"]))
     character = tuple(dict.fromkeys(found.references["cref"]))
-    if style and character:
-        # One IP-Adapter reference per render: the character's, in every layer.
-        shown = " ".join(style)
-        found.notes.append(
-            f"--sref {shown}: not painted together with --cref here; the character reference "
-            "is used"
-        )
-        style = ()
-        found.values.pop("style_weight", None)
-        found.winners.pop("sw", None)
     for slot, field_name, urls, role in (
         ("sw", "style_weight", style, "style"),
         ("cw", "character_weight", character, "character"),

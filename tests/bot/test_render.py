@@ -105,6 +105,10 @@ def test_what_painted_a_job_reads_as_rows_and_hides_nothing() -> None:
         ("prior_guidance", "4.0"),
     ]
     assert painted_items(_job()) == []
+    both = {"references": [{"role": "style", "scale": 1.5}, {"role": "character", "scale": 0.4}]}
+    assert painted_items(_job(status=JobStatus.SUCCEEDED, rendered=both)) == [
+        ("IP-Adapter", "style reference at scale 1.5, character reference at scale 0.4")
+    ]
 
 
 def test_failed_job_says_why_and_that_it_was_refunded() -> None:

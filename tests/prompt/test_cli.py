@@ -125,16 +125,12 @@ def test_style_and_character_references_are_printed() -> None:
     assert (result.returncode, result.stderr) == (0, "")
     [data] = json.loads(result.stdout)
     assert {key: data[key] for key in STYLE_KEYS} == {
-        "style_refs": [],
-        "style_weight": 100,
+        "style_refs": ["https://example.com/s.png"],
+        "style_weight": 300,
         "character_refs": ["https://example.com/c.png"],
         "character_weight": 40,
     }
-    assert data["notes"] == [
-        "--sref 277118899: Midjourney style codes are not available here",
-        "--sref https://example.com/s.png: not painted together with --cref here; the "
-        "character reference is used",
-    ]
+    assert data["notes"] == ["--sref 277118899: Midjourney style codes are not available here"]
     styled = imagine_parse("a fox --sref https://example.com/s.png --sw 300")
     [data] = json.loads(styled.stdout)
     assert {key: data[key] for key in STYLE_KEYS} == {

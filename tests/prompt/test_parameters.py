@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -444,17 +443,16 @@ def test_control_with_an_attached_image() -> None:
                 "references are ignored here; each counts equally"
             ],
         ),
+        # Both paint together, each with its own weight.
         (
             "a fox --sref https://x.example/s.png --sw 500 --cref https://x.example/c.png",
             {
-                "style_refs": [],
-                "style_weight": 100,
+                "style_refs": ["https://x.example/s.png"],
+                "style_weight": 500,
                 "character_refs": ["https://x.example/c.png"],
+                "character_weight": 100,
             },
-            [
-                "--sref https://x.example/s.png: not painted together with --cref here; the "
-                "character reference is used"
-            ],
+            [],
         ),
     ],
 )
@@ -470,8 +468,10 @@ def test_references_render_back_to_the_same_request() -> None:
     request = one(
         "a fox --cref https://x.example/c.png --cw 40 --sref https://x.example/s.png --seed 3"
     )
-    assert render(request) == "a fox --seed 3 --cref https://x.example/c.png --cw 40"
-    assert parse(render(request)) == [dataclasses.replace(request, notes=())]
+    assert render(request) == (
+        "a fox --seed 3 --sref https://x.example/s.png --cref https://x.example/c.png --cw 40"
+    )
+    assert parse(render(request)) == [request]
     styled = one("a fox --sref <https://x.example/s.png> --sw 250")
     assert render(styled) == "a fox --sref https://x.example/s.png --sw 250"
     assert parse(render(styled)) == [styled]

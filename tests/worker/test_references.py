@@ -116,6 +116,55 @@ def test_style_reference_reaches_only_the_style_layers(extras_engine: Engine) ->
     )
 
 
+def test_style_and_character_references_paint_together_in_their_own_slots(
+    extras_engine: Engine,
+) -> None:
+    style, character = picture((240, 200, 30)), picture((40, 220, 60))
+    both = extras_engine.render(
+        RenderTask(
+            request(),
+            seed=6,
+            style_images=(style,),
+            style_weight=250,
+            character_images=(character,),
+            character_weight=50,
+        )
+    )
+    assert both.info["references"] == [
+        {"role": "style", "scale": 1.5},
+        {"role": "character", "scale": 0.4},
+    ]
+    # Each slot at its scale: the style one only in the style layers, the character one in all.
+    unet = extras_engine.registry.get(None).txt2img.unet
+    adapters = {
+        name: processor
+        for name, processor in unet.attn_processors.items()
+        if hasattr(processor, "to_k_ip")
+    }
+    assert adapters and all(
+        processor.scale == [1.5 if any(layer in n for layer in STYLE_LAYERS) else 0.0, 0.4]
+        for n, processor in adapters.items()
+    )
+    # The second slot shares the adapter's weights instead of holding a copy.
+    assert all(p.to_k_ip[0] is p.to_k_ip[1] for p in adapters.values())
+    painted = [pixels(i) for i in both.images]
+    alone = grid(extras_engine, character_images=(character,), character_weight=50)
+    styled = grid(extras_engine, style_images=(style,), style_weight=250)
+    assert apart(painted, alone) > 0 and apart(painted, styled) > 0
+    # Deterministic, and a later job with one reference is painted as before the pair.
+    again = grid(
+        extras_engine,
+        style_images=(style,),
+        style_weight=250,
+        character_images=(character,),
+        character_weight=50,
+    )
+    assert apart(again, painted) == 0
+    assert (
+        apart(grid(extras_engine, character_images=(character,), character_weight=50), alone) == 0
+    )
+
+
 def test_character_reference_and_control_together(extras_engine: Engine) -> None:
     canny = Control(ControlKind.CANNY, 0.5)
     both = extras_engine.render(
