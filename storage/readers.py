@@ -10,7 +10,7 @@ job keeps its outcome in ``delivery_error``; a succeeded one stays charged, as i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -189,19 +189,20 @@ class Readers(QueueBase):
                 return None
         return int(position)
 
-    async def waiting(self, limit: int = 500) -> dict[int, str]:
-        """Why queued jobs wait, by job id: those that no worker seen within one lease serves
-        (the oldest ``limit`` queued jobs are looked at)."""
+    async def waiting(
+        self, limit: int = 500, *, job_ids: Collection[int] | None = None
+    ) -> dict[int, str]:
+        """Why queued jobs wait, by job id: those that no worker seen within one lease serves.
+        The oldest ``limit`` queued jobs are looked at, or with ``job_ids`` (a user's own, say,
+        however far back in the queue) those of them that are queued."""
         now = self.now()
+        query = select(jobs.c.id, jobs.c.needs).where(jobs.c.status == "queued")
+        if job_ids is not None:
+            query = query.where(jobs.c.id.in_(list(job_ids)))
+        else:
+            query = query.order_by(jobs.c.id).limit(limit)
         async with self.db.read() as conn:
-            queued = (
-                await conn.execute(
-                    select(jobs.c.id, jobs.c.needs)
-                    .where(jobs.c.status == "queued")
-                    .order_by(jobs.c.id)
-                    .limit(limit)
-                )
-            ).all()
+            queued = (await conn.execute(query)).all()
             rows = await conn.execute(select(workers.c.last_seen, workers.c.capabilities))
             served = [
                 serves(row.capabilities)

@@ -38,7 +38,7 @@ class User(commands.Cog):
             for job in jobs
             if job.status is JobStatus.QUEUED
         }
-        waiting = await queue.waiting() if positions else {}
+        waiting = await queue.waiting(job_ids=positions) if positions else {}
         await reply_private(interaction, info_content(status, jobs, positions, waiting))
 
     @app_commands.command(name="settings", description="Your default aspect, style and speed")

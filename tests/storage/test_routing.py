@@ -141,3 +141,8 @@ async def test_every_queued_job_waits_while_no_worker_is_live(
     # Seen again, it serves the plain and turbo jobs once more.
     await queue.register_worker("turbo-host", "a", "tiny", TURBO)
     assert await queue.waiting() == {niji.id: "waiting for a worker that serves model niji"}
+    # Asked about some jobs (a user's own, however far back), it says why those wait.
+    assert await queue.waiting(limit=1) == {}
+    assert await queue.waiting(limit=1, job_ids=[niji.id, plain.id]) == {
+        niji.id: "waiting for a worker that serves model niji"
+    }
