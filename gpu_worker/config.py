@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 # The most jobs one batched pipeline call may take (``WorkerSettings.max_batch_jobs``).
 MAX_BATCH_JOBS = 8
+
+_SIZE = re.compile(r"([1-9][0-9]{1,4})x([1-9][0-9]{1,4})")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"1216x832"`` -> ``(1216, 832)``; ``ValueError`` unless both sides are multiples of 64."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 1216x832")
+    width, height = int(match[1]), int(match[2])
+    if width % 64 or height % 64 or not (256 <= width <= 4096 and 256 <= height <= 4096):
+        raise ValueError(f"size {text!r} must have sides that are multiples of 64 from 256 to 4096")
+    return width, height
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +38,7 @@ import torch
 from diffusers.models.attention_processor import Attention
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from gpu_worker.config import parse_size
 from gpu_worker.errors import ModelLoadError
 from gpu_worker.vae_guard import KeepPrecision, VaeGuard, dtype_name
 
@@ -55,23 +55,11 @@ SDPA_BACKENDS: dict[str, SDPBackend | None] = {
 }
 _CUDA_ONLY_BACKENDS = ("flash", "efficient", "cudnn")
 _HALF_ONLY_BACKENDS = ("flash", "cudnn")
-_SIZE = re.compile(r"([1-9][0-9]{1,4})x([1-9][0-9]{1,4})")
 log = logging.getLogger(__name__)
 
 
 class FastPathError(ModelLoadError):
     """A fast-path setting does not fit the device or the other settings."""
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"1216x832"`` -> ``(1216, 832)``; ``ValueError`` unless both sides are multiples of 64."""
-    match = _SIZE.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 1216x832")
-    width, height = int(match[1]), int(match[2])
-    if width % 64 or height % 64 or not (256 <= width <= 4096 and 256 <= height <= 4096):
-        raise ValueError(f"size {text!r} must have sides that are multiples of 64 from 256 to 4096")
-    return width, height
 
 
 def nearest_bucket(width: int, height: int, buckets: Sequence[tuple[int, int]]) -> tuple[int, int]:

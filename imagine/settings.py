@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,7 +34,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from bot.config import BotSettings
 from bot.prompt import NAMED_SIZES, ParserOptions
-from gpu_worker.config import MAX_BATCH_JOBS, EngineSettings, WorkerSettings
+from gpu_worker.config import MAX_BATCH_JOBS, EngineSettings, WorkerSettings, parse_size
 from storage.config import StorageSettings
 from storage.errors import InvalidValue
 from storage.limits import Limits
@@ -51,7 +50,6 @@ Slice = TypeVar("Slice")
 SDXL_SIZES = tuple(
     dict.fromkeys(f"{a}x{b}" for w, h in NAMED_SIZES.values() for a, b in ((w, h), (h, w)))
 )
-_SIZE = re.compile(r"([1-9][0-9]{1,4})x([1-9][0-9]{1,4})")
 
 
 class Settings(BaseSettings):
@@ -290,13 +288,10 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("size_buckets must list at least one size, e.g. 1024x1024")
         for size in value:
-            match = _SIZE.fullmatch(size)
-            sides = (int(match[1]), int(match[2])) if match else (0, 0)
-            if not all(side % 64 == 0 and 256 <= side <= 4096 for side in sides):
-                raise ValueError(
-                    f"size_buckets entry {size!r} must be WIDTHxHEIGHT with sides that are "
-                    "multiples of 64 from 256 to 4096, e.g. 1216x832"
-                )
+            try:
+                parse_size(size)
+            except ValueError as exc:
+                raise ValueError(f"size_buckets entry: {exc}") from None
         return value
 
     @property

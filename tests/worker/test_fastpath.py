@@ -13,12 +13,12 @@ import torch
 from diffusers.models.attention_processor import FusedAttnProcessor2_0
 from pydantic import ValidationError
 
+from gpu_worker.config import parse_size
 from gpu_worker.engine import Engine
 from gpu_worker.fastpath import (
     FastPath,
     FastPathError,
     nearest_bucket,
-    parse_size,
     vae_precision,
 )
 from gpu_worker.models import ModelRegistry
