@@ -738,3 +738,52 @@ async def test_channel_permissions_deletion_and_faults_reach_discord_py(
     with pytest.raises(discord.NotFound) as gone:
         await general.get_partial_message(sent.id).edit(content="fourth")
     assert gone.value.code == 10003
+
+
+async def test_an_upload_that_arrives_in_small_pieces_is_read_whole(
+    fake_discord: FakeDiscord,
+) -> None:
+    # A bot in another process under load sends its uploads in pieces; aiohttp's multipart
+    # reader then takes a (deprecated, warning) path that must not fail the request.
+    boundary = "imagineboundary"
+    data = bytes(range(256)) * 256
+    body = (
+        (
+            f"--{boundary}\r\n"
+            'Content-Disposition: form-data; name="payload_json"\r\n'
+            "Content-Type: application/json\r\n\r\n"
+            '{"content": "in pieces"}\r\n'
+            f"--{boundary}\r\n"
+            'Content-Disposition: form-data; name="files[0]"; filename="pieces.bin"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+
+    async def trickle() -> AsyncIterator[bytes]:
+        # A few bytes of the file, a few more, then the rest: the reader gets two short reads,
+        # then a long one, and pushes back what it read past its chunk.
+        start = body.index(data)
+        for piece in (body[: start + 3], body[start + 3 : start + 8], body[start + 8 :]):
+            yield piece
+            for _ in range(20):
+                await asyncio.sleep(0)  # let the server read the piece before the next
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{fake_discord.api_base}/channels/{fake_discord.channel.id}/messages",
+            data=trickle(),
+            headers={
+                "Authorization": f"Bot {fake_discord.token}",
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+            },
+        ) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        sent = await resp.json()
+    message = fake_discord.messages[int(sent["id"])]
+    assert message.content == "in pieces"
+    assert [(a.filename, a.data) for a in message.attachments] == [("pieces.bin", data)]
+    assert fake_discord.server_errors == []
