@@ -97,6 +97,53 @@ def test_jobs_without_references_paint_as_if_no_adapter_was_loaded(
     assert apart(grid(engine), before) == 0
 
 
+def test_style_and_character_together_match_diffusers_with_the_adapter_loaded_twice(
+    extras_engine: Engine, tiny_extras_dir: Path
+) -> None:
+    style, character = picture((240, 200, 30)), picture((40, 220, 60))
+    req = request("a cat", steps=3)
+    ours = extras_engine.render(
+        RenderTask(
+            req,
+            seed=12,
+            style_images=(style,),
+            style_weight=250,
+            character_images=(character,),
+            character_weight=50,
+        )
+    )
+    plain = _diffusers.StableDiffusionXLPipeline.from_pretrained(tiny_extras_dir)
+    plain.scheduler = _diffusers.DPMSolverMultistepScheduler.from_config(
+        plain.scheduler.config, algorithm_type="dpmsolver++", solver_order=2, use_karras_sigmas=True
+    )
+    adapter = str(tiny_extras_dir / "extras" / "ip-adapter")
+    plain.load_ip_adapter(
+        [adapter, adapter],
+        subfolder=["", ""],
+        weight_name=["ip-adapter_tiny.safetensors"] * 2,
+        image_encoder_folder="image_encoder",
+    )
+    # Two copies of the same weights; the style copy only in the style layers.
+    for name, processor in plain.unet.attn_processors.items():
+        if hasattr(processor, "to_k_ip"):
+            in_style = any(layer in name for layer in STYLE_LAYERS)
+            processor.scale = [1.5 if in_style else 0.0, 0.4]
+    plain.set_progress_bar_config(disable=True)
+    plan = sampling_plan(req)
+    theirs = plain(
+        prompt="a cat" + plan.style_suffix,
+        ip_adapter_image=[style, character],
+        num_images_per_prompt=4,
+        generator=[torch.Generator().manual_seed(12 + i) for i in range(4)],
+        guidance_scale=plan.guidance_scale,
+        num_inference_steps=3,
+        width=64,
+        height=64,
+    ).images
+    for a, b in zip(ours.images, theirs, strict=True):
+        assert np.abs(pixels(a) - pixels(b)).max() <= 1.0
+
+
 def test_style_reference_reaches_only_the_style_layers(extras_engine: Engine) -> None:
     plain = grid(extras_engine)
     styled = extras_engine.render(
