@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import diffusers
 import numpy as np
 import pytest
 import torch
@@ -14,7 +15,9 @@ from gpu_worker.engine import Engine
 from gpu_worker.models import ModelRegistry
 from imagine.settings import Settings
 from storage.contract import GenerationRequest
+from storage.sampling import sampling_plan
 
+_diffusers: Any = diffusers
 torch.set_num_threads(1)
 
 
@@ -63,3 +66,26 @@ def request(prompt: str = "a red fox", **changes: Any) -> GenerationRequest:
 def pixels(image: Image.Image) -> np.ndarray:
     """An image as a float array (H, W, 3)."""
     return np.asarray(image.convert("RGB"), dtype=np.float64)
+
+
+def diffusers_grid(
+    pipe: Any, req: GenerationRequest, seed: int, **inputs: Any
+) -> list[Image.Image]:
+    """The 64x64 grid a plain diffusers ``pipe`` paints for ``req`` with the engine's scheduler
+    (DPM++ 2M Karras) and one generator per image from ``seed``: what the engine must match."""
+    pipe.scheduler = _diffusers.DPMSolverMultistepScheduler.from_config(
+        pipe.scheduler.config, algorithm_type="dpmsolver++", solver_order=2, use_karras_sigmas=True
+    )
+    pipe.set_progress_bar_config(disable=True)
+    plan = sampling_plan(req)
+    images: list[Image.Image] = pipe(
+        prompt=req.prompt + plan.style_suffix,
+        num_images_per_prompt=4,
+        generator=[torch.Generator().manual_seed(seed + i) for i in range(4)],
+        guidance_scale=plan.guidance_scale,
+        num_inference_steps=req.steps,
+        width=64,
+        height=64,
+        **inputs,
+    ).images
+    return images

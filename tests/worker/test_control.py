@@ -16,8 +16,7 @@ from gpu_worker.engine import Engine
 from gpu_worker.errors import InvalidTask, ModelLoadError
 from gpu_worker.task import RenderTask
 from storage.contract import Control, ControlKind, JobKind, SpeedMode
-from storage.sampling import sampling_plan
-from tests.worker.conftest import pixels, request
+from tests.worker.conftest import diffusers_grid, pixels, request
 
 _diffusers: Any = diffusers
 
@@ -67,22 +66,9 @@ def test_control_grid_matches_a_plain_diffusers_controlnet_call(
     plain = _diffusers.StableDiffusionXLControlNetPipeline.from_pretrained(
         tiny_extras_dir, controlnet=controlnet
     )
-    plain.scheduler = _diffusers.DPMSolverMultistepScheduler.from_config(
-        plain.scheduler.config, algorithm_type="dpmsolver++", solver_order=2, use_karras_sigmas=True
+    theirs = diffusers_grid(
+        plain, req, 8, image=canny_map(shapes(), (64, 64)), controlnet_conditioning_scale=0.5
     )
-    plain.set_progress_bar_config(disable=True)
-    plan = sampling_plan(req)
-    theirs = plain(
-        prompt="a house" + plan.style_suffix,
-        image=canny_map(shapes(), (64, 64)),
-        controlnet_conditioning_scale=0.5,
-        num_images_per_prompt=4,
-        generator=[torch.Generator().manual_seed(8 + i) for i in range(4)],
-        guidance_scale=plan.guidance_scale,
-        num_inference_steps=3,
-        width=64,
-        height=64,
-    ).images
     for a, b in zip(ours.images, theirs, strict=True):
         assert np.array_equal(pixels(a), pixels(b))
 

@@ -8,7 +8,6 @@ from typing import Any
 import diffusers
 import numpy as np
 import pytest
-import torch
 from PIL import Image, ImageDraw
 
 from gpu_worker.engine import Engine
@@ -18,8 +17,7 @@ from gpu_worker.references import STYLE_LAYERS
 from gpu_worker.task import RenderTask
 from imagine.settings import Settings
 from storage.contract import Control, ControlKind, JobKind
-from storage.sampling import sampling_plan
-from tests.worker.conftest import pixels, request
+from tests.worker.conftest import diffusers_grid, pixels, request
 
 _diffusers: Any = diffusers
 
@@ -47,9 +45,6 @@ def test_image_prompt_grid_matches_diffusers_with_the_same_ip_adapter(
     ours = extras_engine.render(RenderTask(req, seed=12, init_images=(picture(),)))
     assert ours.info == {"profile": "default", "reference": {"role": "image", "scale": 0.5}}
     plain = _diffusers.StableDiffusionXLPipeline.from_pretrained(tiny_extras_dir)
-    plain.scheduler = _diffusers.DPMSolverMultistepScheduler.from_config(
-        plain.scheduler.config, algorithm_type="dpmsolver++", solver_order=2, use_karras_sigmas=True
-    )
     adapter = tiny_extras_dir / "extras" / "ip-adapter"
     plain.load_ip_adapter(
         str(adapter),
@@ -58,18 +53,7 @@ def test_image_prompt_grid_matches_diffusers_with_the_same_ip_adapter(
         image_encoder_folder="image_encoder",
     )
     plain.set_ip_adapter_scale(0.5)
-    plain.set_progress_bar_config(disable=True)
-    plan = sampling_plan(req)
-    theirs = plain(
-        prompt="a cat" + plan.style_suffix,
-        ip_adapter_image=picture(),
-        num_images_per_prompt=4,
-        generator=[torch.Generator().manual_seed(12 + i) for i in range(4)],
-        guidance_scale=plan.guidance_scale,
-        num_inference_steps=3,
-        width=64,
-        height=64,
-    ).images
+    theirs = diffusers_grid(plain, req, 12, ip_adapter_image=picture())
     for a, b in zip(ours.images, theirs, strict=True):
         assert np.abs(pixels(a) - pixels(b)).max() <= 1.0
 
@@ -113,9 +97,6 @@ def test_style_and_character_together_match_diffusers_with_the_adapter_loaded_tw
         )
     )
     plain = _diffusers.StableDiffusionXLPipeline.from_pretrained(tiny_extras_dir)
-    plain.scheduler = _diffusers.DPMSolverMultistepScheduler.from_config(
-        plain.scheduler.config, algorithm_type="dpmsolver++", solver_order=2, use_karras_sigmas=True
-    )
     adapter = str(tiny_extras_dir / "extras" / "ip-adapter")
     plain.load_ip_adapter(
         [adapter, adapter],
@@ -128,18 +109,7 @@ def test_style_and_character_together_match_diffusers_with_the_adapter_loaded_tw
         if hasattr(processor, "to_k_ip"):
             in_style = any(layer in name for layer in STYLE_LAYERS)
             processor.scale = [1.5 if in_style else 0.0, 0.4]
-    plain.set_progress_bar_config(disable=True)
-    plan = sampling_plan(req)
-    theirs = plain(
-        prompt="a cat" + plan.style_suffix,
-        ip_adapter_image=[style, character],
-        num_images_per_prompt=4,
-        generator=[torch.Generator().manual_seed(12 + i) for i in range(4)],
-        guidance_scale=plan.guidance_scale,
-        num_inference_steps=3,
-        width=64,
-        height=64,
-    ).images
+    theirs = diffusers_grid(plain, req, 12, ip_adapter_image=[style, character])
     for a, b in zip(ours.images, theirs, strict=True):
         assert np.abs(pixels(a) - pixels(b)).max() <= 1.0
 
