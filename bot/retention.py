@@ -19,18 +19,20 @@ HOUSEKEEPING_INTERVAL = 3600.0
 async def housekeeping_loop(services: Services, retention_days: float | None) -> None:
     """Every hour until cancelled: forget expired logins and, with ``retention_days``, purge
     the images of jobs older than that."""
-    blobs = store_contents(services.images) if retention_days is not None else None
+    retention = (
+        (store_contents(services.images), timedelta(days=retention_days))
+        if retention_days is not None
+        else None
+    )
     while True:
         try:
             forgotten = await WebLogins(services.db).forget_expired()
             if forgotten:
                 log.info("forgot %d expired web session(s) and link(s)", forgotten)
-            if blobs is not None and retention_days is not None:
+            if retention is not None:
+                blobs, older_than = retention
                 report = await purge(
-                    services.db,
-                    blobs,
-                    now=datetime.now(UTC),
-                    older_than=timedelta(days=retention_days),
+                    services.db, blobs, now=datetime.now(UTC), older_than=older_than
                 )
                 if report.jobs or report.temp_files or report.orphans:
                     log.info("retention: %s", "; ".join(report.lines()))
