@@ -173,8 +173,8 @@ def spec_for(
     """The job a click enqueues, or ``None`` for clicks that make no job (U buttons, cancel).
 
     The new job keeps the parent's request with its seed cleared (enqueue picks a fresh one);
-    its speed mode is ``grid_mode``'s for new grids, ``default_profile_mode``'s for E, and the
-    clicker's for upscales; its cost is in images. New grids (re-rolls, variations, E) keep the
+    its speed mode is ``grid_mode``'s for new grids and ``default_profile_mode``'s for E and
+    upscales; its cost is in images. New grids (re-rolls, variations, E) keep the
     parent's style and character references: the request's URLs and their blobs.
     """
     spec = _spec_for(click, parent, variation=variation, mode=mode)
